@@ -1,0 +1,175 @@
+"""`ResilientCluster`: run protocol chains on any Dask cluster, and deliver every output once."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from distributed import Client
+
+from resilience.config import ResilienceConfig, resolve_retries
+from resilience.delivery import Output, RunSummary
+from resilience.errors import ConfigError, RegistryError, TaskFailures
+from resilience.registry import MemoryRegistry, TaskRegistry
+from resilience.runloop import RunLoop
+from resilience.sqlite_registry import SQLiteRegistry
+from resilience.tasks import TaskSpec, task_specs
+
+logger = logging.getLogger(__name__)
+
+Protocol = Callable[..., Any]
+
+
+class ResilientCluster:
+    """Distribute tasks through a chain of protocols, surviving worker preemption.
+
+    Each task dict is passed as ``**kwargs`` to every protocol; the first protocol gets
+    `input`, each later one gets one output of the previous (a protocol may return one
+    payload, a list or generator of them, or None). Every final output is delivered
+    exactly once as an `Output`; tasks that cannot be delivered are reported in
+    `TaskFailures` at the end, after everything else was delivered.
+
+    See `ResilienceConfig` for the meaning of each setting.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        tasks: Iterable[Mapping[str, Any]],
+        input: Any = None,
+        max_task_replicas: int | None = 0,
+        task_registry: str | None = None,
+        registry_path: str | None = None,
+        max_attempts: int = 5,
+        scatter: bool = True,
+        *,
+        replica_guard: str = "policy",
+        step_timeout: float | None = None,
+        worker_wait_timeout: float = 300.0,
+        max_in_flight: int = 1024,
+        on_event: Callable[[Any], None] | None = None,
+    ) -> None:
+        if not isinstance(client, Client):
+            raise ConfigError(
+                f"client={client!r} is not a distributed.Client; connect one to your "
+                "cluster first, e.g. Client(LocalCluster()) or Client('tcp://scheduler:8786')."
+            )
+        self.client = client
+        self.config = ResilienceConfig(
+            max_task_replicas=max_task_replicas,
+            task_registry=task_registry,  # type: ignore[arg-type]
+            registry_path=registry_path,
+            max_attempts=max_attempts,
+            scatter=scatter,
+            replica_guard=replica_guard,  # type: ignore[arg-type]
+            step_timeout=step_timeout,
+            worker_wait_timeout=worker_wait_timeout,
+            max_in_flight=max_in_flight,
+            on_event=on_event,
+        )
+        self.input = input
+        # A list is checked whole now; a generator is checked as it is consumed.
+        self._tasks: list[TaskSpec] | Iterator[TaskSpec]
+        if isinstance(tasks, Sequence):
+            self._tasks = list(task_specs(tasks))
+        else:
+            self._tasks = task_specs(tasks)
+        self._consumed = False
+        self._loop: RunLoop | None = None
+
+    def generate(
+        self, protocols: Sequence[Protocol] | Protocol, retries: int | Sequence[int] | None = None
+    ) -> Iterator[Output]:
+        """Yield each `Output` as soon as it is ready; raise `TaskFailures` at the end if any
+        task could not be delivered. Closing the generator early cancels unfinished work.
+
+        Bad protocols or retries raise `ConfigError` here, before anything runs.
+        """
+        chain = _protocol_chain(protocols)
+        return self._run(chain, resolve_retries(retries, len(chain)), keep_outputs=False)
+
+    def distribute(
+        self, protocols: Sequence[Protocol] | Protocol, retries: int | Sequence[int] | None = None
+    ) -> RunSummary:
+        """Run to the end and return the `RunSummary` with every output.
+
+        Raises `TaskFailures` (whose `.summary` holds what was delivered) if any task
+        could not be delivered.
+        """
+        chain = _protocol_chain(protocols)
+        for _ in self._run(chain, resolve_retries(retries, len(chain)), keep_outputs=True):
+            pass
+        return self.summary
+
+    @property
+    def summary(self) -> RunSummary:
+        """Progress and counters of the latest run (live while it runs)."""
+        return RunSummary() if self._loop is None else self._loop.summary()
+
+    def _run(self, chain: list[Protocol], retry_counts: list[int],
+             keep_outputs: bool) -> Iterator[Output]:
+        tasks = self._take_tasks()
+        registry, scratch = self._open_registry()
+        run_id = uuid.uuid4().hex[:8]
+        try:
+            self._loop = RunLoop(self.client, self.config, tasks, self.input, chain,
+                                 retry_counts, run_id, registry, keep_outputs)
+            yield from self._loop.run()
+        finally:
+            if registry is not None:
+                registry.close()
+            if scratch is not None:  # nobody could resume from a path they never saw
+                shutil.rmtree(scratch, ignore_errors=True)
+        failed = self._loop.failed()
+        if failed:
+            raise TaskFailures(failed, self._loop.summary())
+
+    def _take_tasks(self) -> Iterator[TaskSpec]:
+        if isinstance(self._tasks, list):
+            return iter(self._tasks)
+        if self._consumed:
+            raise ConfigError(
+                "tasks was a generator, and an earlier run consumed it; pass a list to run "
+                "the same tasks again, or create a new ResilientCluster."
+            )
+        self._consumed = True
+        return self._tasks
+
+    def _open_registry(self) -> tuple[TaskRegistry | None, Path | None]:
+        kind = self.config.task_registry
+        if kind is None:
+            return None, None
+        if kind == "memory":
+            return MemoryRegistry(), None
+        scratch = None
+        path = self.config.registry_path
+        if path is None:
+            scratch = Path(tempfile.mkdtemp(prefix="resilience-registry-"))
+            path = str(scratch / "registry.sqlite")
+        registry = SQLiteRegistry(path)
+        if len(registry):
+            unfinished = len(registry)
+            registry.close()
+            raise RegistryError(
+                f"{path} already holds {unfinished} unfinished step(s) of an earlier run. "
+                "Pass a new registry_path, or delete that file to start afresh."
+            )
+        return registry, scratch
+
+
+def _protocol_chain(protocols: Sequence[Protocol] | Protocol) -> list[Protocol]:
+    chain = [protocols] if callable(protocols) else list(protocols)
+    if not chain:
+        raise ConfigError("protocols is empty; pass one protocol or a list of them.")
+    for step, protocol in enumerate(chain):
+        if not callable(protocol):
+            raise ConfigError(
+                f"protocols[{step}]={protocol!r} is not callable; each protocol is a function "
+                "protocol(payload, **task_kwargs)."
+            )
+    return chain

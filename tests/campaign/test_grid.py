@@ -1,0 +1,62 @@
+"""The grid: which configurations a campaign runs, and what it leaves out and why."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaos import ChaosError, FaultSchedule, build_grid, parse_grid, plan_campaign
+from chaos.grid import Configuration
+from chaos.targets import TargetConfig
+
+
+def test_the_full_grid_is_the_libraries_15_configurations_plus_the_baseline():
+    grid = build_grid(["resilience", "dask-raw"])
+    slugs = [c.slug for c in grid.configurations]
+    assert len(slugs) == len(set(slugs)) == 16
+    assert slugs.count("dask-raw-scatter") == 1
+    inline = [c for c in grid.configurations if not c.config.scatter]
+    assert {c.config.max_task_replicas for c in inline} == {0}
+    assert {c.config.task_registry for c in inline} == {None, "memory", "disk"}
+    # The 9 refused cells are named, with the library's reason.
+    assert len(grid.excluded) == 9
+    assert all("needs scatter=True" in why for why in grid.excluded)
+
+
+def test_grid_axes_parse_and_bad_parts_are_named():
+    axes = parse_grid("replicas=0,2,all;registry=none,disk;scatter=on")
+    assert axes.replicas == (0, 2, None)
+    assert axes.registries == (None, "disk")
+    assert axes.scatter == (True,)
+    assert parse_grid("registry=memory").replicas == (0, 1, 2, None)
+    with pytest.raises(ChaosError, match="replicas takes an int"):
+        parse_grid("replicas=two")
+    with pytest.raises(ChaosError, match="AXIS one of replicas, registry, scatter"):
+        parse_grid("registries=disk")
+
+
+def test_a_grid_of_only_refused_cells_is_refused():
+    with pytest.raises(ChaosError, match="leaves no configuration"):
+        build_grid(["resilience"], parse_grid("replicas=2;scatter=off"))
+
+
+def test_the_plan_interleaves_fault_free_runs_and_refuses_twins():
+    schedules = [FaultSchedule(seed=i) for i in range(3)]
+    plan = plan_campaign("ci", targets=["resilience"], axes=parse_grid(
+        "replicas=0;registry=none,disk;scatter=on"), schedules=schedules, clean_runs=1)
+    ids = [spec.run_id for spec in plan.runs()]
+    assert ids[:4] == ["c000-resilience-r0-none-scatter", "s000-resilience-r0-none-scatter",
+                       "c000-resilience-r0-disk-scatter", "s000-resilience-r0-disk-scatter"]
+    assert len(ids) == 2 * (3 + 1)
+    twin = Configuration("resilience", TargetConfig())
+    with pytest.raises(ChaosError, match="appear twice"):
+        plan_campaign("ci", configurations=[twin, twin], schedules=schedules)
+
+
+def test_ci_draws_the_same_schedules_every_time_starting_with_the_plainest():
+    first = plan_campaign("ci", targets=["dask-raw"])
+    again = plan_campaign("ci", targets=["dask-raw"])
+    assert first.seed == again.seed == 0
+    assert first.schedules == again.schedules and len(first.schedules) == 4
+    plainest = first.schedules[0].faults
+    assert len(plainest) == 1 and plainest[0].kind == "sigkill"
+    assert plan_campaign("ci", targets=["dask-raw"], seed=5).schedules != first.schedules

@@ -1,0 +1,61 @@
+"""`python -m chaos run` and `replay`, end to end, in a subprocess with its own cluster."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from chaos import FaultSchedule, read_history
+
+SMALL = ["--tasks", "4", "--step-seconds", "0.03", "--payload-bytes", "5000", "--workers", "2"]
+
+
+def chaos_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "chaos", *args], capture_output=True,
+                          text=True, timeout=180, check=False)
+
+
+def fault_points(folder) -> list[tuple]:
+    """Each fault as the schedule placed it (an `nth` trigger's task may differ per run)."""
+    return sorted(
+        (e["fault_id"], e["kind"], e["trigger"]["type"],
+         e["trigger"].get("task", e["trigger"].get("nth")), e["trigger"].get("step"),
+         e["trigger"].get("fraction"), e["trigger"].get("point"))
+        for e in read_history(folder) if e["type"] == "fault"
+    )
+
+
+def test_run_then_replay_writes_the_files_and_repeats_the_fault_points(tmp_path):
+    first, second = tmp_path / "run", tmp_path / "replay"
+    ran = chaos_cli("run", "--target", "resilience", "--replicas", "0", "--registry", "memory",
+                    "--seed", "7", "--faults", "2", "--kinds", "sigkill,exit", "--out",
+                    str(first), *SMALL)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    for name in ("history.jsonl", "schedule.json", "summary.json"):
+        assert (first / name).is_file()
+    summary = json.loads((first / "summary.json").read_text())
+    for field in ("target", "config", "seed", "faults_injected", "delivered", "lost",
+                  "duplicated", "unexpected", "corrupted"):
+        assert field in summary
+    assert summary["target"] == "resilience" and summary["seed"] == 7
+    assert summary["config"]["task_registry"] == "memory"
+    assert (summary["delivered"], summary["lost"]) == (4, 0)
+    assert "delivered 4/4" in ran.stdout and "replay: python -m chaos replay" in ran.stdout
+    schedule = FaultSchedule.load(first / "schedule.json")
+    assert len(schedule) == 2 and str(schedule) in ran.stdout
+
+    replayed = chaos_cli("replay", str(first / "schedule.json"), "--out", str(second), *SMALL)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert FaultSchedule.load(second / "schedule.json") == schedule
+    again = json.loads((second / "summary.json").read_text())
+    assert (again["target"], again["config"], again["workload"]) == (
+        summary["target"], summary["config"], summary["workload"])
+    points = fault_points(first)
+    assert points and fault_points(second) == points
+
+
+def test_a_bad_option_exits_2_naming_it(tmp_path):
+    done = chaos_cli("run", "--kinds", "sigkill,meteor", "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert "--kinds 'sigkill,meteor'" in done.stderr

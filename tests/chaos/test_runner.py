@@ -1,0 +1,148 @@
+"""The runner: bounded runs, a well-formed history, replayable schedules, a clean cluster."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from chaos import (
+    AtStep,
+    Fault,
+    FaultSchedule,
+    ProbePlan,
+    ResultReady,
+    read_history,
+    run_schedule,
+)
+from chaos.probes import probed
+from tests.chaos.kit import delivered, one_fault
+
+REQUIRED = {  # docs/history.md: the fields each event type must carry
+    "run-start": {"run_id", "target", "config", "schedule", "workload", "seed", "versions",
+                  "git_commit", "workers"},
+    "submit": {"task_id", "index", "step", "attempt", "key", "reason"},
+    "invoke": {"task_id", "index", "step", "key", "worker", "pid", "execution"},
+    "probe": {"execution", "step", "fraction"},
+    "ok": {"execution", "n_outputs", "duration"},
+    "info": {"execution", "reason"},
+    "fault": {"fault_id", "kind", "trigger", "worker", "pid", "fired_at", "landed_at",
+              "noticed_at"},
+    "deliver": {"task_id", "index", "digest", "attempts"},
+    "run-end": {"status", "makespan", "error"},
+}
+
+
+def test_a_run_writes_a_well_formed_history(cluster, workload, tmp_path):
+    schedule = FaultSchedule((Fault("sigkill", AtStep(step=1, fraction=0.5, task="t1")),))
+    record = run_schedule(schedule, "resilience", {"task_registry": "memory"}, workload, cluster,
+                          out=tmp_path, timeout=60)
+    history = read_history(tmp_path)
+    assert history == list(record.history)
+    assert [e["seq"] for e in history] == list(range(len(history)))
+    assert history[0]["type"] == "run-start" and history[-1]["type"] == "run-end"
+    for event in history:
+        assert REQUIRED.get(event["type"], set()) <= set(event), event
+    start = history[0]
+    assert start["config"]["task_registry"] == "memory"
+    assert FaultSchedule.from_dict(start["schedule"]) == schedule
+    assert start["versions"]["history"] == 1 and len(start["workers"]) == 3
+    # Exactly one outcome for every invoke, as the format promises.
+    outcomes: dict[str, int] = {}
+    for event in history:
+        if event["type"] == "invoke":
+            outcomes.setdefault(event["execution"], 0)
+        elif event["type"] in ("ok", "fail", "info"):
+            outcomes[event["execution"]] += 1
+    assert outcomes and set(outcomes.values()) == {1}
+    assert delivered(record) == set(workload.oracle())
+
+
+def test_replaying_a_saved_schedule_gives_the_same_fault_points(cluster, workload, tmp_path):
+    schedule = FaultSchedule((
+        Fault("sigkill", AtStep(step=0, fraction=0.5, task="t1")),
+        Fault("exit", ResultReady(step=1, task="t3")),
+        Fault("sigkill", AtStep(step=1, fraction=0.25, task="t2")),
+    ), seed=8)
+    config = {"task_registry": "memory"}
+    first = run_schedule(schedule, "resilience", config, workload, cluster, timeout=60)
+    saved = FaultSchedule.load(schedule.save(tmp_path / "schedule.json"))
+    again = run_schedule(saved, "resilience", config, workload, cluster, timeout=60)
+    assert first.fault_points() == [
+        ("f0", "sigkill", "at-step", "t1", 0, 0.5, "progress"),
+        ("f1", "exit", "result-ready", "t3", 1, 1.0, "result"),
+        ("f2", "sigkill", "at-step", "t2", 1, 0.25, "progress"),
+    ]
+    assert again.fault_points() == first.fault_points()
+
+
+def test_a_hung_run_becomes_the_verdict_hung_and_leaves_no_frozen_worker(cluster, workload):
+    # A worker frozen for good is seen by the scheduler only through worker-ttl (minutes),
+    # so raw Dask waits forever on the task held there: the runner must cut it short.
+    schedule = FaultSchedule((Fault("freeze", AtStep(step=0, fraction=0.5, task="t0")),))
+    record = run_schedule(schedule, "dask-raw", None, workload, cluster, timeout=2)
+    assert record.status == "hung"
+    assert record.history[-1]["type"] == "run-end" and record.history[-1]["status"] == "hung"
+    fault = one_fault(record)
+    assert fault["noticed_at"] is None
+    [ended] = record.events("fault-ended")
+    assert (ended["fault_id"], ended["how"]) == ("f0", "sigkill")
+    # The next run gets the full cluster back (the `cluster` fixture checks no process
+    # is left stopped).
+    after = run_schedule(FaultSchedule(), "dask-raw", None, workload, cluster, timeout=30)
+    assert after.status == "completed" and len(after.history[0]["workers"]) == 3
+    assert delivered(after) == set(workload.oracle())
+
+
+def test_a_protocol_error_is_reported_by_the_probe_as_fail(cluster):
+    run_id = uuid.uuid4().hex
+    listener = _Collector()
+
+    def broken(payload, **task):
+        raise ValueError(f"bad input {payload!r} for {task['task_id']}")
+
+    [protocol] = probed([broken], ProbePlan(run_id, topic=cluster.topic))
+    cluster.attach(run_id, listener)
+    try:
+        future = cluster.client.submit(protocol, 7, task_id="tx", pure=False)
+        assert isinstance(future.exception(timeout=30), ValueError)
+        assert cluster.flush(run_id, listener, exclude=lambda address: False, timeout=10)
+    finally:
+        cluster.detach()
+    reports = [m for m in listener.received if m["type"] != "flush"]
+    assert [m["type"] for m in reports] == ["invoke", "fail"]
+    assert (reports[0]["task_id"], reports[0]["step"]) == ("tx", 0)
+    assert "ValueError: bad input 7 for tx" in reports[1]["error"]
+    assert json.dumps(reports)  # plain data, as the history needs
+
+
+class _Collector:
+    """A run listener that keeps what the probes report."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+
+    def on_worker_event(self, message: dict) -> None:
+        self.received.append(message)
+
+    def on_cluster_event(self, when: float, message: dict) -> None:
+        pass
+
+    def flushed(self, token: str) -> bool:
+        return any(m.get("token") == token for m in self.received)
+
+
+def test_settling_clears_tasks_another_client_left_behind(cluster):
+    from distributed import Client
+
+    with Client(cluster.cluster) as other:
+        stuck = other.submit(time_sleep, 60, pure=False)
+        other.wait_for_workers(1, timeout=30)
+        while stuck.status == "pending" and not cluster.refresh().n_tasks:
+            time.sleep(0.01)  # wait until the scheduler has the task
+        snapshot = cluster.settle(timeout=30)
+        assert snapshot.n_tasks == 0 and len(snapshot.workers) == 3
+
+
+def time_sleep(seconds: float) -> None:
+    time.sleep(seconds)

@@ -1,0 +1,51 @@
+"""A shared real cluster for the library's tests, and the fixtures around it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from distributed import Client, LocalCluster
+
+from tests.resilience.kit import Assassin
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalCluster]:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as local:
+        yield local
+
+
+@pytest.fixture
+def client(cluster: LocalCluster) -> Iterator[Client]:
+    with Client(cluster) as connected:
+        connected.wait_for_workers(2, timeout=30)
+        yield connected
+        # Leave the cluster as found: two live workers, nothing held.
+        connected.wait_for_workers(2, timeout=30)
+
+
+@pytest.fixture
+def assassin(client: Client, tmp_path: Path) -> Iterator[Assassin]:
+    killer = Assassin(client, tmp_path)
+    yield killer
+    killer.stop()
+    assert not killer.errors, f"the killer thread failed: {killer.errors}"
+
+
+@pytest.fixture
+def allowed_failures(client: Client) -> Iterator[Any]:
+    """Set the live scheduler's allowed-failures for one test, then restore it."""
+
+    def get(dask_scheduler: Any) -> int:
+        return int(dask_scheduler.allowed_failures)
+
+    def put(value: int, dask_scheduler: Any) -> None:
+        dask_scheduler.allowed_failures = value
+
+    original = client.run_on_scheduler(get)
+    yield lambda value: client.run_on_scheduler(put, value)
+    client.run_on_scheduler(put, original)

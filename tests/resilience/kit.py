@@ -1,0 +1,152 @@
+"""Protocols that can be killed mid-step, and the killer.
+
+Killing is exact: an armed protocol writes its pid and Dask key to a "victim" file
+halfway through its step and then waits; `Assassin`, a thread in the test process,
+SIGKILLs that worker (and, if asked, every other worker holding the step's input)
+while the protocol is still mid-step. Each arm file is claimed by one attempt only,
+so the resubmitted attempt runs to the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+from distributed import Client, get_worker
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+KILL_WAIT = 20.0  # an armed protocol gives up (and fails loudly) if not killed by then
+
+
+def probe_step(payload: Any, *, task_id: Any, step: int, kill_dir: str | None = None,
+               seconds: float = 0.05, fan_out: int = 1, **_: Any) -> Any:
+    """A protocol step: sleeps `seconds`, and dies mid-step when armed for (task_id, step)."""
+    time.sleep(seconds / 2)
+    if kill_dir is not None:
+        mode = _claim_arm(Path(kill_dir), task_id, step)
+        if mode is not None:
+            victim = {"pid": os.getpid(), "key": get_worker().get_current_task(), "mode": mode,
+                      "task_id": task_id, "step": step}
+            path = Path(kill_dir, f"victim-{uuid.uuid4().hex}.json")
+            path.with_suffix(".tmp").write_text(json.dumps(victim))
+            path.with_suffix(".tmp").rename(path)
+            time.sleep(KILL_WAIT)
+            raise RuntimeError(f"armed task {task_id!r} step {step} was never killed")
+    time.sleep(seconds / 2)
+    outputs = [f"{payload}>{task_id}.{step}.{i}" for i in range(fan_out)]
+    return outputs if fan_out != 1 else outputs[0]
+
+
+def _claim_arm(kill_dir: Path, task_id: Any, step: int) -> str | None:
+    for arm in sorted(kill_dir.glob(f"arm-{task_id}-s{step}-*")):
+        try:
+            claimed = arm.with_name("claimed-" + arm.name)
+            arm.rename(claimed)  # atomic: exactly one attempt claims each arm file
+        except FileNotFoundError:
+            continue
+        return claimed.read_text()
+    return None
+
+
+def expected_value(task_id: Any, steps: int, initial: str = "in") -> str:
+    value = initial
+    for step in range(steps):
+        value = f"{value}>{task_id}.{step}.0"
+    return value
+
+
+@dataclass
+class Kill:
+    task_id: Any
+    step: int
+    key: str
+    pids: list[int]
+    holders_of_input: int
+
+
+class Assassin:
+    """Kills workers at armed protocols' probe points, from a thread of the test process."""
+
+    def __init__(self, client: Client, directory: Path) -> None:
+        self.client = client
+        self.dir = directory
+        self.kills: list[Kill] = []
+        self.errors: list[Exception] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="assassin", daemon=True)
+        self._thread.start()
+
+    def arm(self, task_id: Any, step: int = 0, times: int = 1, *,
+            all_holders: bool = False) -> None:
+        """Kill the worker running (task_id, step) on its next `times` attempts.
+
+        all_holders: also kill every worker holding a copy of the step's input, so
+        that the input is certainly lost.
+        """
+        for n in range(times):
+            mode = "all-holders" if all_holders else "executor"
+            Path(self.dir, f"arm-{task_id}-s{step}-{n}").write_text(mode)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            for victim in sorted(self.dir.glob("victim-*.json")):
+                try:
+                    self._kill(json.loads(victim.read_text()))
+                except Exception as error:  # noted, and raised by the fixture at teardown
+                    self.errors.append(error)
+                victim.unlink()
+            time.sleep(0.01)
+
+    def _kill(self, victim: dict[str, Any]) -> None:
+        pids = {victim["pid"]}
+        holders: dict[str, int] = {}
+        try:
+            holders = self._input_holders(victim["key"])
+            if victim["mode"] == "all-holders":
+                pids |= set(holders.values())
+        finally:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.kills.append(Kill(victim["task_id"], victim["step"], victim["key"],
+                                   sorted(pids), len(holders)))
+
+    def _input_holders(self, key: str) -> dict[str, int]:
+        """Address -> pid of each worker holding an input of the task `key`."""
+
+        def holders(key: str, dask_scheduler: Any) -> dict[str, int]:
+            ts = dask_scheduler.tasks.get(key)
+            if ts is None:
+                return {}
+            return {ws.address: ws.pid for dep in ts.dependencies for ws in (dep.who_has or ())}
+
+        return dict(self.client.run_on_scheduler(holders, key))
+
+
+def chain(steps: int) -> list[Any]:
+    """`steps` probe_step protocols, each knowing its own step index."""
+    return [functools.partial(probe_step, step=step) for step in range(steps)]
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)

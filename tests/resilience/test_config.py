@@ -1,0 +1,136 @@
+"""Every bad setting is refused up front with a ConfigError that names the value and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from resilience import ConfigError, RegistryError, ResilientCluster
+from resilience.config import resolve_retries
+from resilience.tasks import task_specs
+
+
+def identity(payload, **_):
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"max_task_replicas": -1}, "max_task_replicas=-1 must be an int >= 0"),
+        ({"max_task_replicas": 1.5}, "max_task_replicas=1.5"),
+        ({"max_task_replicas": True}, "max_task_replicas=True"),
+        ({"task_registry": "redis"}, "task_registry='redis' is not one of"),
+        ({"task_registry": "memory", "registry_path": "x.db"}, "only used by task_registry='disk'"),
+        ({"max_attempts": 0}, "max_attempts=0 must be an int >= 1"),
+        ({"max_attempts": "3"}, "max_attempts='3'"),
+        ({"scatter": "yes"}, "scatter='yes' must be True or False"),
+        ({"scatter": False, "max_task_replicas": 2}, "needs scatter=True"),
+        ({"scatter": False, "max_task_replicas": None}, "needs scatter=True"),
+        ({"replica_guard": "off"}, "replica_guard='off' is not one of"),
+        ({"step_timeout": 0}, "step_timeout=0 must be a number of seconds > 0"),
+        ({"step_timeout": -1.0}, "step_timeout=-1.0"),
+        ({"worker_wait_timeout": 0}, "worker_wait_timeout=0"),
+        ({"max_in_flight": 0}, "max_in_flight=0 must be an int >= 1"),
+        ({"on_event": "print"}, "on_event='print' must be callable"),
+    ],
+)
+def test_a_bad_setting_is_refused_with_the_value_and_the_rule(client, settings, says):
+    with pytest.raises(ConfigError, match=_literal(says)):
+        ResilientCluster(client, [{}], **settings)
+
+
+def test_a_client_that_is_not_a_dask_client_is_refused():
+    with pytest.raises(ConfigError, match=r"is not a distributed\.Client"):
+        ResilientCluster("tcp://scheduler:8786", [{}])
+
+
+@pytest.mark.parametrize(
+    ("tasks", "says"),
+    [
+        ({"task_id": 1}, "tasks is a single dict"),
+        (5, "is not iterable"),
+        ([{"task_id": 1}, "oops"], "task at position 1 is str"),
+        ([{1: "x"}], "non-string keys"),
+        ([{"task_id": 1.5}], "task_id=1.5 (float); a task_id must be a str or an int"),
+        ([{"task_id": True}], "task_id=True"),
+        ([{"task_id": "a"}, {"task_id": "a"}], "task_id 'a' at position 1 repeats"),
+        ([{"task_id": 1}, {}], "task_id 1 at position 1 repeats"),  # position-derived
+    ],
+)
+def test_bad_tasks_are_refused_before_anything_runs(client, tasks, says):
+    with pytest.raises(ConfigError, match=_literal(says)):
+        ResilientCluster(client, tasks)
+
+
+def test_a_duplicate_deep_in_a_generator_is_raised_after_the_rest_is_delivered(client):
+    tasks = ({"task_id": i % 3} for i in range(4))  # the 4th repeats task 0
+    rc = ResilientCluster(client, tasks, input=0, max_in_flight=1)
+
+    outputs = []
+    with pytest.raises(ConfigError, match="task_id 0 at position 3 repeats"):
+        outputs.extend(rc.generate(identity))
+
+    assert sorted(o.task_id for o in outputs) == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("protocols", "retries", "says"),
+    [
+        ([], None, "protocols is empty"),
+        ([identity, "step2"], None, "protocols[1]='step2' is not callable"),
+        ([identity], -1, "retries=-1 must be an int >= 0"),
+        ([identity, identity], [1], "retries has 1 values for 2 protocols"),
+        ([identity], [1.5], "each retries value=1.5"),
+        ([identity], "2", "retries='2' must be None, an int >= 0, or a list"),
+    ],
+)
+def test_bad_protocols_or_retries_are_refused_when_the_run_starts(client, protocols, retries, says):
+    rc = ResilientCluster(client, [{}])
+    with pytest.raises(ConfigError, match=_literal(says)):
+        rc.generate(protocols, retries=retries)
+    with pytest.raises(ConfigError, match=_literal(says)):
+        rc.distribute(protocols, retries=retries)
+
+
+def test_a_generator_of_tasks_cannot_be_run_twice(client):
+    rc = ResilientCluster(client, ({"task_id": i} for i in range(2)), input=1)
+    assert len(rc.distribute(identity).outputs) == 2
+    with pytest.raises(ConfigError, match="an earlier run consumed it"):
+        rc.distribute(identity)
+
+
+def test_a_list_of_tasks_can_be_run_again(client):
+    rc = ResilientCluster(client, [{"task_id": i} for i in range(2)], input=1)
+    assert len(rc.distribute(identity).outputs) == 2
+    assert len(rc.distribute(identity).outputs) == 2
+
+
+def test_a_registry_path_holding_an_unfinished_run_is_not_overwritten(client, tmp_path):
+    from resilience import SQLiteRegistry, StepRecord
+
+    path = tmp_path / "registry.sqlite"
+    with SQLiteRegistry(path) as registry:
+        registry.update(add=[StepRecord("t", (), 0, "payload", {})])
+
+    rc = ResilientCluster(client, [{}], task_registry="disk", registry_path=str(path))
+    with pytest.raises(RegistryError, match="already holds 1 unfinished step"):
+        rc.distribute(identity)
+    with SQLiteRegistry(path) as registry:
+        assert len(registry) == 1  # left as it was
+
+
+def test_task_ids_default_to_positions_and_keep_their_type():
+    specs = list(task_specs([{"task_id": "a"}, {}, {"task_id": 7}]))
+    assert [s.task_id for s in specs] == ["a", 1, 7]
+
+
+def test_retries_resolve_to_one_value_per_protocol():
+    assert resolve_retries(None, 3) == [0, 0, 0]
+    assert resolve_retries(2, 2) == [2, 2]
+    assert resolve_retries([0, 3], 2) == [0, 3]
+
+
+def _literal(text: str) -> str:
+    import re
+
+    return re.escape(text)

@@ -1,0 +1,174 @@
+"""No hangs: every wait is bounded, a frozen worker is routed around, and a result that
+arrives twice is delivered once."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from distributed import Client, LocalCluster, get_worker
+
+from resilience import ResilientCluster, TaskFailures
+from tests.resilience.kit import wait_until
+
+
+def quick(payload: Any, **_: Any) -> Any:
+    time.sleep(0.02)
+    return payload
+
+
+@pytest.fixture(scope="module")
+def empty_cluster() -> Iterator[Client]:
+    """A scheduler with no workers at all: what a fully preempted cluster looks like."""
+    with LocalCluster(n_workers=0, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster, timeout="2s") as client:
+        yield client
+
+
+@pytest.mark.parametrize("scatter", [True, False])
+def test_a_cluster_without_workers_ends_the_run_with_a_clear_error(empty_cluster, scatter):
+    rc = ResilientCluster(empty_cluster, [{"task_id": i} for i in range(3)], input="x",
+                          scatter=scatter, task_registry="memory", worker_wait_timeout=1.0)
+    started = time.monotonic()
+
+    with pytest.raises(TaskFailures) as raised:
+        rc.distribute(quick)
+
+    assert time.monotonic() - started < 15  # bounded: the timeout plus a few ticks
+    assert set(raised.value.failed) == {0, 1, 2}
+    assert all("had no workers for worker_wait_timeout=1.0s" in reason
+               for reason in raised.value.failed.values())
+
+
+def sleepy(payload: Any, *, task_id: str, **_: Any) -> Any:
+    time.sleep(2.0 if task_id == "slow" else 0.02)
+    return payload
+
+
+def test_without_a_registry_a_step_past_its_timeout_is_reported(client):
+    tasks = [{"task_id": "slow"}, {"task_id": "fast"}]
+    rc = ResilientCluster(client, tasks, input="x", step_timeout=0.5)
+
+    with pytest.raises(TaskFailures) as raised:
+        rc.distribute(sleepy)
+
+    assert set(raised.value.failed) == {"slow"}
+    assert "ran longer than step_timeout=0.5s" in raised.value.failed["slow"]
+    assert [o.task_id for o in raised.value.summary.outputs] == ["fast"]
+    time.sleep(1.6)  # let the cancelled attempt's thread finish before the next test
+
+
+def freeze_first_attempt(payload: Any, *, task_id: str, pid_dir: str, **_: Any) -> Any:
+    """Attempt 1 of task "frozen" SIGSTOPs its own worker mid-step: a hung machine."""
+    if task_id == "frozen" and get_worker().get_current_task().endswith("-a1"):
+        Path(pid_dir, "frozen.pid").write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGSTOP)
+    time.sleep(0.05)
+    return f"{payload}>{task_id}"
+
+
+@pytest.fixture
+def thaw(tmp_path: Path) -> Iterator[Path]:
+    """Whatever happens, a worker frozen by the test is resumed at the end."""
+    yield tmp_path
+    pid_file = tmp_path / "frozen.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid_file.read_text()), signal.SIGCONT)
+
+
+@pytest.mark.parametrize("scatter", [False, True])
+def test_a_frozen_worker_is_routed_around_with_a_registry(client, thaw, scatter):
+    tasks = [{"task_id": t, "pid_dir": str(thaw)} for t in ("frozen", "a", "b", "c")]
+    seen: list[Any] = []
+    rc = ResilientCluster(client, tasks, input="x", task_registry="memory",
+                          step_timeout=1.0, scatter=scatter, on_event=seen.append)
+
+    summary = rc.distribute(freeze_first_attempt)
+
+    assert sorted(o.value for o in summary.outputs) == [
+        "x>a", "x>b", "x>c", "x>frozen"]
+    frozen = [e for e in seen if e.task_id == "frozen" and type(e).__name__ == "StepSubmitted"]
+    assert [(e.attempt, e.reason) for e in frozen] == [(1, "new"), (2, "step-timeout")]
+    assert (thaw / "frozen.pid").exists()  # it really was frozen
+
+
+def slow_first_attempt(payload: Any, **_: Any) -> Any:
+    if get_worker().get_current_task().endswith("-a1"):
+        time.sleep(0.8)
+    return payload
+
+
+def test_when_two_attempts_both_finish_the_result_is_delivered_once(client):
+    events: list[Any] = []
+
+    def slow_observer(event: Any) -> None:
+        events.append(event)
+        if type(event).__name__ == "StepSubmitted" and event.attempt == 2:
+            time.sleep(1.5)  # both attempts finish while the run loop waits on us
+
+    rc = ResilientCluster(client, [{"task_id": "t"}], input="x", task_registry="memory",
+                          step_timeout=0.3, on_event=slow_observer)
+    summary = rc.distribute(slow_first_attempt)
+
+    assert [(o.task_id, o.index, o.value) for o in summary.outputs] == [("t", (0,), "x")]
+    assert summary.duplicates_suppressed == 1
+    assert [type(e).__name__ for e in events].count("DuplicateSuppressed") == 1
+
+
+def test_closing_the_generator_early_cancels_the_rest(client):
+    tasks = [{"task_id": i} for i in range(20)]
+
+    def steady(payload: Any, **_: Any) -> Any:
+        time.sleep(0.1)
+        return payload
+
+    outputs = ResilientCluster(client, tasks, input="x", task_registry="disk").generate(steady)
+    first = next(outputs)
+    outputs.close()
+
+    assert first.value == "x"
+    wait_until(lambda: not client.run_on_scheduler(
+        lambda dask_scheduler: [k for k in dask_scheduler.tasks if str(k).startswith("rs-")]
+    ), timeout=10, what="the unfinished steps to be cancelled")
+
+
+def test_an_attempt_the_scheduler_forgot_is_resubmitted_not_waited_on_forever(
+    client, monkeypatch
+):
+    from resilience import runloop
+
+    monkeypatch.setattr(runloop, "LIMBO_AFTER", 1.0)
+    forgotten: list[str] = []
+
+    def forget_behind_the_clients_back(key: str) -> None:
+        # What a rare race in Dask does: the scheduler drops a key whose future waits.
+        def drop(key: str, client_id: str, dask_scheduler: Any) -> None:
+            dask_scheduler.client_releases_keys(keys=[key], client=client_id)
+
+        time.sleep(0.2)
+        client.run_on_scheduler(drop, key, client.id)
+        forgotten.append(key)
+
+    def observer(event: Any) -> None:
+        if type(event).__name__ == "StepSubmitted" and event.attempt == 1:
+            threading.Thread(target=forget_behind_the_clients_back, args=(event.key,)).start()
+
+    def long_first_attempt(payload: Any, **_: Any) -> Any:
+        if get_worker().get_current_task().endswith("-a1"):
+            time.sleep(1.0)
+        return payload
+
+    rc = ResilientCluster(client, [{"task_id": "t"}], input="x", task_registry="memory",
+                          on_event=observer)
+    summary = rc.distribute(long_first_attempt)
+
+    assert forgotten
+    assert [(o.task_id, o.value, o.attempts) for o in summary.outputs] == [("t", "x", 2)]

@@ -1,0 +1,76 @@
+"""What protocols may return, and what happens when they raise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from resilience import ResilientCluster, TaskFailures
+
+
+def shapes(payload: Any, *, task_id: str, **_: Any) -> Any:
+    if task_id == "none":
+        return None
+    if task_id == "tuple":
+        return (f"{payload}-a", f"{payload}-b")
+    if task_id == "generator":
+        return (f"{payload}-{i}" for i in range(3))
+    return f"{payload}-one"
+
+
+def test_protocols_return_one_many_a_generator_or_nothing(client):
+    tasks = [{"task_id": t} for t in ("one", "tuple", "generator", "none")]
+    summary = ResilientCluster(client, tasks, input="x").distribute([shapes])
+
+    got = sorted((o.task_id, o.index, o.value) for o in summary.outputs)
+    assert got == [
+        ("generator", (0,), "x-0"), ("generator", (1,), "x-1"), ("generator", (2,), "x-2"),
+        ("one", (0,), "x-one"),
+        ("tuple", (0,), "x-a"), ("tuple", (1,), "x-b"),
+    ]
+    assert summary.failed == {}  # returning nothing is not a failure
+
+
+def flaky(payload: Any, *, marker_dir: str, task_id: str, **_: Any) -> Any:
+    """Raises on its first run for each task (a transient error), then succeeds."""
+    marker = Path(marker_dir, f"ran-{task_id}")
+    try:
+        marker.touch(exist_ok=False)
+    except FileExistsError:
+        return f"{payload}-ok"
+    raise ValueError(f"transient trouble in {task_id}")
+
+
+def test_retries_cover_a_transient_protocol_error(client, tmp_path):
+    tasks = [{"task_id": f"t{i}", "marker_dir": str(tmp_path)} for i in range(3)]
+    summary = ResilientCluster(client, tasks, input="x").distribute([flaky], retries=1)
+    assert sorted(o.value for o in summary.outputs) == ["x-ok"] * 3
+    assert summary.resubmissions == 0  # Dask retried; the library did not resubmit
+
+
+def test_a_protocol_error_is_reported_with_its_traceback_and_not_resubmitted(client, tmp_path):
+    tasks = [{"task_id": "t0", "marker_dir": str(tmp_path)}]
+    rc = ResilientCluster(client, tasks, input="x", task_registry="memory")
+
+    with pytest.raises(TaskFailures) as raised:
+        rc.distribute([flaky], retries=0)
+
+    reason = raised.value.failed["t0"]
+    assert "step 0 (flaky) raised" in reason
+    assert "ValueError: transient trouble in t0" in reason
+    assert 'line' in reason and "flaky" in reason  # the remote traceback
+    assert "retries=" in reason
+    assert raised.value.summary.resubmissions == 0  # a registry does not retry bugs
+
+
+def test_retries_may_differ_per_protocol(client, tmp_path):
+    tasks = [{"task_id": "t0", "marker_dir": str(tmp_path)}]
+
+    def first(payload: Any, **_: Any) -> Any:
+        return payload
+
+    summary = ResilientCluster(client, tasks, input="x").distribute([first, flaky],
+                                                                    retries=[0, 2])
+    assert [o.value for o in summary.outputs] == ["x-ok"]

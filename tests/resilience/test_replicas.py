@@ -1,0 +1,100 @@
+"""Replicas against the Active Memory Manager: refused when they would not survive, kept
+(and re-made after a holder dies) by the scheduler-side guard, which leaves no trace."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from resilience import ConfigError, ResilientCluster
+from resilience.amm_policy import amm_status, protect, unprotect
+from tests.resilience.kit import wait_until
+
+AMM_INTERVAL = 2.0  # distributed.scheduler.active-memory-manager.interval
+
+
+def identity(payload, **_):
+    return payload
+
+
+def copies(client, future) -> int:
+    return len(client.who_has([future]).get(future.key, ()))
+
+
+def test_the_scheduler_amm_is_on_in_this_cluster(client):
+    # The premise of the tests below: the default AMM reduces replicas.
+    assert client.run_on_scheduler(amm_status) == {"running": True,
+                                                   "policies": ["ReduceReplicas"]}
+
+
+@pytest.mark.parametrize("replicas", [2, None])
+def test_replicas_are_refused_when_reduce_replicas_would_undo_them(client, replicas):
+    rc = ResilientCluster(client, [{}], max_task_replicas=replicas,
+                          replica_guard="require-amm-off")
+    with pytest.raises(ConfigError) as raised:
+        rc.distribute(identity)
+    message = str(raised.value)
+    assert "distributed.scheduler.active-memory-manager.start: false" in message
+    assert "replica_guard='policy'" in message
+
+
+def test_the_guard_keeps_copies_that_the_amm_would_drop_and_remakes_lost_ones(client):
+    [guarded, unguarded] = client.scatter(
+        {"rs-in-test-guarded": b"g" * 1000, "plain-unguarded": b"u" * 1000}, hash=False
+    ).values()
+    client.run_on_scheduler(protect, "rs-in-test-", 2)
+    try:
+        client.replicate([guarded, unguarded], n=2)
+        time.sleep(AMM_INTERVAL * 1.5)  # at least one ReduceReplicas pass
+
+        assert copies(client, unguarded) == 1  # the AMM works: this is what it does
+        assert copies(client, guarded) == 2  # ... but not to what the guard protects
+
+        holder = client.who_has([guarded])[guarded.key][0]
+        os.kill(client.run(os.getpid)[holder], signal.SIGKILL)
+        wait_until(lambda: copies(client, guarded) == 1, what="the holder's death")
+        client.wait_for_workers(2, timeout=30)
+        wait_until(lambda: copies(client, guarded) == 2, timeout=AMM_INTERVAL * 3,
+                   what="a new copy on the replacement worker")
+    finally:
+        client.run_on_scheduler(unprotect, "rs-in-test-")
+
+    status = client.run_on_scheduler(amm_status)
+    assert status["policies"] == ["ReduceReplicas"]  # the original policy is back
+
+
+def test_a_run_with_replicas_leaves_the_amm_as_it_found_it(client):
+    rc = ResilientCluster(client, [{"task_id": i} for i in range(4)], input="in",
+                          max_task_replicas=2)
+    assert len(rc.distribute(identity).outputs) == 4
+    assert client.run_on_scheduler(amm_status) == {"running": True,
+                                                   "policies": ["ReduceReplicas"]}
+    # Every future was released (the scheduler hears of it a moment later).
+    wait_until(lambda: not client.run_on_scheduler(
+        lambda dask_scheduler: [k for k in dask_scheduler.tasks if str(k).startswith("rs-")]
+    ), timeout=5, what="the run's keys to be released")
+
+
+def test_with_the_amm_off_replicas_are_accepted_without_the_guard(tmp_path):
+    import dask
+    from distributed import Client, LocalCluster
+
+    from tests.resilience.kit import Assassin, chain
+
+    with dask.config.set({"distributed.scheduler.active-memory-manager.start": False}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        assassin = Assassin(client, tmp_path)
+        try:
+            assassin.arm("t1", step=0)
+            tasks = [{"task_id": f"t{i}", "kill_dir": str(tmp_path)} for i in range(3)]
+            summary = ResilientCluster(client, tasks, input="in", max_task_replicas=2,
+                                       replica_guard="require-amm-off").distribute(chain(1))
+        finally:
+            assassin.stop()
+        assert [k.holders_of_input for k in assassin.kills] == [2]
+        assert sorted(o.task_id for o in summary.outputs) == ["t0", "t1", "t2"]
+        assert client.run_on_scheduler(amm_status)["running"] is False
