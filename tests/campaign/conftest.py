@@ -7,25 +7,17 @@ chosen with `--hypothesis-profile NAME` or the `HYPOTHESIS_PROFILE` environment 
     pytest tests/campaign --hypothesis-profile dev
     HYPOTHESIS_PROFILE=nightly pytest tests/campaign
 
-The cluster (3 nanny workers, 1 thread each) lives for this folder only and is always
-closed. After each test no worker process may be left SIGSTOPped.
+The shared cluster (`cluster`, `chaos_cluster`) comes from tests/conftest.py.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import signal
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
 
-from chaos import ChaosCluster
-from chaos.inflict import process_state
 from tests.campaign.profiles import DEFAULT_PROFILE, PROFILES
-
-N_WORKERS = 3
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -41,23 +33,3 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"campaign hypothesis profile: {settings.get_current_profile_name()}"
-
-
-@pytest.fixture(scope="package")
-def campaign_cluster() -> Iterator[ChaosCluster]:
-    cluster = ChaosCluster.local(N_WORKERS, silence_logs=logging.CRITICAL)
-    try:
-        yield cluster
-    finally:
-        cluster.close()
-
-
-@pytest.fixture
-def cluster(campaign_cluster: ChaosCluster) -> Iterator[ChaosCluster]:
-    """The shared cluster, checked for stopped worker processes after the test."""
-    yield campaign_cluster
-    pids = [v.pid for v in campaign_cluster.refresh().workers.values() if v.pid]
-    stopped = [pid for pid in pids if process_state(pid) in ("T", "t")]
-    for pid in stopped:
-        os.kill(pid, signal.SIGCONT)
-    assert not stopped, f"worker processes {stopped} were left SIGSTOPped after the test"

@@ -58,12 +58,12 @@ NO_DEDUP = "resilience-no-dedup-r0-memory-scatter-timeout0.3"
 
 
 @pytest.fixture(scope="module")
-def outcome(campaign_cluster, tmp_path_factory):
+def outcome(chaos_cluster, tmp_path_factory):
     plan = plan_campaign("ci", configurations=CONFIGURATIONS,
                          schedules=[KILL_THE_HOLDER, FREEZE_PAST_TIMEOUT], clean_runs=0,
                          workload=WORKLOAD, run_timeout=RUN_TIMEOUT)
     out = tmp_path_factory.mktemp("catching")
-    result = run_campaign(plan, campaign_cluster, out, target_factory=make_any_target)
+    result = run_campaign(plan, chaos_cluster, out, target_factory=make_any_target)
     return finish_campaign(result, thresholds=GateThresholds())
 
 
