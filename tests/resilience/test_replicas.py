@@ -24,6 +24,16 @@ def copies(client, future) -> int:
     return len(client.who_has([future]).get(future.key, ()))
 
 
+def drop_suggestions(dask_scheduler) -> list:
+    """The keys the main AMM's policies would drop a copy of, were it to run now."""
+    amm = dask_scheduler.extensions["amm"]
+    amm.pending = {}  # what a policy reads during a real pass
+    try:
+        return [s.ts.key for policy in amm.policies for s in policy.run() if s.op == "drop"]
+    finally:
+        del amm.pending
+
+
 def test_the_scheduler_amm_is_on_in_this_cluster(client):
     # The premise of the tests below: the default AMM reduces replicas.
     assert client.run_on_scheduler(amm_status) == {"running": True,
@@ -52,6 +62,11 @@ def test_the_guard_keeps_copies_that_the_amm_would_drop_and_remakes_lost_ones(cl
 
         assert copies(client, unguarded) == 1  # the AMM works: this is what it does
         assert copies(client, guarded) == 2  # ... but not to what the guard protects
+        # Not merely re-made after a drop: the main AMM never suggests dropping it.
+        client.replicate([unguarded], n=2)
+        suggested = client.run_on_scheduler(drop_suggestions)
+        assert unguarded.key in suggested
+        assert guarded.key not in suggested
 
         holder = client.who_has([guarded])[guarded.key][0]
         os.kill(client.run(os.getpid)[holder], signal.SIGKILL)
