@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from resilience.delivery import RunSummary
-
-TaskId = str | int
+    from resilience.tasks import TaskId
 
 
 class ResilienceError(Exception):

@@ -351,11 +351,18 @@ class RunLoop:
         if not job.live:  # else another attempt is still running: it may yet succeed
             self._retry_or_fail(job, cause, error)
 
+    def _can_resubmit(self, job: _Job, cause: events.FailureCause) -> bool:
+        """A step lost to the cluster (not to its protocol) is resubmitted from the
+        registry, until max_attempts."""
+        return (cause != "protocol-error" and self._registry is not None
+                and job.attempts < self._config.max_attempts)
+
     def _retry_or_fail(self, job: _Job, cause: events.FailureCause, error: str) -> None:
+        """Resubmit the step (its live attempts, if any, keep running), or fail its task."""
+        if self._can_resubmit(job, cause):
+            self._to_submit.append((job, _resubmit_reason(cause)))
+            return
         if cause != "protocol-error" and self._registry is not None:
-            if job.attempts < self._config.max_attempts:
-                self._to_submit.append((job, _resubmit_reason(cause)))
-                return
             reason = self._reasons.exhausted(job.step, job.attempts, cause, error)
         else:
             reason = self._reasons.unrecoverable(job.step, cause, error)
@@ -393,12 +400,11 @@ class RunLoop:
         for job in dict.fromkeys(self._by_key[key] for key in stuck | behind):
             if job.done:
                 continue
-            if self._registry is not None and job.attempts < self._config.max_attempts:
-                self._to_submit.append((job, "step-timeout"))  # the old attempt may still win
-                continue
-            for key in job.live:
-                self._emit(events.StepFailed(job.task.task_id, job.index, job.step,
-                                             attempt_of(key), key, "step-timeout", error))
+            if not self._can_resubmit(job, "step-timeout"):
+                # Else the old attempts keep running beside the new one: either may win.
+                for key in job.live:
+                    self._emit(events.StepFailed(job.task.task_id, job.index, job.step,
+                                                 attempt_of(key), key, "step-timeout", error))
             self._retry_or_fail(job, "step-timeout", f"attempt {job.attempts} {error}")
 
     def _find_limbo(self) -> None:
