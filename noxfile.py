@@ -1,4 +1,5 @@
-"""Sessions: `nox -s chaos` (the main job), `tests`, `lint`, `demo`, `bench`.
+"""Sessions: `nox -s chaos` (the main job), `tests`, `lint`, `demo`, `bench`,
+`bench_scale`.
 
 Each session installs the project into its own virtualenv, so a fresh machine needs
 only Python and `pip install nox`.
@@ -53,3 +54,12 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[chaos]")
     session.run("python", "benchmarks/overhead.py", *session.posargs)
     session.run("python", "-m", "chaos.bench_campaign")
+
+
+@nox.session
+def bench_scale(session: nox.Session) -> None:
+    """The "disk" registry at a million tasks, without Dask: insert rate, client memory,
+    resume time, lazy task generators; PASS/FAIL per target (a few minutes). Arguments
+    after `--` go to the script, e.g. `nox -s bench_scale -- --quick`."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/registry_scale.py", *session.posargs)

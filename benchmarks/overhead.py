@@ -10,6 +10,8 @@ Part 1, one protocol, the same 100 KB input for every task (PyRosettaCluster's
   raw-dask      submit(step, input_inline, kwargs) per task, then as_completed
   prc-pattern   PyRosettaCluster's way: one scatter and one replicate(n=2) per task
   disk+2        ResilientCluster(task_registry="disk", max_task_replicas=2), AMM guarded
+  disk+2+out    the same with output_path: every output fsynced to its own file, once,
+                with a scorefile line (a fresh folder per run, removed after)
   memory+0      ResilientCluster(task_registry="memory", max_task_replicas=0)
 
 Part 2, a chain of two protocols where every step-1 input is a distinct 100 KB
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -55,11 +58,15 @@ def prc_pattern(client: Client, n: int, payload: bytes, seconds: float) -> None:
         future.release()
 
 
-def library(registry: str, replicas: int) -> Callable[[Client, int, bytes, float], None]:
+def library(registry: str, replicas: int,
+            output: bool = False) -> Callable[[Client, int, bytes, float], None]:
     def run(client: Client, n: int, payload: bytes, seconds: float) -> None:
         tasks = [{"task_id": i, "seconds": seconds} for i in range(n)]
-        summary = ResilientCluster(client, tasks, input=payload, task_registry=registry,
-                                   max_task_replicas=replicas).distribute(step)
+        with tempfile.TemporaryDirectory() as folder:
+            summary = ResilientCluster(
+                client, tasks, input=payload, task_registry=registry,
+                max_task_replicas=replicas, output_path=folder if output else None,
+            ).distribute(step)
         assert summary.delivered == n
 
     return run
@@ -124,6 +131,7 @@ def main() -> None:
             "raw-dask": raw_dask,
             "prc-pattern": prc_pattern,
             "disk+2": library("disk", 2),
+            "disk+2+out": library("disk", 2, output=True),
             "memory+0": library("memory", 0),
         }, args.tasks, payload, seconds, args.repeats)
         show("Part 1: one protocol, a shared input", single, args.tasks)

@@ -3,6 +3,9 @@
     from resilience import ResilientCluster
     summary = ResilientCluster(client, tasks, input=pose, task_registry="disk",
                                max_task_replicas=2).distribute(protocols=[p1, p2])
+
+With `output_path=` the run is durable: rerun it after the client died and it resumes;
+`python -m resilience status <output_path>` shows its progress.
 """
 
 from resilience.cluster import ResilientCluster
@@ -10,18 +13,22 @@ from resilience.config import ResilienceConfig
 from resilience.delivery import Output, RunSummary
 from resilience.errors import (
     ConfigError,
+    OutputError,
     ProtocolError,
     RegistryError,
     ResilienceError,
     TaskFailures,
 )
 from resilience.registry import MemoryRegistry, StepRecord, TaskRegistry
+from resilience.sink import load_output
 from resilience.sqlite_registry import SQLiteRegistry
+from resilience.status import run_status
 
 __all__ = [
     "ConfigError",
     "MemoryRegistry",
     "Output",
+    "OutputError",
     "ProtocolError",
     "RegistryError",
     "ResilienceConfig",
@@ -32,4 +39,6 @@ __all__ = [
     "StepRecord",
     "TaskFailures",
     "TaskRegistry",
+    "load_output",
+    "run_status",
 ]

@@ -14,10 +14,10 @@ from distributed import Client
 
 from resilience.config import ResilienceConfig, resolve_retries
 from resilience.delivery import Output, RunSummary
-from resilience.errors import ConfigError, RegistryError, TaskFailures
+from resilience.durable import DurableRun, open_durable_run
+from resilience.errors import ConfigError, TaskFailures
 from resilience.registry import MemoryRegistry, TaskRegistry
 from resilience.runloop import RunLoop
-from resilience.sqlite_registry import SQLiteRegistry
 from resilience.tasks import TaskSpec, task_specs
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,9 @@ class ResilientCluster:
         max_attempts: int = 5,
         scatter: bool = True,
         *,
+        output_path: str | None = None,
+        registry_key: bytes | None = None,
+        start_afresh: bool = False,
         replica_guard: str = "policy",
         step_timeout: float | None = None,
         worker_wait_timeout: float = 300.0,
@@ -64,6 +67,9 @@ class ResilientCluster:
             max_task_replicas=max_task_replicas,
             task_registry=task_registry,  # type: ignore[arg-type]
             registry_path=registry_path,
+            output_path=output_path,
+            registry_key=registry_key,
+            start_afresh=start_afresh,
             max_attempts=max_attempts,
             scatter=scatter,
             replica_guard=replica_guard,  # type: ignore[arg-type]
@@ -77,8 +83,8 @@ class ResilientCluster:
         self._tasks: list[TaskSpec] | Iterator[TaskSpec]
         if isinstance(tasks, Sequence):
             self._tasks = list(task_specs(tasks))
-        else:
-            self._tasks = task_specs(tasks)
+        else:  # a durable run checks ids on disk, so memory stays bounded
+            self._tasks = task_specs(tasks, check_unique=task_registry != "disk")
         self._consumed = False
         self._loop: RunLoop | None = None
 
@@ -114,11 +120,18 @@ class ResilientCluster:
     def _run(self, chain: list[Protocol], retry_counts: list[int],
              keep_outputs: bool) -> Iterator[Output]:
         tasks = self._take_tasks()
-        registry, scratch = self._open_registry()
-        run_id = uuid.uuid4().hex[:8]
+        scratch = None
+        if self.config.task_registry == "disk" and self.config.durable_registry_path is None:
+            scratch = Path(tempfile.mkdtemp(prefix="resilience-registry-"))
+        registry: TaskRegistry | None = None
         try:
-            self._loop = RunLoop(self.client, self.config, tasks, self.input, chain,
-                                 retry_counts, run_id, registry, keep_outputs)
+            registry, durable = self._open_registry(chain, tasks, scratch)
+            # A resumed run goes on with the input it started with (verified on disk).
+            initial_input = (durable.registry.initial_input() if durable and durable.resumed
+                             else self.input)
+            self._loop = RunLoop(self.client, self.config, tasks, initial_input, chain,
+                                 retry_counts, uuid.uuid4().hex[:8], registry, keep_outputs,
+                                 durable)
             yield from self._loop.run()
         finally:
             if registry is not None:
@@ -140,26 +153,23 @@ class ResilientCluster:
         self._consumed = True
         return self._tasks
 
-    def _open_registry(self) -> tuple[TaskRegistry | None, Path | None]:
-        kind = self.config.task_registry
-        if kind is None:
+
+    def _open_registry(self, chain: list[Protocol], tasks: Iterator[TaskSpec],
+                       scratch: Path | None) -> tuple[TaskRegistry | None, DurableRun | None]:
+        if self.config.task_registry is None:
             return None, None
-        if kind == "memory":
+        if self.config.task_registry == "memory":
             return MemoryRegistry(), None
-        scratch = None
-        path = self.config.registry_path
-        if path is None:
-            scratch = Path(tempfile.mkdtemp(prefix="resilience-registry-"))
-            path = str(scratch / "registry.sqlite")
-        registry = SQLiteRegistry(path)
-        if len(registry):
-            unfinished = len(registry)
-            registry.close()
-            raise RegistryError(
-                f"{path} already holds {unfinished} unfinished step(s) of an earlier run. "
-                "Pass a new registry_path, or delete that file to start afresh."
-            )
-        return registry, scratch
+        where = self.config.durable_registry_path
+        path = Path(where) if where is not None else Path(str(scratch)) / "registry.sqlite"
+        output = self.config.output_path
+        durable = open_durable_run(path, self.config.registry_key,
+                                   None if output is None else Path(output), chain, tasks,
+                                   self.config.start_afresh)
+        if durable.resumed:
+            logger.info("resuming run %s from %s: %d output(s) delivered before",
+                        durable.registry.run_id, path, durable.previously_delivered)
+        return durable.registry, durable
 
 
 def _protocol_chain(protocols: Sequence[Protocol] | Protocol) -> list[Protocol]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from resilience.errors import ConfigError
+from resilience.signing import check_key
 
 RegistryKind = Literal["memory", "disk"] | None
 ReplicaGuard = Literal["policy", "require-amm-off"]
@@ -25,7 +26,17 @@ class ResilienceConfig:
         "every worker". An input survives the loss of n - 1 of its holders.
     task_registry: None, "memory" or "disk". With a registry, a step whose input or
         worker was lost is resubmitted from the registry's copy of its input.
-    registry_path: the SQLite file of the "disk" registry (default: a new scratch file).
+    registry_path: the SQLite file of the "disk" registry. Rerunning with the same path
+        after the client died resumes the run. Default: `<output_path>/registry.sqlite`
+        with an output_path, else a scratch file deleted after the run.
+    output_path: a folder where every output is written exactly once, to a file named
+        after its (task_id, index), with one `scores.json` line each. Needs
+        task_registry="disk": the ledger of written outputs lives in the registry.
+    registry_key: the HMAC key (bytes, >= 16) that signs the registry's records. None:
+        a random key kept in `<registry_path>.key`, readable by its owner only.
+    start_afresh: when registry_path holds another run (other tasks or protocols),
+        move it and the output folder aside (renamed, never deleted) and start anew,
+        instead of refusing.
     max_attempts: attempts per task step, the first included. Past them the task is
         reported failed, so a poison task cannot stall the run.
     scatter: scatter step inputs to the workers (PyRosettaCluster's way); False passes
@@ -46,6 +57,9 @@ class ResilienceConfig:
     max_task_replicas: int | None = 0
     task_registry: RegistryKind = None
     registry_path: str | None = None
+    output_path: str | None = None
+    registry_key: bytes | None = None
+    start_afresh: bool = False
     max_attempts: int = 5
     scatter: bool = True
     replica_guard: ReplicaGuard = "policy"
@@ -69,6 +83,7 @@ class ResilienceConfig:
                     "task_registry='disk'. Set task_registry='disk' or drop registry_path."
                 )
             object.__setattr__(self, "registry_path", os.fspath(self.registry_path))
+        self._check_durability()
         _check_int("max_attempts", self.max_attempts, minimum=1,
                    fix="1 means no resubmission; 3 to 5 suits preemptible clusters.")
         if not isinstance(self.scatter, bool):
@@ -90,6 +105,36 @@ class ResilienceConfig:
                    fix="a few times the cluster's thread count keeps every worker busy.")
         if self.on_event is not None and not callable(self.on_event):
             raise ConfigError(f"on_event={self.on_event!r} must be callable or None.")
+
+    def _check_durability(self) -> None:
+        for name in ("output_path", "registry_key"):
+            if getattr(self, name) is not None and self.task_registry != "disk":
+                raise ConfigError(
+                    f"{name} was given with task_registry={self.task_registry!r}; it needs "
+                    "task_registry='disk', whose database keeps the run's ledger."
+                )
+        if self.output_path is not None:
+            object.__setattr__(self, "output_path", os.fspath(self.output_path))
+            if os.path.exists(self.output_path) and not os.path.isdir(self.output_path):
+                raise ConfigError(f"output_path={self.output_path!r} is a file, not a folder.")
+        if self.registry_key is not None:
+            check_key(self.registry_key)
+        if not isinstance(self.start_afresh, bool):
+            raise ConfigError(f"start_afresh={self.start_afresh!r} must be True or False.")
+        if self.start_afresh and self.registry_path is None and self.output_path is None:
+            raise ConfigError(
+                "start_afresh=True needs a registry_path or output_path to start afresh in; "
+                "a run without either always starts afresh."
+            )
+
+    @property
+    def durable_registry_path(self) -> str | None:
+        """Where the run's registry lives, if the user can resume from it."""
+        if self.registry_path is not None:
+            return self.registry_path
+        if self.output_path is not None:
+            return os.path.join(self.output_path, "registry.sqlite")
+        return None
 
     @property
     def replicates(self) -> bool:

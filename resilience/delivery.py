@@ -40,6 +40,9 @@ class RunSummary:
     duplicates_suppressed: results of an already finished step that arrived and were
         dropped, so that nothing is delivered twice.
     elapsed: wall-clock seconds of the run.
+    in_flight: steps started but not finished (at the end: 0, unless the run stopped).
+    previously_delivered: outputs an earlier session of a resumed run delivered (they
+        are in the output folder, and not delivered again).
     """
 
     outputs: list[Output] = field(default_factory=list)
@@ -49,6 +52,8 @@ class RunSummary:
     resubmissions: int = 0
     duplicates_suppressed: int = 0
     elapsed: float = 0.0
+    in_flight: int = 0
+    previously_delivered: int = 0
 
 
 class DeliveryLedger:

@@ -22,6 +22,11 @@ class RegistryError(ResilienceError):
     """The task registry cannot be opened, read or written."""
 
 
+class OutputError(ResilienceError):
+    """An output could not be written to the output folder; nothing was lost, and the
+    run resumes when rerun."""
+
+
 class TaskFailures(ResilienceError):
     """Some tasks could not be delivered; every other task was.
 

@@ -100,7 +100,9 @@ class FailureReasons:
         return (
             "step {step} could not finish: the cluster had no workers for "
             f"worker_wait_timeout={self._config.worker_wait_timeout}s. Check the cluster's "
-            "scaling or job queue, or raise worker_wait_timeout."
+            "scaling or job queue, or raise worker_wait_timeout"
+            + ("; then rerun: a durable run resumes these steps."
+               if self._config.task_registry == "disk" else ".")
         )
 
     def _where(self, step: int) -> str:

@@ -6,6 +6,10 @@ submitted, and removed in the same transaction that adds its children (the next
 step's records) or after its outputs were delivered. So at any instant every
 unfinished step has exactly one record, and a resubmission restarts at the step
 that failed, never at step 0.
+
+A durable backend also keeps what a resumed run needs: the ledger of delivered
+outputs, the failed steps, and how far the task list was consumed. Each is changed
+in the same transaction as the step records it concerns.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class StepRecord:
     attempts: attempts made so far (0 before the first submit).
     options: Dask submit options, e.g. {"retries": 2}.
     lineage_attempts: attempts taken by each earlier step of this lineage.
+    started_at: when the task was admitted (Unix time), carried down its lineage.
     """
 
     task_id: TaskId
@@ -60,6 +65,26 @@ class StepRecord:
     attempts: int = 0
     options: Mapping[str, Any] = field(default_factory=dict)
     lineage_attempts: tuple[int, ...] = ()
+    started_at: float = 0.0
+
+    @property
+    def key(self) -> RecordKey:
+        return (self.task_id, self.index)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One output in the ledger of a durable registry.
+
+    file: its name in the output folder, or None when no output_path was given.
+    score: its scorefile line (JSON, no newline), or None likewise.
+    """
+
+    task_id: TaskId
+    index: tuple[int, ...]
+    attempts: int
+    file: str | None = None
+    score: str | None = None
 
     @property
     def key(self) -> RecordKey:
@@ -72,15 +97,30 @@ class TaskRegistry(abc.ABC):
     Every method is atomic: a crash leaves either all of a call's changes or none.
     """
 
-    @abc.abstractmethod
-    def update(
-        self, *, add: Sequence[StepRecord] = (), remove: Iterable[RecordKey] = ()
-    ) -> None:
-        """In one transaction, insert `add` and delete the records named by `remove`."""
+    #: Whether the registry outlives its process, so that a run can resume from it.
+    durable = False
 
     @abc.abstractmethod
-    def add_attempt(self, keys: Iterable[RecordKey]) -> None:
-        """Count one more attempt for each record (a key with no record is skipped)."""
+    def update(
+        self,
+        *,
+        add: Sequence[StepRecord] = (),
+        remove: Iterable[RecordKey] = (),
+        delivered: Sequence[Delivery] = (),
+        failed: Sequence[tuple[RecordKey, str]] = (),
+        progress: Mapping[str, str] | None = None,
+    ) -> None:
+        """In one transaction, insert `add` and delete the records named by `remove`
+        and by `failed` (steps that failed for good, with the reason).
+
+        A durable registry also commits `delivered` to its ledger, keeps the `failed`
+        reasons for a resumed run to report, and stores the run's `progress` values;
+        a registry that dies with its process may ignore those.
+        """
+
+    @abc.abstractmethod
+    def set_attempts(self, attempts: Iterable[tuple[RecordKey, int]]) -> None:
+        """Set the attempt count of each record (a key with no record is skipped)."""
 
     @abc.abstractmethod
     def get_many(self, keys: Sequence[RecordKey]) -> list[StepRecord | None]:
@@ -125,20 +165,26 @@ class MemoryRegistry(TaskRegistry):
         self._lock = threading.Lock()
 
     def update(
-        self, *, add: Sequence[StepRecord] = (), remove: Iterable[RecordKey] = ()
+        self,
+        *,
+        add: Sequence[StepRecord] = (),
+        remove: Iterable[RecordKey] = (),
+        delivered: Sequence[Delivery] = (),
+        failed: Sequence[tuple[RecordKey, str]] = (),
+        progress: Mapping[str, str] | None = None,
     ) -> None:
         with self._lock:
             for record in add:
                 self._records[record.key] = record
-            for key in remove:
+            for key in [*remove, *(key for key, _ in failed)]:
                 self._records.pop(key, None)
 
-    def add_attempt(self, keys: Iterable[RecordKey]) -> None:
+    def set_attempts(self, attempts: Iterable[tuple[RecordKey, int]]) -> None:
         with self._lock:
-            for key in keys:
+            for key, count in attempts:
                 record = self._records.get(key)
                 if record is not None:
-                    self._records[key] = replace(record, attempts=record.attempts + 1)
+                    self._records[key] = replace(record, attempts=count)
 
     def get_many(self, keys: Sequence[RecordKey]) -> list[StepRecord | None]:
         return [self._records.get(key) for key in keys]

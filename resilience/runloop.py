@@ -22,11 +22,12 @@ from distributed import Client, Future
 from resilience import events
 from resilience.config import ResilienceConfig
 from resilience.delivery import DeliveryLedger, Output, RunSummary
+from resilience.durable import DurableRun
 from resilience.errors import ConfigError
 from resilience.failures import FailureReasons, classify
-from resilience.registry import INITIAL_INPUT, RecordKey, StepRecord, TaskRegistry
+from resilience.registry import INITIAL_INPUT, Delivery, RecordKey, StepRecord, TaskRegistry
 from resilience.submission import StepSubmitter, attempt_key, attempt_of
-from resilience.tasks import TaskId, TaskSpec
+from resilience.tasks import TaskId, TaskSpec, repeated_task_id
 from resilience.watch import AttemptWatch, find_forgotten
 
 logger = logging.getLogger(__name__)
@@ -38,29 +39,43 @@ MAX_BATCH = 1000
 LIMBO_AFTER = 10.0  # idle seconds before asking the scheduler about attempts gone silent
 
 Submission = tuple["_Job", events.SubmitReason]
+_DROPPED = object()  # a submitted job's payload: the registry (if any) keeps it
 
 
 class _Job:
     """One task step on one input, with its live attempts."""
 
     __slots__ = ("attempts", "done", "index", "inputs", "lineage_attempts", "live", "payload",
-                 "step", "task")
+                 "resumed", "started_at", "step", "task")
 
     def __init__(self, task: TaskSpec, index: tuple[int, ...], step: int, payload: Any,
-                 lineage_attempts: tuple[int, ...]) -> None:
+                 lineage_attempts: tuple[int, ...], started_at: float) -> None:
         self.task = task
         self.index = index
         self.step = step
-        self.payload = payload  # dropped once submitted: the registry (if any) keeps it
+        self.payload = payload
         self.lineage_attempts = lineage_attempts
+        self.started_at = started_at  # when its task was admitted, for the scorefile
         self.attempts = 0
         self.live: dict[str, Future[Any]] = {}
         self.inputs: dict[str, Any] = {}  # each live attempt's placed input, kept wanted
         self.done = False
+        self.resumed = False  # taken over from an earlier session's registry
 
     @property
     def key(self) -> RecordKey:
         return (self.task.task_id, self.index)
+
+    @classmethod
+    def resume(cls, record: StepRecord) -> _Job:
+        """A step an earlier session left unfinished. Its interrupted attempt is not
+        charged: the client died, not the step."""
+        task = TaskSpec(record.task_id, record.kwargs, position=-1)
+        job = cls(task, record.index, record.step, record.payload, record.lineage_attempts,
+                  record.started_at)
+        job.attempts = max(record.attempts - 1, 0)
+        job.resumed = True
+        return job
 
 
 class RunLoop:
@@ -77,13 +92,15 @@ class RunLoop:
         run_id: str,
         registry: TaskRegistry | None,
         keep_outputs: bool,
+        durable: DurableRun | None = None,
     ) -> None:
         self._client = client
         self._config = config
         self._tasks = tasks
         self._initial_input = initial_input
         self._run_id = run_id
-        self._registry = registry
+        self._registry: TaskRegistry | None = durable.registry if durable else registry
+        self._durable = durable
         self._keep_outputs = keep_outputs
         self._retries = list(retries)
         self._watch = (
@@ -103,7 +120,7 @@ class RunLoop:
         self._ledger = DeliveryLedger()
         self._failed: dict[TaskId, list[str]] = defaultdict(list)
         self._outputs: list[Output] = []
-        self._counts = {"attempts": 0, "resubmissions": 0, "duplicates": 0}
+        self._counts = {"attempts": 0, "resubmissions": 0, "duplicates": 0, "delivered": 0}
         self._started = time.monotonic()
         self._no_workers_since: float | None = None
         self._last_completion = time.monotonic()
@@ -117,8 +134,11 @@ class RunLoop:
 
     def run(self) -> Iterator[Output]:
         self._submitter.start()
-        if self._registry is not None:
+        if self._registry is not None and not (self._durable and self._durable.resumed):
             self._registry.set_initial_input(self._initial_input)
+        if self._durable is not None:
+            for (task_id, _), reason in self._durable.registry.failures():
+                self._failed[task_id].append(f"(in an earlier session) {reason}")
         try:
             while True:
                 self._admit_tasks()
@@ -127,10 +147,17 @@ class RunLoop:
                     if self._tasks_exhausted:
                         break
                     continue
-                outputs, delivered_jobs = self._process(self._next_completions())
-                yield from outputs
-                if delivered_jobs and self._registry is not None:
-                    self._registry.update(remove=delivered_jobs)
+                delivered, delivered_jobs = self._process(self._next_completions())
+                outputs = [output for output, _ in delivered]
+                if self._durable is not None and self._durable.sink is not None:
+                    # Exactly once on disk: written and committed before it is yielded.
+                    self._commit_delivery(delivered, delivered_jobs)
+                    yield from outputs
+                else:
+                    # Committed once the consumer asks for more: a client killed before
+                    # then redelivers these on resume (at least once, never lost).
+                    yield from outputs
+                    self._commit_delivery(delivered, delivered_jobs)
                 self._check_timeouts()
         finally:
             self._shutdown()
@@ -141,11 +168,13 @@ class RunLoop:
         return RunSummary(
             outputs=list(self._outputs),
             failed=self.failed(),
-            delivered=len(self._ledger),
+            delivered=self._counts["delivered"],
             attempts=self._counts["attempts"],
             resubmissions=self._counts["resubmissions"],
             duplicates_suppressed=self._counts["duplicates"],
             elapsed=time.monotonic() - self._started,
+            in_flight=len(self._jobs),
+            previously_delivered=self._durable.previously_delivered if self._durable else 0,
         )
 
     def failed(self) -> dict[TaskId, str]:
@@ -158,26 +187,50 @@ class RunLoop:
     # -- admission and submission ------------------------------------------------
 
     def _admit_tasks(self) -> None:
-        """Start new tasks while fewer than max_in_flight steps are unfinished."""
-        new: list[_Job] = []
+        """Start steps while fewer than max_in_flight are unfinished: first those an
+        earlier session left unfinished, then new tasks."""
         room = self._config.max_in_flight - len(self._jobs)
-        while not self._tasks_exhausted and len(new) < room:
+        if room > 0 and self._durable is not None:
+            resumed = [_Job.resume(record) for record in self._durable.unfinished(room)]
+            self._jobs.update((job.key, job) for job in resumed)
+            self._to_submit.extend((job, "resumed") for job in resumed)
+            room -= len(resumed)
+        tasks: list[TaskSpec] = []
+        while not self._tasks_exhausted and len(tasks) < room:
             try:
-                task = next(self._tasks)
+                tasks.append(next(self._tasks))
             except StopIteration:
                 self._tasks_exhausted = True
             except ConfigError as error:
                 # A bad task deep in a generator: finish what runs, then raise.
                 self._deferred_error = error
                 self._tasks_exhausted = True
-            else:
-                new.append(_Job(task, (), 0, INITIAL_INPUT, ()))
-        if not new:
+        tasks = self._drop_repeated_ids(tasks)
+        if not tasks:
             return
+        now = time.time()
+        new = [_Job(task, (), 0, INITIAL_INPUT, (), now) for task in tasks]
         self._jobs.update((job.key, job) for job in new)
         if self._registry is not None:
-            self._registry.update(add=[self._record(job) for job in new])
+            progress = self._durable.admitted_progress(tasks) if self._durable else None
+            self._registry.update(add=[self._record(job) for job in new], progress=progress)
         self._to_submit.extend((job, "new") for job in new)
+
+    def _drop_repeated_ids(self, tasks: list[TaskSpec]) -> list[TaskSpec]:
+        """A durable run checks ids on disk (task_specs checked the others in memory):
+        the first repeat ends admission, with a ConfigError once the rest finished."""
+        if self._durable is None or not tasks:
+            return tasks
+        known = self._durable.registry.known_task_ids([task.task_id for task in tasks])
+        seen: set[TaskId] = set()
+        for count, task in enumerate(tasks):
+            if task.task_id in known or task.task_id in seen:
+                self._deferred_error = repeated_task_id(task.task_id, task.position,
+                                                        "an earlier task of this run")
+                self._tasks_exhausted = True
+                return tasks[:count]
+            seen.add(task.task_id)
+        return tasks
 
     def _submit_pending(self) -> None:
         pending, self._to_submit = self._to_submit, []
@@ -203,10 +256,11 @@ class RunLoop:
             return
         self._failing_since = None
         if self._registry is not None:
-            self._registry.add_attempt([job.key for job in jobs if job.attempts > 0])
+            self._registry.set_attempts([(job.key, job.attempts + 1) for job in jobs
+                                         if job.attempts > 0 or job.resumed])
         for job, key, future, placed in zip(jobs, keys, futures, inputs, strict=True):
             job.attempts += 1
-            job.payload = None
+            job.payload = _DROPPED
             job.live[key] = future
             job.inputs[key] = placed
             self._by_key[key] = job
@@ -230,14 +284,17 @@ class RunLoop:
             return
         no_workers = self._count_workers() == 0
         for job, _ in batch:
-            self._fail(job, self._reasons.no_workers().format(step=job.step) if no_workers
-                       else self._reasons.unsubmittable(job.step, repr(error)))
+            if no_workers:
+                self._fail(job, self._reasons.no_workers().format(step=job.step),
+                           for_good=False)
+            else:
+                self._fail(job, self._reasons.unsubmittable(job.step, repr(error)))
 
     def _payloads(self, jobs: list[_Job]) -> list[Any]:
         """Each job's input: its own (first attempt) or the registry's copy (a resubmission)."""
         if self._registry is None:
             return [job.payload for job in jobs]
-        resubmitted = [job for job in jobs if job.attempts > 0]
+        resubmitted = [job for job in jobs if job.payload is _DROPPED]
         records = self._registry.get_many([job.key for job in resubmitted])
         for job, record in zip(resubmitted, records, strict=True):
             if record is None:
@@ -266,10 +323,11 @@ class RunLoop:
                 break
         return batch
 
-    def _process(self, batch: list[Future[Any]]) -> tuple[list[Output], list[RecordKey]]:
+    def _process(self, batch: list[Future[Any]]
+                 ) -> tuple[list[tuple[Output, _Job]], list[RecordKey]]:
         """Accept results, suppress duplicates, handle failures; returns the outputs to
-        deliver, and the jobs whose records go once they are delivered."""
-        outputs: list[Output] = []
+        deliver (with their jobs), and the jobs whose records go once they are delivered."""
+        outputs: list[tuple[Output, _Job]] = []
         advanced: list[RecordKey] = []
         delivered: list[RecordKey] = []
         children: list[_Job] = []
@@ -325,7 +383,7 @@ class RunLoop:
         return {key: value for key, value in gathered.items() if value is not None}
 
     def _accept(self, job: _Job, key: str, values: list[Any],
-                outputs: list[Output]) -> list[_Job] | None:
+                outputs: list[tuple[Output, _Job]]) -> list[_Job] | None:
         """Take an attempt's result. Returns the next step's jobs, or None when delivered."""
         job.done = True
         del self._jobs[job.key]
@@ -334,16 +392,43 @@ class RunLoop:
             job.task.task_id, job.index, job.step, job.attempts, key, len(values)))
         lineage = (*job.lineage_attempts, job.attempts)
         if job.step + 1 < self._submitter.steps:
-            return [_Job(job.task, (*job.index, position), job.step + 1, value, lineage)
+            return [_Job(job.task, (*job.index, position), job.step + 1, value, lineage,
+                         job.started_at)
                     for position, value in enumerate(values)]
-        for position, value in enumerate(values):
-            index = (*job.index, position)
-            if self._ledger.claim(job.task.task_id, index):
+        indexes = [(*job.index, position) for position in range(len(values))]
+        for index, value, new in zip(indexes, values, self._claim(job.task.task_id, indexes),
+                                     strict=True):
+            if new:
                 output = Output(job.task.task_id, index, value, max(lineage), lineage)
-                outputs.append(output)
+                outputs.append((output, job))
                 if self._keep_outputs:
                     self._outputs.append(output)
         return None
+
+    def _claim(self, task_id: TaskId, indexes: list[tuple[int, ...]]) -> list[bool]:
+        """Whether each output is new: a durable run asks its ledger on disk (memory stays
+        bounded, and it spans sessions), any other run an in-memory ledger."""
+        if self._durable is not None:
+            done = self._durable.registry.is_delivered([(task_id, index) for index in indexes])
+            return [not flag for flag in done]
+        return [self._ledger.claim(task_id, index) for index in indexes]
+
+    def _commit_delivery(self, delivered: list[tuple[Output, _Job]],
+                         delivered_jobs: list[RecordKey]) -> None:
+        """Record delivered outputs (ledger, output folder) and drop their jobs' records,
+        in one registry transaction."""
+        self._counts["delivered"] += len(delivered)
+        if self._registry is None or not (delivered or delivered_jobs):
+            return
+        entries: list[Delivery] = []
+        progress = None
+        if self._durable is not None and self._durable.sink is not None:
+            entries = self._durable.sink.write(
+                [(output, job.task.kwargs, job.started_at) for output, job in delivered])
+            progress = self._durable.sink.committed_progress()
+        elif self._durable is not None:
+            entries = [Delivery(o.task_id, o.index, o.attempts) for o, _ in delivered]
+        self._registry.update(remove=delivered_jobs, delivered=entries, progress=progress)
 
     def _on_failure(self, job: _Job, key: str, cause: events.FailureCause, error: str) -> None:
         self._emit(events.StepFailed(
@@ -368,14 +453,16 @@ class RunLoop:
             reason = self._reasons.unrecoverable(job.step, cause, error)
         self._fail(job, reason)
 
-    def _fail(self, job: _Job, reason: str) -> None:
+    def _fail(self, job: _Job, reason: str, for_good: bool = True) -> None:
+        """Report the job's task failed. Unless `for_good` (the cluster, not the task,
+        was at fault), a durable run keeps its record, so that a rerun resumes it."""
         job.done = True
         self._jobs.pop(job.key, None)
         self._cancel_losers(job)
         self._failed[job.task.task_id].append(reason)
         self._emit(events.TaskFailed(job.task.task_id, reason))
-        if self._registry is not None:
-            self._registry.update(remove=[job.key])
+        if self._registry is not None and (for_good or not self._registry.durable):
+            self._registry.update(failed=[(job.key, reason)])
 
     # -- timeouts ------------------------------------------------------------------
 
@@ -441,7 +528,11 @@ class RunLoop:
             return
         reason = self._reasons.no_workers()
         for job in list(self._jobs.values()):
-            self._fail(job, reason.format(step=job.step))
+            self._fail(job, reason.format(step=job.step), for_good=False)
+        while self._durable is not None and (page := self._durable.unfinished(MAX_BATCH)):
+            for record in page:
+                self._fail(_Job.resume(record), reason.format(step=record.step),
+                           for_good=False)
         self._to_submit.clear()
         try:
             for task in self._tasks:
@@ -491,6 +582,7 @@ class RunLoop:
             attempts=1,
             options={"retries": self._retries[job.step]},
             lineage_attempts=job.lineage_attempts,
+            started_at=job.started_at,
         )
 
     def _emit(self, event: events.RunEvent) -> None:

@@ -1,160 +1,531 @@
-"""The "disk" task registry: one SQLite file in WAL mode, every change one transaction.
+"""The "disk" task registry: one signed SQLite file in WAL mode, every change one transaction.
 
 Why SQLite rather than PyRosettaCluster's loose pickle files: a batch of records is
 written in one transaction (fast, and never half-written), records are found by key
 without listing a directory, and the file survives the client process, which is
 what resuming after a head-node crash needs.
 
-Task kwargs are stored once per task, and the run's shared step-0 input once per
-run, so a step record holds only its own input.
+Besides the unfinished step records it keeps the run's identity (run id and
+fingerprints), how many tasks were admitted, the ledger of delivered outputs and
+the failed steps. Every pickled value is HMAC-signed and verified before it is
+unpickled (`resilience.signing`). An existing file is checked before anything is
+written to it, and is never replaced: a bad file raises `RegistryError`, untouched.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
+import pickle
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import cloudpickle
 
 from resilience.errors import RegistryError
-from resilience.registry import INITIAL_INPUT, RecordKey, StepRecord, TaskRegistry
+from resilience.registry import (
+    INITIAL_INPUT,
+    Delivery,
+    RecordKey,
+    StepRecord,
+    TaskRegistry,
+)
+from resilience.signing import Signer, check_key, create_key, key_path, read_key
 from resilience.tasks import TaskId
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+APPLICATION_ID = 0x52534C43  # "RSLC": marks a SQLite file as one of our registries
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB);
-CREATE TABLE IF NOT EXISTS tasks (task_id TEXT PRIMARY KEY, kwargs BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS steps (
+CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL, mac BLOB NOT NULL);
+-- One row per admitted task, kept after it finishes (for ids and counts);
+-- kwargs is cleared when the task's last step goes.
+CREATE TABLE tasks (task_id TEXT PRIMARY KEY, kwargs BLOB, mac BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE steps (
+    seq INTEGER PRIMARY KEY,
     task_id TEXT NOT NULL,
     idx TEXT NOT NULL,
     step INTEGER NOT NULL,
     attempts INTEGER NOT NULL,
     options TEXT NOT NULL,
     lineage_attempts TEXT NOT NULL,
+    started_at REAL NOT NULL,
     payload BLOB,  -- NULL: the run's shared step-0 input, kept in meta
-    PRIMARY KEY (task_id, idx)
+    mac BLOB NOT NULL,
+    UNIQUE (task_id, idx)
+);
+-- The ledger. committed=0 marks an output being written to the output folder;
+-- a restart removes such files (see resilience.sink).
+CREATE TABLE outputs (
+    seq INTEGER PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    idx TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    file TEXT,
+    score TEXT,
+    committed INTEGER NOT NULL,
+    mac BLOB NOT NULL,
+    UNIQUE (task_id, idx)
+);
+CREATE TABLE failures (
+    task_id TEXT NOT NULL, idx TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (task_id, idx)
 ) WITHOUT ROWID;
 """
 
+_SELECT_OUTPUT = "SELECT task_id, idx, attempts, file, score, committed, mac FROM outputs"
+_SELECT_STEP = (
+    "SELECT s.task_id, s.idx, s.step, s.attempts, s.options, s.lineage_attempts, "
+    "s.started_at, s.payload, s.mac, t.kwargs, t.mac FROM steps s JOIN tasks t USING (task_id)"
+)
 
 # A task's kwargs go when its last step does.
-_DELETE_TASK_IF_DONE = (
-    "DELETE FROM tasks WHERE task_id=? AND NOT EXISTS "
+_CLEAR_KWARGS_IF_DONE = (
+    "UPDATE tasks SET kwargs=NULL WHERE task_id=? AND kwargs IS NOT NULL AND NOT EXISTS "
     "(SELECT 1 FROM steps WHERE steps.task_id=tasks.task_id)"
 )
 
 
 class SQLiteRegistry(TaskRegistry):
-    """A durable registry in the SQLite file at `path` (created if missing)."""
+    """A durable registry in the SQLite file at `path`.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    A missing (or empty) file is created with mode 0600, and so is its key file
+    (`<path>.key`) unless `key` is given. An existing file is verified first: it must
+    be a registry of this schema, intact, and signed with this key.
+    read_only: for inspection (`python -m resilience status`); nothing is written.
+    """
+
+    durable = True
+
+    def __init__(self, path: str | os.PathLike[str], key: bytes | None = None, *,
+                 read_only: bool = False) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        # Task ids whose kwargs this instance stored: children need not store them again.
+        # Tasks with steps in this session whose kwargs are stored: bounded by in-flight work.
         self._stored_kwargs: set[str] = set()
+        if key is not None:
+            key = check_key(key)
+        self.created = _is_empty(self.path)
+        if self.created and read_only:
+            raise RegistryError(f"{self.path} does not exist, or is empty: no registry there.")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            # WAL + NORMAL survives a killed client process without an fsync per commit;
-            # after a power cut the last commits may roll back, leaving a consistent file.
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._check_version()
+            if self.created:
+                self._create(key)
+            else:
+                self._db = self._open_existing(key, read_only)
         except sqlite3.DatabaseError as error:
             raise RegistryError(
-                f"cannot open the task registry {self.path}: {error}. If the file is not a "
-                "registry, pass another registry_path; it is left untouched."
+                f"cannot read the task registry {self.path}: {error}. The file may be "
+                "truncated or not a registry; it was left untouched."
             ) from error
 
-    def _check_version(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
-        if row is None:
-            self._db.execute(
-                "INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION).encode(),)
-            )
-        elif int(row[0]) != SCHEMA_VERSION:
+    # -- opening -------------------------------------------------------------------
+
+    def _create(self, key: bytes | None) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(self.path, 0o600)  # also an empty file that was there before
+        if key is None:
+            where = key_path(self.path)
+            key = read_key(where) if where.exists() else create_key(where)
+        self.run_id = uuid.uuid4().hex[:16]
+        self._signer = Signer(key, self.run_id)
+        self._db = db = _connect(self.path)
+        db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL survives a killed client process without an fsync per commit;
+        # after a power cut the last commits may roll back, leaving a consistent file.
+        db.execute("PRAGMA synchronous=NORMAL")
+        # One transaction: a client killed while creating leaves an empty database,
+        # which the next run creates afresh.
+        with _transaction(db, self._lock, self.path):
+            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            for statement in _SCHEMA.split(";"):
+                db.execute(statement)
+            self._write_meta(db, {"run_id": self.run_id, "schema": str(SCHEMA_VERSION),
+                                  "created_at": repr(time.time())})
+
+    def _open_existing(self, key: bytes | None, read_only: bool) -> sqlite3.Connection:
+        db = (sqlite3.connect(_read_only_uri(self.path), uri=True, isolation_level=None,
+                              check_same_thread=False)
+              if read_only else _connect(self.path))
+        try:
+            self._verify(db, key, read_only)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _verify(self, db: sqlite3.Connection, key: bytes | None, read_only: bool) -> None:
+        """Refuse anything but an intact registry of this schema, signed with this key."""
+        (app_id,) = db.execute("PRAGMA application_id").fetchone()
+        if app_id != APPLICATION_ID:
             raise RegistryError(
-                f"{self.path} has registry schema {int(row[0])}, this library reads "
+                f"{self.path} is not a task registry of this library (it may be another "
+                "SQLite database, or a registry of an older version); it was left "
+                "untouched. Pass another registry_path."
+            )
+        (check,) = db.execute("PRAGMA quick_check").fetchone()
+        if check != "ok":
+            raise RegistryError(
+                f"the task registry {self.path} is damaged ({check}); it was left untouched. "
+                "Restore it from a backup, or pass another registry_path to start afresh."
+            )
+        meta = dict((name, (value, mac)) for name, value, mac in
+                    db.execute("SELECT name, value, mac FROM meta"))
+        if "run_id" not in meta:
+            raise RegistryError(f"{self.path} holds no run id: it is not a complete registry.")
+        self.run_id = bytes(meta["run_id"][0]).decode()
+        self._signer = Signer(read_key(key_path(self.path)) if key is None else key,
+                              self.run_id)
+        bad = [name for name, (value, mac) in meta.items()
+               if not self._signer.verify(mac, "meta", name, value)]
+        if bad:
+            if len(bad) == len(meta):
+                raise RegistryError(
+                    f"the task registry {self.path} was signed with a different key: it "
+                    "belongs to another run, or its key file was replaced. Nothing in it "
+                    "was read. Pass the right registry_key, or another registry_path."
+                )
+            raise RegistryError(
+                f"the task registry {self.path} was altered: {', '.join(sorted(bad))} "
+                "failed verification. Nothing in it was unpickled; it was left untouched."
+            )
+        schema = int(bytes(meta["schema"][0]))
+        if schema != SCHEMA_VERSION:
+            raise RegistryError(
+                f"{self.path} has registry schema {schema}, this library reads "
                 f"{SCHEMA_VERSION}; use the library version that wrote it, or a new path."
             )
+        if not read_only:
+            db.execute("PRAGMA synchronous=NORMAL")
+
+    # -- run metadata --------------------------------------------------------------
+
+    def meta(self, name: str) -> str | None:
+        """A verified text value of the run's metadata, or None."""
+        value = self._meta_blob(name)
+        return None if value is None else value.decode()
+
+    def _meta_blob(self, name: str) -> bytes | None:
+        with self._reading():
+            row = self._db.execute("SELECT value, mac FROM meta WHERE name=?", (name,)).fetchone()
+        if row is None:
+            return None
+        value = bytes(row[0])
+        if not self._signer.verify(row[1], "meta", name, value):
+            raise RegistryError(f"the registry value {name!r} in {self.path} was altered; "
+                                "it was not read.")
+        return value
+
+    def _put_meta(self, values: Mapping[str, str | bytes]) -> None:
+        with self._transaction() as db:
+            self._write_meta(db, values)
+
+    def _write_meta(self, db: sqlite3.Connection, values: Mapping[str, str | bytes]) -> None:
+        rows = []
+        for name, value in values.items():
+            blob = value.encode() if isinstance(value, str) else value
+            rows.append((name, blob, self._signer.sign("meta", name, blob)))
+        db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?, ?)", rows)
+
+    # -- the TaskRegistry interface ------------------------------------------------
 
     def update(
-        self, *, add: Sequence[StepRecord] = (), remove: Iterable[RecordKey] = ()
+        self,
+        *,
+        add: Sequence[StepRecord] = (),
+        remove: Iterable[RecordKey] = (),
+        delivered: Sequence[Delivery] = (),
+        failed: Sequence[tuple[RecordKey, str]] = (),
+        progress: Mapping[str, str] | None = None,
     ) -> None:
-        rows = [_row(record) for record in add]
-        new_tasks = {
-            _id(r.task_id): r.kwargs for r in add if _id(r.task_id) not in self._stored_kwargs
-        }
-        kwargs_rows = [(task_id, _dumps(dict(kwargs))) for task_id, kwargs in new_tasks.items()]
+        sign = self._signer.sign
+        step_rows = [self._step_row(record) for record in add]
+        new_tasks = {}
+        for record in add:
+            task_id = _id(record.task_id)
+            if task_id not in self._stored_kwargs and task_id not in new_tasks:
+                new_tasks[task_id] = record
         removed = [(_id(task_id), _idx(index)) for task_id, index in remove]
+        removed += [(_id(task_id), _idx(index)) for (task_id, index), _ in failed]
         with self._transaction() as db:
-            db.executemany("INSERT OR IGNORE INTO tasks VALUES (?, ?)", kwargs_rows)
-            db.executemany("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            if new_tasks:
+                task_rows = []
+                for task_id, record in new_tasks.items():
+                    kwargs = _dumps(dict(record.kwargs))
+                    task_rows.append((task_id, kwargs, sign("task", task_id, kwargs)))
+                # A task already admitted (a resumed one) keeps its row; else a new row.
+                db.executemany(
+                    "INSERT INTO tasks VALUES (?, ?, ?) ON CONFLICT (task_id) DO UPDATE "
+                    "SET kwargs=excluded.kwargs, mac=excluded.mac", task_rows)
+            db.executemany(
+                "INSERT OR REPLACE INTO steps (task_id, idx, step, attempts, options, "
+                "lineage_attempts, started_at, payload, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                step_rows)
             db.executemany("DELETE FROM steps WHERE task_id=? AND idx=?", removed)
             gone = [task_id for task_id in {task_id for task_id, _ in removed}
-                    if db.execute(_DELETE_TASK_IF_DONE, (task_id,)).rowcount]
+                    if db.execute(_CLEAR_KWARGS_IF_DONE, (task_id,)).rowcount]
+            if delivered:
+                self._commit_outputs(db, delivered)
+            if failed:
+                db.executemany(
+                    "INSERT OR REPLACE INTO failures VALUES (?, ?, ?)",
+                    [(_id(task_id), _idx(index), reason) for (task_id, index), reason in failed])
+            if progress:
+                self._write_meta(db, progress)
         self._stored_kwargs.update(new_tasks)
         self._stored_kwargs.difference_update(gone)
 
-    def add_attempt(self, keys: Iterable[RecordKey]) -> None:
-        wanted = [(_id(task_id), _idx(index)) for task_id, index in keys]
+    def set_attempts(self, attempts: Iterable[tuple[RecordKey, int]]) -> None:
+        rows = [(count, _id(task_id), _idx(index)) for (task_id, index), count in attempts]
         with self._transaction() as db:
-            db.executemany(
-                "UPDATE steps SET attempts = attempts + 1 WHERE task_id=? AND idx=?", wanted
-            )
+            db.executemany("UPDATE steps SET attempts=? WHERE task_id=? AND idx=?", rows)
 
     def get_many(self, keys: Sequence[RecordKey]) -> list[StepRecord | None]:
-        with self._lock:
-            return [self._select(self._db, _id(task_id), _idx(index)) for task_id, index in keys]
+        with self._reading():
+            rows = [self._db.execute(_SELECT_STEP + " WHERE s.task_id=? AND s.idx=?",
+                                     (_id(task_id), _idx(index))).fetchone()
+                    for task_id, index in keys]
+        return [None if row is None else self._record(row) for row in rows]
 
     def records(self) -> Iterator[StepRecord]:
-        with self._lock:
+        with self._reading():
+            rows = self._db.execute(_SELECT_STEP + " ORDER BY s.seq").fetchall()
+        return (self._record(row) for row in rows)
+
+    def unfinished(self, after: int, upto: int, limit: int) -> list[tuple[int, StepRecord]]:
+        """Up to `limit` records with after < seq <= upto, in order, with their seq:
+        resumption pages through the steps an earlier session left unfinished."""
+        with self._reading():
             rows = self._db.execute(
-                "SELECT s.*, t.kwargs FROM steps s JOIN tasks t USING (task_id)"
-            ).fetchall()
-        return (_record(row) for row in rows)
+                _SELECT_STEP.replace("SELECT ", "SELECT s.seq, ", 1)
+                + " WHERE s.seq > ? AND s.seq <= ? ORDER BY s.seq LIMIT ?",
+                (after, upto, limit)).fetchall()
+        return [(row[0], self._record(row[1:])) for row in rows]
+
+    def last_seq(self) -> int:
+        with self._reading():
+            (seq,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM steps").fetchone()
+        return int(seq)
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._reading():
             (count,) = self._db.execute("SELECT COUNT(*) FROM steps").fetchone()
         return int(count)
 
     def set_initial_input(self, payload: Any) -> None:
-        blob = _dumps(payload)
-        with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('initial_input', ?)", (blob,))
+        self._put_meta({"initial_input": _dumps(payload, by_value=True)})
 
     def initial_input(self) -> Any:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT value FROM meta WHERE name='initial_input'"
-            ).fetchone()
-        if row is None:
+        blob = self._meta_blob("initial_input")
+        if blob is None:
             raise RegistryError(f"{self.path} holds no initial input; it was never stored.")
-        return cloudpickle.loads(row[0])
+        return pickle.loads(blob)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self._lock, self.path)
+    # -- admission, ledger and failures ----------------------------------------------
 
-    @staticmethod
-    def _select(db: sqlite3.Connection, task_id: str, idx: str) -> StepRecord | None:
-        row = db.execute(
-            "SELECT s.*, t.kwargs FROM steps s JOIN tasks t USING (task_id) "
-            "WHERE s.task_id=? AND s.idx=?",
-            (task_id, idx),
-        ).fetchone()
-        return None if row is None else _record(row)
+    def known_task_ids(self, task_ids: Sequence[TaskId]) -> set[TaskId]:
+        """Those of `task_ids` that this run already admitted."""
+        with self._reading():
+            return {task_id for task_id in task_ids if self._db.execute(
+                "SELECT 1 FROM tasks WHERE task_id=?", (_id(task_id),)).fetchone()}
+
+    def stage_outputs(self, entries: Sequence[Delivery]) -> None:
+        """Mark outputs as being written to the output folder (committed later by
+        `update(delivered=...)`): a restart finds the files of any left uncommitted."""
+        rows = [self._output_row(entry, committed=0) for entry in entries]
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO outputs (task_id, idx, attempts, file, score, "
+                "committed, mac) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def staged_files(self) -> list[str]:
+        """The files of outputs staged but never committed (verified: a restart deletes
+        them, so a forged entry must never name somebody's file)."""
+        with self._reading():
+            rows = self._db.execute(_SELECT_OUTPUT + " WHERE committed=0").fetchall()
+        files = [self._verified_output(row)[3] for row in rows]
+        return [file for file in files if file is not None]
+
+    def drop_staged(self, keys: Sequence[RecordKey] | None = None) -> None:
+        """Forget staged, uncommitted outputs: all of them, or those of `keys`."""
+        with self._transaction() as db:
+            if keys is None:
+                db.execute("DELETE FROM outputs WHERE committed=0")
+            else:
+                db.executemany("DELETE FROM outputs WHERE task_id=? AND idx=? AND committed=0",
+                               [(_id(task_id), _idx(index)) for task_id, index in keys])
+
+    def is_delivered(self, keys: Sequence[RecordKey]) -> list[bool]:
+        with self._reading():
+            rows = [self._db.execute(_SELECT_OUTPUT + " WHERE task_id=? AND idx=?",
+                                     (_id(task_id), _idx(index))).fetchone()
+                    for task_id, index in keys]
+        return [row is not None and self._verified_output(row)[5] == 1 for row in rows]
+
+    def score_lines(self) -> Iterator[str]:
+        """The committed scorefile lines, in delivery order (verified)."""
+        with self._reading():
+            rows = self._db.execute(
+                _SELECT_OUTPUT + " WHERE committed=1 AND score IS NOT NULL ORDER BY seq"
+            ).fetchall()
+        for row in rows:
+            yield self._verified_output(row)[4]
+
+    def failures(self) -> list[tuple[RecordKey, str]]:
+        with self._reading():
+            rows = self._db.execute("SELECT task_id, idx, reason FROM failures").fetchall()
+        return [((json.loads(task_id), _tuple(idx)), reason) for task_id, idx, reason in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Progress counts, for summaries and `python -m resilience status`."""
+        queries = {
+            "tasks_admitted": "SELECT COUNT(*) FROM tasks",
+            "outputs_delivered": "SELECT COUNT(*) FROM outputs WHERE committed=1",
+            "steps_in_flight": "SELECT COUNT(*) FROM steps",
+            "steps_failed": "SELECT COUNT(*) FROM failures",
+            "tasks_failed": "SELECT COUNT(DISTINCT task_id) FROM failures",
+        }
+        with self._reading():
+            return {name: int(self._db.execute(sql).fetchone()[0])
+                    for name, sql in queries.items()}
+
+    def attempts_histogram(self) -> dict[str, dict[int, int]]:
+        """attempts -> how many in-flight steps / delivered outputs took that many."""
+        with self._reading():
+            return {
+                "in_flight": dict(self._db.execute(
+                    "SELECT attempts, COUNT(*) FROM steps GROUP BY attempts").fetchall()),
+                "delivered": dict(self._db.execute(
+                    "SELECT attempts, COUNT(*) FROM outputs WHERE committed=1 "
+                    "GROUP BY attempts").fetchall()),
+            }
+
+    # -- rows ------------------------------------------------------------------------
+
+    def _commit_outputs(self, db: sqlite3.Connection, entries: Sequence[Delivery]) -> None:
+        rows = [self._output_row(entry, committed=1) for entry in entries]
+        db.executemany(
+            "INSERT INTO outputs (task_id, idx, attempts, file, score, committed, mac) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, idx) DO UPDATE SET "
+            "committed=1, mac=excluded.mac", rows)
+
+    def _output_row(self, entry: Delivery, committed: int) -> tuple[Any, ...]:
+        if entry.file is not None and Path(entry.file).name != entry.file:
+            raise ValueError(f"an output file must be a plain name, not {entry.file!r}")
+        row = (_id(entry.task_id), _idx(entry.index), entry.attempts, entry.file, entry.score,
+               committed)
+        return (*row, self._output_mac(*row))
+
+    def _output_mac(self, task_id: str, idx: str, attempts: int, file: str | None,
+                    score: str | None, committed: int) -> bytes:
+        return self._signer.sign("output", task_id, idx, str(attempts), _nullable(file),
+                                 _nullable(score), str(committed))
+
+    def _verified_output(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        """An outputs row (task_id, idx, attempts, file, score, committed), verified."""
+        *fields, mac = row
+        task_id, idx, _, file, _, _ = fields
+        if not hmac.compare_digest(mac, self._output_mac(*fields)) or (
+                file is not None and Path(file).name != file):
+            raise RegistryError(f"the ledger entry of output {task_id} {idx} in {self.path} "
+                                "was altered; nothing was read or deleted on its account.")
+        return tuple(fields)
+
+    def _step_row(self, record: StepRecord) -> tuple[Any, ...]:
+        task_id, idx = _id(record.task_id), _idx(record.index)
+        options = json.dumps(dict(record.options))
+        lineage = _idx(record.lineage_attempts)
+        payload = None if record.payload is INITIAL_INPUT else _dumps(record.payload,
+                                                                     by_value=True)
+        mac = self._signer.sign("step", task_id, idx, str(record.step), options, lineage,
+                                repr(float(record.started_at)), _nullable(payload))
+        return (task_id, idx, record.step, record.attempts, options, lineage,
+                record.started_at, payload, mac)
+
+    def _record(self, row: Sequence[Any]) -> StepRecord:
+        (task_id, idx, step, attempts, options, lineage, started_at, payload, mac,
+         kwargs, kwargs_mac) = row
+        if not self._signer.verify(mac, "step", task_id, idx, str(step), options, lineage,
+                                   repr(float(started_at)), _nullable(payload)):
+            raise RegistryError(
+                f"the step record of task {task_id} {idx or '(step 0)'} in {self.path} was "
+                "altered; it was not unpickled. Restore the registry, or start afresh.")
+        if kwargs is None or not self._signer.verify(kwargs_mac, "task", task_id, kwargs):
+            raise RegistryError(
+                f"the kwargs of task {task_id} in {self.path} were altered or are missing; "
+                "they were not unpickled. Restore the registry, or start afresh.")
+        return StepRecord(
+            task_id=json.loads(task_id),
+            index=_tuple(idx),
+            step=step,
+            payload=INITIAL_INPUT if payload is None else pickle.loads(payload),
+            kwargs=pickle.loads(kwargs),
+            attempts=attempts,
+            options=json.loads(options),
+            lineage_attempts=_tuple(lineage),
+            started_at=started_at,
+        )
+
+    def _transaction(self) -> _Transaction:
+        return _transaction(self._db, self._lock, self.path)
+
+    def _reading(self) -> _Reading:
+        return _Reading(self._lock, self.path)
+
+
+def _is_empty(path: Path) -> bool:
+    """No file, an empty one, or a SQLite database without a single table (nothing of
+    anyone's to lose): a new registry may be created there."""
+    if not path.exists() or path.stat().st_size == 0:
+        return True
+    try:
+        db = sqlite3.connect(_read_only_uri(path), uri=True)
+        try:
+            (tables,) = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return int(tables) == 0
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return False  # not a database: _open_existing reports it, untouched
+
+
+def _read_only_uri(path: Path) -> str:
+    # as_uri() escapes "?" and "#", which would otherwise start the URI's query.
+    return path.resolve().as_uri() + "?mode=ro"
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+def _transaction(db: sqlite3.Connection, lock: threading.Lock, path: Path) -> _Transaction:
+    return _Transaction(db, lock, path)
+
+
+class _Reading:
+    """`with`: hold the lock; a database error becomes a `RegistryError`."""
+
+    def __init__(self, lock: threading.Lock, path: Path) -> None:
+        self._lock, self._path = lock, path
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        self._lock.release()
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise RegistryError(f"cannot read the task registry {self._path}: {exc}") from exc
 
 
 class _Transaction:
@@ -167,8 +538,10 @@ class _Transaction:
         self._lock.acquire()
         try:
             self._db.execute("BEGIN IMMEDIATE")
-        except BaseException:
+        except BaseException as error:
             self._lock.release()
+            if isinstance(error, sqlite3.Error):
+                raise self._error(error) from error
             raise
         return self._db
 
@@ -181,14 +554,26 @@ class _Transaction:
                     return
                 except sqlite3.Error as error:
                     exc = error
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
         finally:
             self._lock.release()
         if isinstance(exc, sqlite3.Error):
-            raise RegistryError(
-                f"the task registry {self._path} could not be written ({exc}); nothing of "
-                "this change was kept. Free disk space or fix permissions, then rerun."
-            ) from exc
+            raise self._error(exc) from exc
+
+    def _error(self, error: sqlite3.Error) -> RegistryError:
+        return RegistryError(
+            f"the task registry {self._path} could not be written ({error}); nothing of "
+            "this change was kept. Free disk space or fix permissions, then rerun: the run "
+            "resumes where it stopped."
+        )
+
+
+def _nullable(value: bytes | str | None) -> bytes:
+    """What is signed for a column that may be NULL: NULL and empty differ."""
+    if value is None:
+        return b"\x00"
+    return b"\x01" + (value.encode() if isinstance(value, str) else value)
 
 
 def _id(task_id: TaskId) -> str:
@@ -200,36 +585,17 @@ def _idx(index: tuple[int, ...]) -> str:
     return ",".join(map(str, index))
 
 
-def _dumps(value: Any) -> bytes:
-    return cast(bytes, cloudpickle.dumps(value, protocol=5))
-
-
-def _row(record: StepRecord) -> tuple[Any, ...]:
-    payload = None if record.payload is INITIAL_INPUT else _dumps(record.payload)
-    return (
-        _id(record.task_id),
-        _idx(record.index),
-        record.step,
-        record.attempts,
-        json.dumps(dict(record.options)),
-        _idx(record.lineage_attempts),
-        payload,
-    )
-
-
-def _record(row: tuple[Any, ...]) -> StepRecord:
-    task_id, idx, step, attempts, options, lineage, payload, kwargs = row
-    return StepRecord(
-        task_id=json.loads(task_id),
-        index=_tuple(idx),
-        step=step,
-        payload=INITIAL_INPUT if payload is None else cloudpickle.loads(payload),
-        kwargs=cloudpickle.loads(kwargs),
-        attempts=attempts,
-        options=json.loads(options),
-        lineage_attempts=_tuple(lineage),
-    )
-
-
 def _tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",")) if text else ()
+
+
+def _dumps(value: Any, by_value: bool = False) -> bytes:
+    """Plain pickle where it works (fast: kwargs are usually plain data); cloudpickle for
+    what plain pickle cannot take, and always for `by_value` (payloads, which may hold
+    objects of the user's script)."""
+    if not by_value:
+        try:
+            return pickle.dumps(value, protocol=5)
+        except (pickle.PicklingError, AttributeError, TypeError):
+            pass
+    return cast(bytes, cloudpickle.dumps(value, protocol=5))

@@ -20,12 +20,14 @@ class TaskSpec:
     position: int
 
 
-def task_specs(tasks: Iterable[Mapping[str, Any]]) -> Iterator[TaskSpec]:
+def task_specs(tasks: Iterable[Mapping[str, Any]], check_unique: bool = True
+               ) -> Iterator[TaskSpec]:
     """A `TaskSpec` per task, made lazily, so a generator of tasks is never materialised.
 
     The id is the task's "task_id" value when present, else its position in `tasks`.
     A `tasks` that is not an iterable of dicts raises `ConfigError` at once; a bad
-    task raises it when it is reached.
+    task raises it when it is reached. `check_unique=False` leaves repeated ids to the
+    caller (a durable registry checks them on disk, so memory stays bounded).
     """
     if isinstance(tasks, Mapping):
         raise ConfigError(
@@ -37,10 +39,10 @@ def task_specs(tasks: Iterable[Mapping[str, Any]]) -> Iterator[TaskSpec]:
         raise ConfigError(
             f"tasks={tasks!r} is not iterable; pass a list or generator of dicts."
         ) from None
-    return _specs(iterator)
+    return _specs(iterator, check_unique)
 
 
-def _specs(iterator: Iterator[Mapping[str, Any]]) -> Iterator[TaskSpec]:
+def _specs(iterator: Iterator[Mapping[str, Any]], check_unique: bool) -> Iterator[TaskSpec]:
     first_position: dict[TaskId, int] = {}
     for position, task in enumerate(iterator):
         if not isinstance(task, Mapping):
@@ -55,13 +57,11 @@ def _specs(iterator: Iterator[Mapping[str, Any]]) -> Iterator[TaskSpec]:
                 "receive tasks as **kwargs, so every key must be a str."
             )
         task_id = _task_id(task, position)
-        if task_id in first_position:
-            raise ConfigError(
-                f"task_id {task_id!r} at position {position} repeats the task at position "
-                f"{first_position[task_id]}; task ids name outputs, so they must be unique. "
-                "Give every task a distinct 'task_id' (or none, to use positions)."
-            )
-        first_position[task_id] = position
+        if check_unique:
+            if task_id in first_position:
+                raise repeated_task_id(task_id, position, f"the task at position "
+                                                         f"{first_position[task_id]}")
+            first_position[task_id] = position
         yield TaskSpec(task_id=task_id, kwargs=dict(task), position=position)
 
 
@@ -75,3 +75,11 @@ def _task_id(task: Mapping[str, Any], position: int) -> TaskId:
             f"({type(task_id).__name__}); a task_id must be a str or an int."
         )
     return task_id
+
+
+def repeated_task_id(task_id: TaskId, position: int, earlier: str) -> ConfigError:
+    return ConfigError(
+        f"task_id {task_id!r} at position {position} repeats {earlier}; task ids name "
+        "outputs, so they must be unique. Give every task a distinct 'task_id' (or none, "
+        "to use positions)."
+    )

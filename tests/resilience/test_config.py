@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resilience import ConfigError, RegistryError, ResilientCluster
+from resilience import ConfigError, ResilientCluster
 from resilience.config import resolve_retries
 from resilience.tasks import task_specs
 
@@ -32,6 +32,13 @@ def identity(payload, **_):
         ({"worker_wait_timeout": 0}, "worker_wait_timeout=0"),
         ({"max_in_flight": 0}, "max_in_flight=0 must be an int >= 1"),
         ({"on_event": "print"}, "on_event='print' must be callable"),
+        ({"output_path": "out"}, "output_path was given with task_registry=None"),
+        ({"task_registry": "memory", "registry_key": b"k" * 32}, "registry_key was given"),
+        ({"task_registry": "disk", "registry_key": b"short"}, "bytes of length >= 16"),
+        ({"task_registry": "disk", "registry_key": "a str key, not bytes"}, "must be bytes"),
+        ({"task_registry": "disk", "start_afresh": True}, "start_afresh=True needs"),
+        ({"task_registry": "disk", "output_path": "out", "start_afresh": 1}, "start_afresh=1"),
+        ({"task_registry": "disk", "output_path": __file__}, "is a file, not a folder"),
     ],
 )
 def test_a_bad_setting_is_refused_with_the_value_and_the_rule(client, settings, says):
@@ -103,20 +110,6 @@ def test_a_list_of_tasks_can_be_run_again(client):
     rc = ResilientCluster(client, [{"task_id": i} for i in range(2)], input=1)
     assert len(rc.distribute(identity).outputs) == 2
     assert len(rc.distribute(identity).outputs) == 2
-
-
-def test_a_registry_path_holding_an_unfinished_run_is_not_overwritten(client, tmp_path):
-    from resilience import SQLiteRegistry, StepRecord
-
-    path = tmp_path / "registry.sqlite"
-    with SQLiteRegistry(path) as registry:
-        registry.update(add=[StepRecord("t", (), 0, "payload", {})])
-
-    rc = ResilientCluster(client, [{}], task_registry="disk", registry_path=str(path))
-    with pytest.raises(RegistryError, match="already holds 1 unfinished step"):
-        rc.distribute(identity)
-    with SQLiteRegistry(path) as registry:
-        assert len(registry) == 1  # left as it was
 
 
 def test_task_ids_default_to_positions_and_keep_their_type():

@@ -58,11 +58,18 @@ def test_an_update_adds_children_and_removes_the_parent_together(registry):
     assert registry.get(("t", (1,))).kwargs == {"task_id": "t", "seed": 7}
 
 
-def test_attempts_are_counted_per_record(registry):
+def test_attempts_are_set_per_record(registry):
     registry.update(add=[record("a", attempts=1), record("b", attempts=1)])
-    registry.add_attempt([("a", ()), ("a", ()), ("gone", ())])
+    registry.set_attempts([(("a", ()), 3), (("gone", ()), 2)])
     assert registry.get(("a", ())).attempts == 3
     assert registry.get(("b", ())).attempts == 1
+    assert registry.get(("gone", ())) is None
+
+
+def test_a_failed_step_loses_its_record(registry):
+    registry.update(add=[record("a"), record("b")])
+    registry.update(failed=[(("a", ()), "poison")])
+    assert [r.task_id for r in registry.records()] == ["b"]
 
 
 def test_the_shared_initial_input_is_stored_once(registry):
@@ -79,14 +86,15 @@ import os
 from resilience import SQLiteRegistry, StepRecord
 r = SQLiteRegistry({str(path)!r})
 r.set_initial_input("input")
-r.update(add=[StepRecord("t", (1,), 1, "payload", {{"x": 1}}, attempts=2)])
+r.update(add=[StepRecord("t", (1,), 1, "payload", {{"x": 1}}, attempts=2, started_at=5.0)])
 os._exit(0)  # no close, no cleanup: as if killed
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
 
     with SQLiteRegistry(path) as reopened:
         [survivor] = list(reopened.records())
-        assert survivor == StepRecord("t", (1,), 1, "payload", {"x": 1}, attempts=2)
+        assert survivor == StepRecord("t", (1,), 1, "payload", {"x": 1}, attempts=2,
+                                      started_at=5.0)
         assert reopened.initial_input() == "input"
 
 
@@ -96,8 +104,9 @@ def test_the_sqlite_registry_keeps_kwargs_only_while_a_step_needs_them(tmp_path)
         registry.update(add=[record("t")])
         registry.update(add=[record("t", (0,), 1, payload="p")], remove=[("t", ())])
         registry.update(remove=[("t", (0,))])
+        assert registry.known_task_ids(["t", "u"]) == {"t"}  # the id stays, for uniqueness
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT COUNT(*) FROM tasks").fetchone() == (0,)
+        assert db.execute("SELECT COUNT(*) FROM tasks WHERE kwargs IS NOT NULL").fetchone() == (0,)
         assert db.execute("SELECT COUNT(*) FROM steps").fetchone() == (0,)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
@@ -114,6 +123,6 @@ def test_a_failed_update_changes_nothing(tmp_path):
 def test_a_file_that_is_not_a_registry_is_refused_and_left_alone(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("my precious notes, not a database\n" * 100)
-    with pytest.raises(RegistryError, match="cannot open the task registry"):
+    with pytest.raises(RegistryError, match="cannot read the task registry"):
         SQLiteRegistry(path)
     assert path.read_text().startswith("my precious notes")

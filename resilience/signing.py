@@ -1,0 +1,86 @@
+"""HMAC signing of registry records, so that a tampered or foreign registry is refused
+before anything in it is unpickled.
+
+The key is 32 random bytes in a file beside the database (created with mode 0600), or
+one the user passes. Every MAC also covers the run id and the record's identity, so a
+record cannot be moved to another run or another task unnoticed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from resilience.errors import ConfigError, RegistryError
+
+KEY_BYTES = 32
+
+
+def key_path(registry_path: Path) -> Path:
+    """Where the key of the registry at `registry_path` is kept."""
+    return registry_path.with_name(registry_path.name + ".key")
+
+
+def create_key(path: Path) -> bytes:
+    """Write a new random key to `path` (which must not exist), readable by its owner only."""
+    key = secrets.token_bytes(KEY_BYTES)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise RegistryError(
+            f"{path} already exists, but its registry does not; it may belong to another "
+            "registry. Move it away, or pass that registry's path."
+        ) from None
+    with os.fdopen(fd, "wb") as file:
+        file.write(key)
+        file.flush()
+        os.fsync(file.fileno())
+    return key
+
+
+def read_key(path: Path) -> bytes:
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        raise RegistryError(
+            f"the registry's key file {path} is missing, so its records cannot be verified "
+            "and will not be read. Restore the key file, or pass registry_key=."
+        ) from None
+    if len(key) < 16:
+        raise RegistryError(f"the key file {path} holds {len(key)} bytes; a key has at least 16.")
+    return key
+
+
+def check_key(key: object) -> bytes:
+    """A key the user passed, or a clear error."""
+    if not isinstance(key, bytes) or len(key) < 16:
+        raise ConfigError(
+            "registry_key must be bytes of length >= 16 (e.g. secrets.token_bytes(32)); "
+            "or leave it None to keep a key file beside the registry."
+        )
+    return key
+
+
+class Signer:
+    """MACs over length-prefixed parts, bound to one run."""
+
+    def __init__(self, key: bytes, run_id: str) -> None:
+        self._key = key
+        self._prefix = _frame(run_id.encode())
+
+    def sign(self, *parts: bytes | str) -> bytes:
+        message = self._prefix + b"".join(
+            _frame(part.encode() if isinstance(part, str) else part) for part in parts
+        )
+        return hmac.digest(self._key, message, hashlib.sha256)
+
+    def verify(self, mac: bytes | None, *parts: bytes | str) -> bool:
+        return mac is not None and hmac.compare_digest(mac, self.sign(*parts))
+
+
+def _frame(part: bytes) -> bytes:
+    # A length prefix keeps ("ab", "c") and ("a", "bc") apart.
+    return len(part).to_bytes(8, "little") + part

@@ -1,0 +1,195 @@
+"""A durable run (task_registry="disk" with a registry_path or output_path) resumes where
+it stopped, refuses to resume as another run, and delivers each output once across
+sessions. These tests stop a run by closing its generator; test_resume kills real
+client processes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from resilience import ConfigError, RegistryError, ResilientCluster, TaskFailures
+from resilience.sink import SCOREFILE, load_output
+from resilience.sqlite_registry import SQLiteRegistry
+from resilience.status import format_status, run_status
+
+
+def double(payload, *, seed, **_):
+    return [payload * 2 + seed, payload * 2 + seed + 1]
+
+
+def add_seed(payload, *, seed, **_):
+    return payload + seed
+
+
+def fail_odd(payload, *, seed, **_):
+    if seed % 2:
+        raise ValueError(f"seed {seed} is odd")
+    return payload
+
+
+def tasks(count, start=0):
+    return ({"task_id": f"t{i}", "seed": i} for i in range(start, count))
+
+
+def durable(client, output, task_list, **settings):
+    return ResilientCluster(client, task_list, input=1, task_registry="disk",
+                            output_path=str(output), **settings)
+
+
+def files(output: Path) -> set[str]:
+    return {p.name for p in output.glob("*.pkl")}
+
+
+def test_a_finished_run_rerun_redoes_nothing(client, tmp_path):
+    output = tmp_path / "out"
+    first = durable(client, output, tasks(5)).distribute([double, add_seed])
+    assert first.delivered == 10
+
+    again = durable(client, output, tasks(5)).distribute([double, add_seed])
+
+    assert (again.delivered, again.previously_delivered, again.attempts) == (0, 10, 0)
+    assert len(files(output)) == 10
+    assert len((output / SCOREFILE).read_text().splitlines()) == 10
+    assert load_output(output / "t3.1-0.pkl") == (1 * 2 + 3 + 1) + 3
+
+
+def add_seed_slowly_after_two(payload, *, seed, **_):
+    time.sleep(0 if seed < 2 else 0.5)  # tasks 0 and 1 finish while the others still run
+    return payload + seed
+
+
+def test_a_stopped_run_resumes_its_unfinished_steps_without_charging_them(client, tmp_path):
+    output = tmp_path / "out"
+    chain = [double, add_seed_slowly_after_two]
+    run = durable(client, output, tasks(6), max_in_flight=4)
+    outputs = run.generate(chain)
+    next(outputs)
+    outputs.close()  # the client stops: the steps in flight stay in the registry
+    # With an output folder, a batch is on disk before its first output is yielded.
+    on_disk = len(files(output))
+    assert on_disk >= 1 and run_status(output)["steps_in_flight"] > 0
+
+    resumed = durable(client, output, tasks(6), max_in_flight=4)
+    summary = resumed.distribute(chain)
+
+    assert summary.previously_delivered == on_disk
+    assert summary.delivered == 12 - on_disk
+    assert {o.attempts for o in summary.outputs} == {1}  # the interruption cost no attempt
+    assert len(files(output)) == 12
+    status = run_status(output)
+    assert (status["outputs_delivered"], status["steps_in_flight"]) == (12, 0)
+
+
+def test_more_tasks_appended_to_the_list_are_run_on_resume(client, tmp_path):
+    output = tmp_path / "out"
+    durable(client, output, tasks(3)).distribute(add_seed)
+
+    summary = durable(client, output, tasks(5)).distribute(add_seed)
+
+    assert (summary.previously_delivered, summary.delivered) == (3, 2)
+    assert files(output) == {f"t{i}.0.pkl" for i in range(5)}
+
+
+def test_resuming_with_other_tasks_is_refused(client, tmp_path):
+    output = tmp_path / "out"
+    durable(client, output, tasks(4)).distribute(add_seed)
+
+    with pytest.raises(RegistryError, match=r"other tasks: the ids .* of its first 4"):
+        durable(client, output, tasks(5, start=1)).distribute(add_seed)
+    with pytest.raises(RegistryError, match="it has only 2 task"):
+        durable(client, output, tasks(2)).distribute(add_seed)
+    assert len(files(output)) == 4
+
+
+def test_resuming_with_other_protocols_is_refused_unless_started_afresh(client, tmp_path):
+    output = tmp_path / "out"
+    durable(client, output, tasks(3)).distribute([double, add_seed])
+
+    with pytest.raises(RegistryError, match=r"other protocols .*double, .*add_seed"):
+        durable(client, output, tasks(3)).distribute([add_seed, double])
+    summary = durable(client, output, tasks(3), start_afresh=True).distribute(add_seed)
+
+    assert summary.delivered == 3
+    [old] = tmp_path.glob("out.replaced-*")  # moved aside, not deleted
+    assert len(files(old)) == 6
+    assert (old / "registry.sqlite").exists() and (old / "registry.sqlite.key").exists()
+    assert files(output) == {"t0.0.pkl", "t1.0.pkl", "t2.0.pkl"}
+
+
+def test_failed_tasks_stay_failed_and_are_reported_again_on_resume(client, tmp_path):
+    output = tmp_path / "out"
+    with pytest.raises(TaskFailures) as first:
+        durable(client, output, tasks(4)).distribute(fail_odd)
+    assert set(first.value.failed) == {"t1", "t3"}
+
+    with pytest.raises(TaskFailures) as again:
+        durable(client, output, tasks(4)).distribute(fail_odd)
+
+    assert set(again.value.failed) == {"t1", "t3"}
+    assert "(in an earlier session)" in again.value.failed["t1"]
+    assert again.value.summary.attempts == 0  # nothing was run again
+    status = run_status(output)
+    assert status["tasks_failed"] == 2 and "seed 1 is odd" in format_status(status)
+
+
+def test_a_repeated_task_id_in_a_generator_is_refused_after_the_rest_ran(client, tmp_path):
+    output = tmp_path / "out"
+    repeated = ({"task_id": name, "seed": 0} for name in ["a", "b", "a", "c"])
+    run = durable(client, output, repeated)
+
+    with pytest.raises(ConfigError, match="task_id 'a' at position 2 repeats"):
+        run.distribute(add_seed)
+    assert files(output) == {"a.0.pkl", "b.0.pkl"}
+
+
+def test_the_scorefile_has_one_line_per_output_with_its_scalar_kwargs(client, tmp_path):
+    output = tmp_path / "out"
+    task_list = [{"task_id": "x", "seed": 2, "weights": [1, 2], "label": "alpha"}]
+    durable(client, output, task_list).distribute(double)
+
+    lines = [json.loads(line) for line in (output / SCOREFILE).read_text().splitlines()]
+
+    assert [(line["task_id"], line["index"], line["file"]) for line in lines] == [
+        ("x", [0], "x.0.pkl"), ("x", [1], "x.1.pkl")]
+    assert lines[0]["kwargs"] == {"task_id": "x", "seed": 2, "label": "alpha"}  # no list
+    assert lines[0]["attempts"] == 1 and lines[0]["seconds"] >= 0
+
+
+def test_a_registry_path_alone_resumes_too(client, tmp_path):
+    path = tmp_path / "run.sqlite"
+    run = ResilientCluster(client, tasks(6), input=1, task_registry="disk",
+                           registry_path=str(path), max_in_flight=2)
+    outputs = run.generate(add_seed)
+    next(outputs)
+    outputs.close()
+
+    rest = ResilientCluster(client, tasks(6), input=1, task_registry="disk",
+                            registry_path=str(path)).distribute(add_seed)
+
+    # Without an output folder, delivery is at least once: the output the consumer took
+    # before the stop was committed when it asked for the next one, which it never did.
+    assert sorted(o.task_id for o in rest.outputs) == [f"t{i}" for i in range(6)]
+    with SQLiteRegistry(path) as registry:
+        assert registry.counts()["outputs_delivered"] == 6
+
+
+def test_the_status_command_reads_a_run_and_refuses_a_tampered_one(client, tmp_path):
+    output = tmp_path / "out"
+    durable(client, output, tasks(3)).distribute(double)
+    command = [sys.executable, "-m", "resilience", "status", str(output)]
+
+    shown = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "outputs delivered:  6" in shown.stdout and "state:              finished" in shown.stdout
+
+    with sqlite3.connect(output / "registry.sqlite") as db:
+        db.execute("UPDATE meta SET value=CAST('999' AS BLOB) WHERE name='admitted'")
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "was altered: admitted" in refused.stderr

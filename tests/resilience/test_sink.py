@@ -1,0 +1,134 @@
+"""The output folder ends with every output exactly once, whichever step of a delivery a
+kill interrupted. Each test leaves the folder and registry exactly as a SIGKILL at that
+point would (the sink's steps run, the commit does not), then reopens the run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from resilience.delivery import Output
+from resilience.durable import DurableRun, open_durable_run
+from resilience.errors import OutputError
+from resilience.registry import Delivery
+from resilience.sink import SCOREFILE, load_output, output_name
+
+
+def protocol(payload, **_):
+    return payload
+
+
+def open_run(tmp_path: Path) -> DurableRun:
+    return open_durable_run(tmp_path / "out" / "registry.sqlite", None, tmp_path / "out",
+                            [protocol], iter([]), start_afresh=False)
+
+
+def outputs(*task_ids: str) -> list[tuple[Output, dict, float]]:
+    return [(Output(task_id, (0,), {"pose": task_id}, 1, (1,)), {"task_id": task_id}, 0.0)
+            for task_id in task_ids]
+
+
+def deliver(run: DurableRun, batch: list[tuple[Output, dict, float]]) -> None:
+    """One whole delivery, as the run loop makes it."""
+    assert run.sink is not None
+    entries = run.sink.write(batch)
+    run.registry.update(delivered=entries, progress=run.sink.committed_progress())
+
+
+def folder_state(tmp_path: Path) -> tuple[list[str], list[tuple[str, list[int]]]]:
+    out = tmp_path / "out"
+    names = sorted(p.name for p in out.iterdir() if not p.name.startswith("registry.sqlite"))
+    scores = out / SCOREFILE
+    text = scores.read_text() if scores.exists() else ""
+    lines = [json.loads(line) for line in text.splitlines()]
+    return names, [(line["task_id"], line["index"]) for line in lines]
+
+
+def test_a_kill_between_the_renames_and_the_ledger_commit_leaves_nothing_behind(tmp_path):
+    run = open_run(tmp_path)
+    deliver(run, outputs("a"))
+    assert run.sink is not None
+    run.sink.write(outputs("b", "c"))  # files linked, scores appended: then the kill
+    run.registry.close()
+
+    reopened = open_run(tmp_path)
+
+    assert folder_state(tmp_path) == (["a.0.pkl", SCOREFILE], [("a", [0])])
+    assert reopened.registry.is_delivered([("b", (0,)), ("a", (0,))]) == [False, True]
+    deliver(reopened, outputs("b", "c"))  # the redone steps deliver them once
+    assert folder_state(tmp_path) == (
+        ["a.0.pkl", "b.0.pkl", "c.0.pkl", SCOREFILE], [("a", [0]), ("b", [0]), ("c", [0])])
+    assert load_output(tmp_path / "out" / "c.0.pkl") == {"pose": "c"}
+
+
+def test_a_kill_mid_write_leaves_no_temporary_file(tmp_path):
+    run = open_run(tmp_path)
+    name = output_name("a", (0,))
+    run.registry.stage_outputs([Delivery("a", (0,), 1, file=name, score="{}")])  # staged ...
+    temporary = tmp_path / "out" / f".{name}.tmp"
+    temporary.write_bytes(b"half a pick")  # ... and half written: then the kill
+    run.registry.close()
+
+    open_run(tmp_path)
+
+    assert not temporary.exists()
+    assert folder_state(tmp_path) == ([], [])
+
+
+def test_a_kill_mid_scorefile_append_cuts_the_partial_line(tmp_path):
+    run = open_run(tmp_path)
+    deliver(run, outputs("a"))
+    with open(tmp_path / "out" / SCOREFILE, "a") as scores:
+        scores.write('{"task_id": "b", "ind')  # a torn append: then the kill
+    run.registry.close()
+
+    open_run(tmp_path)
+
+    assert folder_state(tmp_path) == (["a.0.pkl", SCOREFILE], [("a", [0])])
+
+
+def test_a_scorefile_cut_short_outside_the_library_is_rebuilt_from_the_ledger(tmp_path):
+    run = open_run(tmp_path)
+    deliver(run, outputs("a", "b"))
+    run.registry.close()
+    (tmp_path / "out" / SCOREFILE).write_text("")
+
+    open_run(tmp_path)
+
+    assert folder_state(tmp_path)[1] == [("a", [0]), ("b", [0])]
+
+
+def test_a_file_that_is_not_ours_is_never_overwritten(tmp_path):
+    run = open_run(tmp_path)
+    theirs = tmp_path / "out" / output_name("a", (0,))
+    theirs.write_text("someone else's file")
+
+    with pytest.raises(OutputError, match="not in this run's ledger"):
+        deliver(run, outputs("a"))
+
+    assert theirs.read_text() == "someone else's file"
+    assert not list((tmp_path / "out").glob(".*.tmp"))
+    run.registry.close()
+    open_run(tmp_path)  # and a restart's reconcile does not take it for ours
+    assert theirs.read_text() == "someone else's file"
+
+
+@pytest.mark.parametrize(("task_id", "name"), [
+    ("plain-id_1", "plain-id_1.0.pkl"),
+    (7, "7.0.pkl"),
+    ("7", None),  # an int-like str must not collide with the int
+    ("a/b", None),
+    ("../escape", None),
+    ("x" * 65, None),
+])
+def test_output_names_are_safe_and_never_collide(task_id, name):
+    made = output_name(task_id, (0,))
+    if name is not None:
+        assert made == name
+    else:
+        assert made.startswith("~") and "/" not in made
+    assert os.path.basename(made) == made
+
