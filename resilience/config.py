@@ -32,7 +32,7 @@ class ResilienceConfig:
     output_path: a folder where every output is written exactly once, to a file named
         after its (task_id, index), with one `scores.json` line each. Needs
         task_registry="disk": the ledger of written outputs lives in the registry.
-    registry_key: the HMAC key (bytes, >= 16) that signs the registry's records. None:
+    registry_key: the MAC key (bytes, >= 16) that signs the registry's records. None:
         a random key kept in `<registry_path>.key`, readable by its owner only.
     start_afresh: when registry_path holds another run (other tasks or protocols),
         move it and the output folder aside (renamed, never deleted) and start anew,

@@ -144,17 +144,22 @@ def _check_tasks(registry: SQLiteRegistry, tasks: Iterator[TaskSpec]) -> tuple[i
 
 def _move_aside(path: Path, output_path: Path | None) -> None:
     """Rename the old registry, its key and the output folder with a `.replaced-<time>`
-    suffix: starting afresh never deletes anything."""
-    suffix = time.strftime(".replaced-%Y%m%d-%H%M%S")
-    moved = []
-    if output_path is not None and output_path.exists():
-        output_path.rename(output_path.with_name(output_path.name + suffix))
-        moved.append(output_path)
-    for old in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
-                key_path(path)):
-        if old.exists():
-            old.rename(old.with_name(old.name + suffix))
-            moved.append(old)
-    if moved:
+    suffix: starting afresh never deletes anything (nor renames over an earlier one)."""
+    olds = [old for old in (output_path, path, path.with_name(path.name + "-wal"),
+                            path.with_name(path.name + "-shm"), key_path(path))
+            if old is not None and old.exists()]
+    stamp = suffix = time.strftime(".replaced-%Y%m%d-%H%M%S")
+    attempt = 1
+    while any(_suffixed(old, suffix).exists() for old in olds):
+        attempt += 1
+        suffix = f"{stamp}-{attempt}"
+    for old in olds:
+        if old.exists():  # the registry may have gone with the output folder
+            old.rename(_suffixed(old, suffix))
+    if olds:
         logger.warning("start_afresh: moved aside %s (suffix %s)",
-                       ", ".join(map(str, moved)), suffix)
+                       ", ".join(map(str, olds)), suffix)
+
+
+def _suffixed(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)

@@ -1,4 +1,4 @@
-"""HMAC signing of registry records, so that a tampered or foreign registry is refused
+"""Signing of registry records, so that a tampered or foreign registry is refused
 before anything in it is unpickled.
 
 The key is 32 random bytes in a file beside the database (created with mode 0600), or
@@ -8,10 +8,12 @@ record cannot be moved to another run or another task unnoticed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
 import secrets
+import struct
 from pathlib import Path
 
 from resilience.errors import ConfigError, RegistryError
@@ -65,22 +67,38 @@ def check_key(key: object) -> bytes:
 
 
 class Signer:
-    """MACs over length-prefixed parts, bound to one run."""
+    """MACs over length-framed parts, bound to one run.
+
+    Keyed BLAKE2b-256 rather than HMAC-SHA256: a MAC of the same strength (Python's
+    hashlib documents it as HMAC's faster replacement) at half the cost, which a
+    million-task run, signing a million records, needs. The keyed state over the run id
+    is computed once and copied per MAC.
+    """
 
     def __init__(self, key: bytes, run_id: str) -> None:
-        self._key = key
-        self._prefix = _frame(run_id.encode())
+        if len(key) > hashlib.blake2b.MAX_KEY_SIZE:  # a long user key: use its digest
+            key = hashlib.blake2b(key).digest()
+        self._base = hashlib.blake2b(_frame(run_id.encode()), key=key, digest_size=32)
 
     def sign(self, *parts: bytes | str) -> bytes:
-        message = self._prefix + b"".join(
-            _frame(part.encode() if isinstance(part, str) else part) for part in parts
-        )
-        return hmac.digest(self._key, message, hashlib.sha256)
+        return self.sign_bytes(*[part.encode() if isinstance(part, str) else part
+                                 for part in parts])
+
+    def sign_bytes(self, *parts: bytes) -> bytes:
+        mac = self._base.copy()
+        # The count and lengths first keep ("ab", "c") and ("a", "bc") apart.
+        mac.update(_header(len(parts)).pack(len(parts), *map(len, parts)))
+        mac.update(b"".join(parts))
+        return mac.digest()
 
     def verify(self, mac: bytes | None, *parts: bytes | str) -> bool:
         return mac is not None and hmac.compare_digest(mac, self.sign(*parts))
 
 
+@functools.cache
+def _header(parts: int) -> struct.Struct:
+    return struct.Struct(f"<{parts + 1}Q")
+
+
 def _frame(part: bytes) -> bytes:
-    # A length prefix keeps ("ab", "c") and ("a", "bc") apart.
     return len(part).to_bytes(8, "little") + part

@@ -7,13 +7,14 @@ what resuming after a head-node crash needs.
 
 Besides the unfinished step records it keeps the run's identity (run id and
 fingerprints), how many tasks were admitted, the ledger of delivered outputs and
-the failed steps. Every pickled value is HMAC-signed and verified before it is
+the failed steps. Every pickled value is signed (a keyed MAC) and verified before it is
 unpickled (`resilience.signing`). An existing file is checked before anything is
 written to it, and is never replaced: a bad file raises `RegistryError`, untouched.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import os
@@ -23,7 +24,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, cast
 
 import cloudpickle
@@ -39,14 +42,15 @@ from resilience.registry import (
 from resilience.signing import Signer, check_key, create_key, key_path, read_key
 from resilience.tasks import TaskId
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x52534C43  # "RSLC": marks a SQLite file as one of our registries
 
 _SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL, mac BLOB NOT NULL);
--- One row per admitted task, kept after it finishes (for ids and counts);
--- kwargs is cleared when the task's last step goes.
-CREATE TABLE tasks (task_id TEXT PRIMARY KEY, kwargs BLOB, mac BLOB NOT NULL) WITHOUT ROWID;
+-- The id of every admitted task, kept after it finishes: ids are unique within a run.
+-- Nothing here is unpickled, so it is not signed.
+CREATE TABLE tasks (task_id TEXT PRIMARY KEY) WITHOUT ROWID;
+-- A step's task kwargs are in its row: one row and one MAC per record keeps inserts fast.
 CREATE TABLE steps (
     seq INTEGER PRIMARY KEY,
     task_id TEXT NOT NULL,
@@ -57,6 +61,7 @@ CREATE TABLE steps (
     lineage_attempts TEXT NOT NULL,
     started_at REAL NOT NULL,
     payload BLOB,  -- NULL: the run's shared step-0 input, kept in meta
+    kwargs BLOB NOT NULL,
     mac BLOB NOT NULL,
     UNIQUE (task_id, idx)
 );
@@ -79,16 +84,9 @@ CREATE TABLE failures (
 """
 
 _SELECT_OUTPUT = "SELECT task_id, idx, attempts, file, score, committed, mac FROM outputs"
-_SELECT_STEP = (
-    "SELECT s.task_id, s.idx, s.step, s.attempts, s.options, s.lineage_attempts, "
-    "s.started_at, s.payload, s.mac, t.kwargs, t.mac FROM steps s JOIN tasks t USING (task_id)"
-)
-
-# A task's kwargs go when its last step does.
-_CLEAR_KWARGS_IF_DONE = (
-    "UPDATE tasks SET kwargs=NULL WHERE task_id=? AND kwargs IS NOT NULL AND NOT EXISTS "
-    "(SELECT 1 FROM steps WHERE steps.task_id=tasks.task_id)"
-)
+_STEP_COLUMNS = ("task_id, idx, step, attempts, options, lineage_attempts, started_at, "
+                 "payload, kwargs, mac")
+_SELECT_STEP = f"SELECT {_STEP_COLUMNS} FROM steps"
 
 
 class SQLiteRegistry(TaskRegistry):
@@ -106,8 +104,6 @@ class SQLiteRegistry(TaskRegistry):
                  read_only: bool = False) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        # Tasks with steps in this session whose kwargs are stored: bounded by in-flight work.
-        self._stored_kwargs: set[str] = set()
         if key is not None:
             key = check_key(key)
         self.created = _is_empty(self.path)
@@ -244,32 +240,17 @@ class SQLiteRegistry(TaskRegistry):
         failed: Sequence[tuple[RecordKey, str]] = (),
         progress: Mapping[str, str] | None = None,
     ) -> None:
-        sign = self._signer.sign
-        step_rows = [self._step_row(record) for record in add]
-        new_tasks = {}
-        for record in add:
-            task_id = _id(record.task_id)
-            if task_id not in self._stored_kwargs and task_id not in new_tasks:
-                new_tasks[task_id] = record
+        pickled: dict[int, bytes] = {}  # the steps of a task share its kwargs: pickle once
+        step_rows = [self._step_row(record, pickled) for record in add]
         removed = [(_id(task_id), _idx(index)) for task_id, index in remove]
         removed += [(_id(task_id), _idx(index)) for (task_id, index), _ in failed]
         with self._transaction() as db:
-            if new_tasks:
-                task_rows = []
-                for task_id, record in new_tasks.items():
-                    kwargs = _dumps(dict(record.kwargs))
-                    task_rows.append((task_id, kwargs, sign("task", task_id, kwargs)))
-                # A task already admitted (a resumed one) keeps its row; else a new row.
-                db.executemany(
-                    "INSERT INTO tasks VALUES (?, ?, ?) ON CONFLICT (task_id) DO UPDATE "
-                    "SET kwargs=excluded.kwargs, mac=excluded.mac", task_rows)
-            db.executemany(
-                "INSERT OR REPLACE INTO steps (task_id, idx, step, attempts, options, "
-                "lineage_attempts, started_at, payload, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                step_rows)
+            # A resumed task is re-added: its id is there already.
+            db.executemany("INSERT OR IGNORE INTO tasks VALUES (?)",
+                           [(row[0],) for row in step_rows if row[2] == 0])
+            db.executemany(f"INSERT OR REPLACE INTO steps ({_STEP_COLUMNS}) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", step_rows)
             db.executemany("DELETE FROM steps WHERE task_id=? AND idx=?", removed)
-            gone = [task_id for task_id in {task_id for task_id, _ in removed}
-                    if db.execute(_CLEAR_KWARGS_IF_DONE, (task_id,)).rowcount]
             if delivered:
                 self._commit_outputs(db, delivered)
             if failed:
@@ -278,8 +259,6 @@ class SQLiteRegistry(TaskRegistry):
                     [(_id(task_id), _idx(index), reason) for (task_id, index), reason in failed])
             if progress:
                 self._write_meta(db, progress)
-        self._stored_kwargs.update(new_tasks)
-        self._stored_kwargs.difference_update(gone)
 
     def set_attempts(self, attempts: Iterable[tuple[RecordKey, int]]) -> None:
         rows = [(count, _id(task_id), _idx(index)) for (task_id, index), count in attempts]
@@ -288,14 +267,14 @@ class SQLiteRegistry(TaskRegistry):
 
     def get_many(self, keys: Sequence[RecordKey]) -> list[StepRecord | None]:
         with self._reading():
-            rows = [self._db.execute(_SELECT_STEP + " WHERE s.task_id=? AND s.idx=?",
+            rows = [self._db.execute(_SELECT_STEP + " WHERE task_id=? AND idx=?",
                                      (_id(task_id), _idx(index))).fetchone()
                     for task_id, index in keys]
         return [None if row is None else self._record(row) for row in rows]
 
     def records(self) -> Iterator[StepRecord]:
         with self._reading():
-            rows = self._db.execute(_SELECT_STEP + " ORDER BY s.seq").fetchall()
+            rows = self._db.execute(_SELECT_STEP + " ORDER BY seq").fetchall()
         return (self._record(row) for row in rows)
 
     def unfinished(self, after: int, upto: int, limit: int) -> list[tuple[int, StepRecord]]:
@@ -303,8 +282,8 @@ class SQLiteRegistry(TaskRegistry):
         resumption pages through the steps an earlier session left unfinished."""
         with self._reading():
             rows = self._db.execute(
-                _SELECT_STEP.replace("SELECT ", "SELECT s.seq, ", 1)
-                + " WHERE s.seq > ? AND s.seq <= ? ORDER BY s.seq LIMIT ?",
+                f"SELECT seq, {_STEP_COLUMNS} FROM steps WHERE seq > ? AND seq <= ? "
+                "ORDER BY seq LIMIT ?",
                 (after, upto, limit)).fetchall()
         return [(row[0], self._record(row[1:])) for row in rows]
 
@@ -335,9 +314,11 @@ class SQLiteRegistry(TaskRegistry):
 
     def known_task_ids(self, task_ids: Sequence[TaskId]) -> set[TaskId]:
         """Those of `task_ids` that this run already admitted."""
+        by_text = {_id(task_id): task_id for task_id in task_ids}
         with self._reading():
-            return {task_id for task_id in task_ids if self._db.execute(
-                "SELECT 1 FROM tasks WHERE task_id=?", (_id(task_id),)).fetchone()}
+            found = [row[0] for chunk in _chunks(list(by_text)) for row in self._db.execute(
+                f"SELECT task_id FROM tasks WHERE task_id IN ({_marks(chunk)})", chunk)]
+        return {by_text[text] for text in found}
 
     def stage_outputs(self, entries: Sequence[Delivery]) -> None:
         """Mark outputs as being written to the output folder (committed later by
@@ -384,7 +365,7 @@ class SQLiteRegistry(TaskRegistry):
     def failures(self) -> list[tuple[RecordKey, str]]:
         with self._reading():
             rows = self._db.execute("SELECT task_id, idx, reason FROM failures").fetchall()
-        return [((json.loads(task_id), _tuple(idx)), reason) for task_id, idx, reason in rows]
+        return [((_task_id(task_id), _tuple(idx)), reason) for task_id, idx, reason in rows]
 
     def counts(self) -> dict[str, int]:
         """Progress counts, for summaries and `python -m resilience status`."""
@@ -441,37 +422,43 @@ class SQLiteRegistry(TaskRegistry):
                                 "was altered; nothing was read or deleted on its account.")
         return tuple(fields)
 
-    def _step_row(self, record: StepRecord) -> tuple[Any, ...]:
+    def _step_row(self, record: StepRecord, pickled: dict[int, bytes]) -> tuple[Any, ...]:
         task_id, idx = _id(record.task_id), _idx(record.index)
-        options = json.dumps(dict(record.options))
+        options = _options_text(record.options)
         lineage = _idx(record.lineage_attempts)
         payload = None if record.payload is INITIAL_INPUT else _dumps(record.payload,
                                                                      by_value=True)
-        mac = self._signer.sign("step", task_id, idx, str(record.step), options, lineage,
-                                repr(float(record.started_at)), _nullable(payload))
+        kwargs = pickled.get(id(record.kwargs))
+        if kwargs is None:
+            plain = record.kwargs if type(record.kwargs) is dict else dict(record.kwargs)
+            kwargs = pickled[id(record.kwargs)] = _dumps(plain)
+        mac = self._step_mac(task_id, idx, record.step, options, lineage, record.started_at,
+                             payload, kwargs)
         return (task_id, idx, record.step, record.attempts, options, lineage,
-                record.started_at, payload, mac)
+                record.started_at, payload, kwargs, mac)
+
+    def _step_mac(self, task_id: str, idx: str, step: int, options: str, lineage: str,
+                  started_at: float, payload: bytes | None, kwargs: bytes) -> bytes:
+        # The text columns are JSON or numbers, never holding a NUL: one part, joined.
+        text = "\0".join((task_id, idx, str(step), options, lineage, repr(float(started_at))))
+        return self._signer.sign_bytes(b"step", text.encode(), _nullable(payload), kwargs)
 
     def _record(self, row: Sequence[Any]) -> StepRecord:
-        (task_id, idx, step, attempts, options, lineage, started_at, payload, mac,
-         kwargs, kwargs_mac) = row
-        if not self._signer.verify(mac, "step", task_id, idx, str(step), options, lineage,
-                                   repr(float(started_at)), _nullable(payload)):
+        (task_id, idx, step, attempts, options, lineage, started_at, payload, kwargs,
+         mac) = row
+        if not hmac.compare_digest(mac, self._step_mac(task_id, idx, step, options, lineage,
+                                                       started_at, payload, kwargs)):
             raise RegistryError(
                 f"the step record of task {task_id} {idx or '(step 0)'} in {self.path} was "
                 "altered; it was not unpickled. Restore the registry, or start afresh.")
-        if kwargs is None or not self._signer.verify(kwargs_mac, "task", task_id, kwargs):
-            raise RegistryError(
-                f"the kwargs of task {task_id} in {self.path} were altered or are missing; "
-                "they were not unpickled. Restore the registry, or start afresh.")
         return StepRecord(
-            task_id=json.loads(task_id),
+            task_id=_task_id(task_id),
             index=_tuple(idx),
             step=step,
             payload=INITIAL_INPUT if payload is None else pickle.loads(payload),
             kwargs=pickle.loads(kwargs),
             attempts=attempts,
-            options=json.loads(options),
+            options=_options(options),
             lineage_attempts=_tuple(lineage),
             started_at=started_at,
         )
@@ -569,6 +556,16 @@ class _Transaction:
         )
 
 
+def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    """Pieces of `items` small enough for one `IN (...)` query."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _marks(items: Sequence[object]) -> str:
+    return ", ".join("?" * len(items))
+
+
 def _nullable(value: bytes | str | None) -> bytes:
     """What is signed for a column that may be NULL: NULL and empty differ."""
     if value is None:
@@ -577,22 +574,53 @@ def _nullable(value: bytes | str | None) -> bytes:
 
 
 def _id(task_id: TaskId) -> str:
-    # JSON keeps int 5 and str "5" apart.
+    # JSON keeps int 5 and str "5" apart. The first two cases are json.dumps, faster.
+    if type(task_id) is int:
+        return str(task_id)
+    if type(task_id) is str:
+        return encode_basestring_ascii(task_id)
     return json.dumps(task_id)
 
 
+def _options_text(options: Mapping[str, Any]) -> str:
+    try:
+        return _options_json(tuple(options.items()))
+    except TypeError:  # an unhashable option value
+        return json.dumps(dict(options))
+
+
+@functools.lru_cache(maxsize=256)
+def _options_json(items: tuple[tuple[str, Any], ...]) -> str:
+    # Every step of a run has one of a few option sets: encode each once.
+    return json.dumps(dict(items))
+
+
+@functools.lru_cache(maxsize=256)
+def _options(text: str) -> Mapping[str, Any]:
+    return MappingProxyType(json.loads(text))
+
+
+def _task_id(text: str) -> TaskId:
+    return int(text) if text.isdigit() else cast(TaskId, json.loads(text))
+
+
 def _idx(index: tuple[int, ...]) -> str:
-    return ",".join(map(str, index))
+    return ",".join(map(str, index)) if index else ""
 
 
 def _tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",")) if text else ()
 
 
+_PLAIN_TYPES = frozenset({bytes, bytearray, str, int, float, bool, type(None)})
+
+
 def _dumps(value: Any, by_value: bool = False) -> bytes:
     """Plain pickle where it works (fast: kwargs are usually plain data); cloudpickle for
     what plain pickle cannot take, and always for `by_value` (payloads, which may hold
     objects of the user's script)."""
+    if type(value) in _PLAIN_TYPES:
+        return pickle.dumps(value, protocol=5)
     if not by_value:
         try:
             return pickle.dumps(value, protocol=5)

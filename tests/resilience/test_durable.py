@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from resilience import ConfigError, RegistryError, ResilientCluster, TaskFailures
+from resilience.durable import open_durable_run
 from resilience.sink import SCOREFILE, load_output
 from resilience.sqlite_registry import SQLiteRegistry
 from resilience.status import format_status, run_status
@@ -123,6 +124,19 @@ def test_resuming_with_other_protocols_is_refused_unless_started_afresh(client, 
     assert files(output) == {"t0.0.pkl", "t1.0.pkl", "t2.0.pkl"}
 
 
+def test_starting_afresh_twice_in_one_second_keeps_both_old_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(time, "strftime", lambda fmt: ".replaced-20261126-000000")
+    output = tmp_path / "out"
+    for _ in range(3):
+        run = open_durable_run(output / "registry.sqlite", None, output, [double], iter(()),
+                               start_afresh=True)
+        run.registry.close()
+
+    old = sorted(path.name for path in tmp_path.glob("out.replaced-*"))
+    assert old == ["out.replaced-20261126-000000", "out.replaced-20261126-000000-2"]
+    assert all((tmp_path / name / "registry.sqlite").exists() for name in old)
+
+
 def test_failed_tasks_stay_failed_and_are_reported_again_on_resume(client, tmp_path):
     output = tmp_path / "out"
     with pytest.raises(TaskFailures) as first:
@@ -187,7 +201,8 @@ def test_the_status_command_reads_a_run_and_refuses_a_tampered_one(client, tmp_p
 
     shown = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
-    assert "outputs delivered:  6" in shown.stdout and "state:              finished" in shown.stdout
+    assert "outputs delivered:  6" in shown.stdout
+    assert "state:              finished" in shown.stdout
 
     with sqlite3.connect(output / "registry.sqlite") as db:
         db.execute("UPDATE meta SET value=CAST('999' AS BLOB) WHERE name='admitted'")

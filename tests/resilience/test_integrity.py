@@ -168,7 +168,7 @@ def test_tampered_task_kwargs_are_refused_and_never_unpickled(path, tmp_path):
     with SQLiteRegistry(path) as registry:
         registry.update(add=[record("a", (1,), 1, payload="p")])
     sentinel = tmp_path / "SENTINEL"
-    edit(path, "UPDATE tasks SET kwargs=? WHERE task_id=?", trap_blob(sentinel, tmp_path),
+    edit(path, "UPDATE steps SET kwargs=? WHERE task_id=?", trap_blob(sentinel, tmp_path),
          '"a"')
 
     with SQLiteRegistry(path) as reopened:
@@ -233,13 +233,13 @@ def test_task_kwargs_moved_to_another_task_are_refused(path):
     with SQLiteRegistry(path) as registry:
         registry.update(add=[record("a", (1,), 1, payload="p"), record("b", (1,), 1, payload="q")])
     db = sqlite3.connect(path)
-    with db:  # b's kwargs row, MAC and all, replaces a's
-        db.execute("UPDATE tasks SET (kwargs, mac)=(SELECT kwargs, mac FROM tasks WHERE "
+    with db:  # b's valid kwargs replace a's
+        db.execute("UPDATE steps SET kwargs=(SELECT kwargs FROM steps WHERE "
                    "task_id='\"b\"') WHERE task_id='\"a\"'")
     db.close()
 
     with SQLiteRegistry(path) as reopened:
-        with pytest.raises(RegistryError, match=r"kwargs of task .*were altered"):
+        with pytest.raises(RegistryError, match=r"step record of task .*was altered"):
             reopened.get(("a", (1,)))
         assert reopened.get(("b", (1,))).payload == "q"  # the untouched one still reads
 
@@ -298,8 +298,8 @@ def test_a_row_copied_from_another_registry_is_refused(tmp_path):
         db.execute("ATTACH ? AS theirs", (str(theirs),))
         db.execute("INSERT INTO tasks SELECT * FROM theirs.tasks")
         db.execute("INSERT INTO steps (task_id, idx, step, attempts, options, lineage_attempts, "
-                   "started_at, payload, mac) SELECT task_id, idx, step, attempts, options, "
-                   "lineage_attempts, started_at, payload, mac FROM theirs.steps")
+                   "started_at, payload, kwargs, mac) SELECT task_id, idx, step, attempts, "
+                   "options, lineage_attempts, started_at, payload, kwargs, mac FROM theirs.steps")
     db.execute("DETACH theirs")
     db.close()
 

@@ -98,7 +98,7 @@ os._exit(0)  # no close, no cleanup: as if killed
         assert reopened.initial_input() == "input"
 
 
-def test_the_sqlite_registry_keeps_kwargs_only_while_a_step_needs_them(tmp_path):
+def test_the_sqlite_registry_keeps_only_the_id_of_a_finished_task(tmp_path):
     path = tmp_path / "r.sqlite"
     with SQLiteRegistry(path) as registry:
         registry.update(add=[record("t")])
@@ -106,7 +106,7 @@ def test_the_sqlite_registry_keeps_kwargs_only_while_a_step_needs_them(tmp_path)
         registry.update(remove=[("t", (0,))])
         assert registry.known_task_ids(["t", "u"]) == {"t"}  # the id stays, for uniqueness
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT COUNT(*) FROM tasks WHERE kwargs IS NOT NULL").fetchone() == (0,)
+        assert db.execute("SELECT * FROM tasks").fetchall() == [('"t"',)]
         assert db.execute("SELECT COUNT(*) FROM steps").fetchone() == (0,)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 

@@ -9,6 +9,7 @@ prints the seed, the kill points and how to replay them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -68,10 +69,8 @@ class ClientProcess:
     def finish(self) -> dict[str, object]:
         """Wait for a run to its end; returns the summary line it printed."""
         assert self.process.stdout is not None
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=RUN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
         running = self.process.poll() is None
         self.stop()
         lines = [line for line in self.process.stdout.read().decode().splitlines() if line]
