@@ -137,8 +137,9 @@ def test_an_empty_file_made_a_registry_is_made_private(path, permissive_umask):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_a_registry_with_a_given_key_writes_no_key_file_and_needs_that_key(path):
-    key = b"k" * 32
+@pytest.mark.parametrize("size", [16, 32, 100])  # 100: longer than a BLAKE2b key
+def test_a_registry_with_a_given_key_writes_no_key_file_and_needs_that_key(path, size):
+    key = b"k" * size
     with SQLiteRegistry(path, key=key) as registry:
         registry.update(add=[record("a", payload="p")])
     assert not key_path(path).exists()
@@ -146,6 +147,8 @@ def test_a_registry_with_a_given_key_writes_no_key_file_and_needs_that_key(path)
         assert reopened.get(("a", ())).payload == "p"
     with pytest.raises(RegistryError, match=r"key file .* is missing"):
         SQLiteRegistry(path)
+    with pytest.raises(RegistryError, match="signed with a different key"):
+        SQLiteRegistry(path, key=key[:-1] + b"j")
 
 
 # -- tampered records: refused, never unpickled ------------------------------------------
