@@ -69,6 +69,16 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def assert_refused_untouched(path: Path, match: str, **settings: Any) -> None:
+    """Opening `path`, to write or only to read, raises a `RegistryError` matching
+    `match`, and leaves the file byte for byte as it was."""
+    before = digest(path)
+    for read_only in (False, True):
+        with pytest.raises(RegistryError, match=match):
+            SQLiteRegistry(path, read_only=read_only, **settings)
+    assert digest(path) == before
+
+
 def edit(path: Path, sql: str, *parameters: Any) -> None:
     """Change the database behind the library's back, as another program would."""
     db = sqlite3.connect(path)
@@ -257,23 +267,15 @@ def test_a_registry_copied_over_another_is_refused_as_signed_with_another_key(tm
             registry.update(add=[record("a", payload=payload)])
     assert not wal(theirs).exists()
     shutil.copyfile(theirs, mine)  # my key file stays
-    before = digest(mine)
 
-    with pytest.raises(RegistryError, match="signed with a different key"):
-        SQLiteRegistry(mine)
-    with pytest.raises(RegistryError, match="signed with a different key"):
-        SQLiteRegistry(mine, read_only=True)
-    assert digest(mine) == before
+    assert_refused_untouched(mine, "signed with a different key")
 
 
 def test_a_wrong_key_is_refused_and_the_file_left_untouched(path):
     with SQLiteRegistry(path) as registry:
         registry.update(add=[record("a", payload="p")])
-    before = digest(path)
 
-    with pytest.raises(RegistryError, match="signed with a different key"):
-        SQLiteRegistry(path, key=os.urandom(32))
-    assert digest(path) == before
+    assert_refused_untouched(path, "signed with a different key", key=os.urandom(32))
     with SQLiteRegistry(path, key=key_path(path).read_bytes()) as right:
         assert right.get(("a", ())).payload == "p"
 
@@ -282,11 +284,8 @@ def test_a_missing_key_file_is_refused_by_name(path):
     with SQLiteRegistry(path) as registry:
         registry.update(add=[record("a", payload="p")])
     key_path(path).unlink()
-    before = digest(path)
 
-    with pytest.raises(RegistryError, match=r"key file .*registry\.sqlite\.key is missing"):
-        SQLiteRegistry(path)
-    assert digest(path) == before
+    assert_refused_untouched(path, r"key file .*registry\.sqlite\.key is missing")
     assert not key_path(path).exists()  # no new key was made up for the old records
 
 
@@ -323,11 +322,8 @@ def test_tampered_run_metadata_is_refused_on_opening(path, name, match):
     with SQLiteRegistry(path) as registry:
         registry.update(add=[record("a")], progress={"admitted": "1"})
     edit(path, "UPDATE meta SET value=? WHERE name=?", b"0123456789abcdef", name)
-    before = digest(path)
 
-    with pytest.raises(RegistryError, match=match):
-        SQLiteRegistry(path)
-    assert digest(path) == before
+    assert_refused_untouched(path, match)
 
 
 # -- files that are not (intact) registries -----------------------------------------------
@@ -341,14 +337,8 @@ def test_another_sqlite_database_is_refused_and_left_untouched(path, journal_mod
         db.execute("CREATE TABLE people (name TEXT, born INTEGER)")
         db.executemany("INSERT INTO people VALUES (?, ?)", [("Ada", 1815), ("Alan", 1912)])
     db.close()
-    before = digest(path)
 
-    with pytest.raises(RegistryError, match="not a task registry"):
-        SQLiteRegistry(path)
-    with pytest.raises(RegistryError, match="not a task registry"):
-        SQLiteRegistry(path, read_only=True)
-
-    assert digest(path) == before
+    assert_refused_untouched(path, "not a task registry")
     assert not key_path(path).exists()
     db = sqlite3.connect(path)
     assert db.execute("SELECT * FROM people ORDER BY born").fetchall() == [
@@ -359,10 +349,7 @@ def test_another_sqlite_database_is_refused_and_left_untouched(path, journal_mod
 
 def test_a_text_file_is_refused_and_left_untouched(path):
     path.write_text("my precious notes, not a database\n" * 200)
-    before = digest(path)
-    with pytest.raises(RegistryError, match="not a registry; it was left untouched"):
-        SQLiteRegistry(path)
-    assert digest(path) == before
+    assert_refused_untouched(path, "not a registry; it was left untouched")
     assert not key_path(path).exists()
 
 
@@ -382,15 +369,9 @@ def test_a_truncated_registry_is_refused_on_opening_and_left_untouched(big_regis
     size = big_registry.stat().st_size // 2 if keep == "half" else 100
     with open(big_registry, "r+b") as file:
         file.truncate(size)
-    before = digest(big_registry)
 
-    with pytest.raises(RegistryError, match=r"truncated or not a registry|damaged"):
-        SQLiteRegistry(big_registry)
-    with pytest.raises(RegistryError, match=r"truncated or not a registry|damaged"):
-        SQLiteRegistry(big_registry, read_only=True)
-
+    assert_refused_untouched(big_registry, r"truncated or not a registry|damaged")
     assert big_registry.stat().st_size == size
-    assert digest(big_registry) == before
 
 
 def test_a_registry_with_a_damaged_page_is_refused_on_opening_and_left_untouched(big_registry):
@@ -401,11 +382,8 @@ def test_a_registry_with_a_damaged_page_is_refused_on_opening_and_left_untouched
     with open(big_registry, "r+b") as file:
         file.seek(middle)
         file.write(b"\xde\xad\xbe\xef" * (page // 4))
-    before = digest(big_registry)
 
-    with pytest.raises(RegistryError, match=r"damaged|malformed"):
-        SQLiteRegistry(big_registry)
-    assert digest(big_registry) == before
+    assert_refused_untouched(big_registry, r"damaged|malformed")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "key file missing"])
@@ -480,11 +458,8 @@ def test_another_database_at_a_path_with_uri_characters_is_left_untouched(tmp_pa
     with db:
         db.execute("CREATE TABLE people (name TEXT)")
     db.close()
-    before = digest(path)
 
-    with pytest.raises(RegistryError, match="not a task registry"):
-        SQLiteRegistry(path)
-    assert digest(path) == before
+    assert_refused_untouched(path, "not a task registry")
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
