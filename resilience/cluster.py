@@ -12,7 +12,7 @@ from typing import Any
 
 from distributed import Client
 
-from resilience.config import ResilienceConfig, resolve_retries
+from resilience.config import REGISTRY_FILE, ResilienceConfig, resolve_retries
 from resilience.delivery import Output, RunSummary
 from resilience.durable import DurableRun, open_durable_run
 from resilience.errors import ConfigError, TaskFailures
@@ -120,12 +120,13 @@ class ResilientCluster:
     def _run(self, chain: list[Protocol], retry_counts: list[int],
              keep_outputs: bool) -> Iterator[Output]:
         tasks = self._take_tasks()
-        scratch = None
-        if self.config.task_registry == "disk" and self.config.durable_registry_path is None:
+        path, scratch = self.config.durable_registry_path, None
+        if self.config.task_registry == "disk" and path is None:
             scratch = Path(tempfile.mkdtemp(prefix="resilience-registry-"))
+            path = str(scratch / REGISTRY_FILE)
         registry: TaskRegistry | None = None
         try:
-            registry, durable = self._open_registry(chain, tasks, scratch)
+            registry, durable = self._open_registry(chain, tasks, path)
             # A resumed run goes on with the input it started with (verified on disk).
             initial_input = (durable.registry.initial_input() if durable and durable.resumed
                              else self.input)
@@ -153,17 +154,14 @@ class ResilientCluster:
         self._consumed = True
         return self._tasks
 
-
     def _open_registry(self, chain: list[Protocol], tasks: Iterator[TaskSpec],
-                       scratch: Path | None) -> tuple[TaskRegistry | None, DurableRun | None]:
-        if self.config.task_registry is None:
-            return None, None
+                       path: str | None) -> tuple[TaskRegistry | None, DurableRun | None]:
         if self.config.task_registry == "memory":
             return MemoryRegistry(), None
-        where = self.config.durable_registry_path
-        path = Path(where) if where is not None else Path(str(scratch)) / "registry.sqlite"
+        if self.config.task_registry is None or path is None:
+            return None, None
         output = self.config.output_path
-        durable = open_durable_run(path, self.config.registry_key,
+        durable = open_durable_run(Path(path), self.config.registry_key,
                                    None if output is None else Path(output), chain, tasks,
                                    self.config.start_afresh)
         if durable.resumed:

@@ -11,6 +11,7 @@ from resilience.errors import ConfigError
 from resilience.signing import check_key
 
 RegistryKind = Literal["memory", "disk"] | None
+REGISTRY_FILE = "registry.sqlite"  # a durable registry's name in its output folder
 ReplicaGuard = Literal["policy", "require-amm-off"]
 
 REGISTRY_KINDS = (None, "memory", "disk")
@@ -133,7 +134,7 @@ class ResilienceConfig:
         if self.registry_path is not None:
             return self.registry_path
         if self.output_path is not None:
-            return os.path.join(self.output_path, "registry.sqlite")
+            return os.path.join(self.output_path, REGISTRY_FILE)
         return None
 
     @property

@@ -100,12 +100,11 @@ class OutputSink:
         """Stage and write (output, task kwargs, task start time) triples; returns the
         ledger entries for the caller to commit with `committed_progress()`."""
         now = time.time()
-        entries = [
-            Delivery(output.task_id, output.index, output.attempts,
-                     file=output_name(output.task_id, output.index),
-                     score=_score_line(output, kwargs, started_at, now))
-            for output, kwargs, started_at in outputs
-        ]
+        entries = []
+        for output, kwargs, started_at in outputs:
+            file = output_name(output.task_id, output.index)
+            entries.append(Delivery(output.task_id, output.index, output.attempts, file=file,
+                                    score=_score_line(output, file, kwargs, started_at, now)))
         if not entries:
             return []
         for entry in entries:
@@ -184,12 +183,12 @@ class OutputSink:
         return self.folder / f".{name}.tmp"
 
 
-def _score_line(output: Output, kwargs: Mapping[str, Any], started_at: float,
+def _score_line(output: Output, file: str, kwargs: Mapping[str, Any], started_at: float,
                 now: float) -> str:
     record: dict[str, Any] = {
         "task_id": output.task_id,
         "index": list(output.index),
-        "file": output_name(output.task_id, output.index),
+        "file": file,
         "attempts": output.attempts,
         "step_attempts": list(output.step_attempts),
         "started_at": round(started_at, 3),

@@ -138,7 +138,7 @@ class SQLiteRegistry(TaskRegistry):
         db.execute("PRAGMA synchronous=NORMAL")
         # One transaction: a client killed while creating leaves an empty database,
         # which the next run creates afresh.
-        with _transaction(db, self._lock, self.path):
+        with self._transaction():
             db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             for statement in _SCHEMA.split(";"):
                 db.execute(statement)
@@ -247,7 +247,8 @@ class SQLiteRegistry(TaskRegistry):
         with self._transaction() as db:
             # A resumed task is re-added: its id is there already.
             db.executemany("INSERT OR IGNORE INTO tasks VALUES (?)",
-                           [(row[0],) for row in step_rows if row[2] == 0])
+                           [(row[0],) for record, row in zip(add, step_rows, strict=True)
+                            if record.step == 0])
             db.executemany(f"INSERT OR REPLACE INTO steps ({_STEP_COLUMNS}) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", step_rows)
             db.executemany("DELETE FROM steps WHERE task_id=? AND idx=?", removed)
@@ -464,7 +465,7 @@ class SQLiteRegistry(TaskRegistry):
         )
 
     def _transaction(self) -> _Transaction:
-        return _transaction(self._db, self._lock, self.path)
+        return _Transaction(self._db, self._lock, self.path)
 
     def _reading(self) -> _Reading:
         return _Reading(self._lock, self.path)
@@ -493,10 +494,6 @@ def _read_only_uri(path: Path) -> str:
 
 def _connect(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-
-
-def _transaction(db: sqlite3.Connection, lock: threading.Lock, path: Path) -> _Transaction:
-    return _Transaction(db, lock, path)
 
 
 class _Reading:

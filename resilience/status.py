@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from resilience.config import REGISTRY_FILE
 from resilience.durable import ADMITTED
 from resilience.errors import RegistryError
 from resilience.sqlite_registry import SQLiteRegistry
@@ -23,7 +24,7 @@ def run_status(path: str | Path, key: bytes | None = None) -> dict[str, Any]:
     """The run's progress: counts, attempts, and the failed steps with their reasons."""
     registry_path = Path(path)
     if registry_path.is_dir():  # an output folder: its registry is inside
-        registry_path = registry_path / "registry.sqlite"
+        registry_path = registry_path / REGISTRY_FILE
     registry = SQLiteRegistry(registry_path, key, read_only=True)
     try:
         counts = registry.counts()
