@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from chaos import Fault, FaultSchedule, InputHeld, ReplicaHolder, RunningWorker, run_schedule
+from chaos import (
+    Fault,
+    FaultSchedule,
+    InputHeld,
+    ReplicaHolder,
+    RunningWorker,
+    RunRecord,
+    run_schedule,
+)
 from chaos.errors import ScheduleError, TargetUnavailable
 from chaos.targets import make_target
 from tests.chaos.kit import delivered
@@ -18,8 +26,21 @@ LOSE_T0 = FaultSchedule((
 ))
 
 
+def lose_t0_on_raw_dask(cluster, workload, runs: int = 3) -> RunRecord:
+    """LOSE_T0 against raw Dask, run again (at most `runs` times) while t0 got through.
+    Rarely (once in a full-suite CI run, never in 60 runs in a row) t0 is delivered even
+    so; the likely cause is a copy of the input the two kills miss, e.g. on a worker that
+    fetched it for a step that was then stolen. Every assertion is made on a run that
+    lost t0, and the test fails if none of the `runs` did."""
+    for _ in range(runs):
+        record = run_schedule(LOSE_T0, "dask-raw", None, workload, cluster, timeout=30)
+        if ("t0", (0, 0)) not in delivered(record):
+            break
+    return record
+
+
 def test_raw_dask_loses_the_task_silently_and_the_history_shows_it(cluster, workload):
-    record = run_schedule(LOSE_T0, "dask-raw", None, workload, cluster, timeout=30)
+    record = lose_t0_on_raw_dask(cluster, workload)
     assert record.status == "completed"
     assert 1 <= len(record.events("fault")) <= 2
 
@@ -36,10 +57,11 @@ def test_raw_dask_loses_the_task_silently_and_the_history_shows_it(cluster, work
 
 def test_the_checker_calls_the_raw_dask_loss_silent(cluster, workload):
     checker = pytest.importorskip("chaos.checker")
-    record = run_schedule(LOSE_T0, "dask-raw", None, workload, cluster, timeout=30)
+    record = lose_t0_on_raw_dask(cluster, workload)
     verdict = checker.check_history(record.history, workload.oracle())
     lost = {(v.task_id, v.index) for v in verdict.by_kind()["lost"]}
-    assert ("t0", (0, 0)) in lost and not verdict.valid
+    assert ("t0", (0, 0)) in lost and not verdict.valid, (
+        record.status, record.error, record.events("fault"), verdict)
 
 
 def test_the_resilience_library_with_a_registry_delivers_the_same_task(cluster, workload):
