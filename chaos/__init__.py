@@ -6,64 +6,119 @@
     with ChaosCluster.local(n_workers=3) as cluster:
         record = run_schedule(schedule, "resilience", {"task_registry": "memory"},
                               Workload(), cluster, out="runs/1")
+    check_history(record.history, Workload().oracle()).valid
 
-Hypothesis strategies live in `chaos.strategies` (they need the `chaos` extra); the
-checker of histories in `chaos.checker`; the command line in `python -m chaos`.
+The packages follow the data, one way (docs/ARCHITECTURE.md):
 
-A campaign runs Hypothesis-drawn schedules against a grid of configurations, then
-writes the report folder and checks the gates (`python -m chaos campaign`):
+    spec -> harness (probes, workload) -> history -> judge -> analysis -> campaign -> cli
 
-    plan = plan_campaign("ci")
-    with ChaosCluster.local(plan.workers) as cluster:
-        result = run_campaign(plan, cluster, "build/reports/chaos-x")
-    outcome = finish_campaign(result, thresholds=load_gate_thresholds())
-    outcome.gates.passed, outcome.report
+`chaos.spec`, `chaos.history`, `chaos.judge`, `chaos.probes` and `chaos.workload` are
+plain Python: importing them (or this package) does not import Dask. The names of the
+harness, the campaign and the analysis load on first use. The Hypothesis strategies
+(`fault_schedules`, `draw_schedules`) need the `chaos` extra.
 """
 
-from chaos.campaign import (
-    PROFILES,
-    CampaignPlan,
-    CampaignProfile,
-    CampaignResult,
-    CampaignRun,
-    RunSpec,
-    SavedRun,
-    plan_campaign,
-    run_and_save,
-    run_campaign,
-)
-from chaos.campaign_folder import CampaignOutcome, finish_campaign
-from chaos.campaign_progress import CampaignProgress
-from chaos.campaign_summary import summarise_campaign
-from chaos.checker import Verdict, check_history, load_history
-from chaos.cluster import ChaosCluster, ClusterSnapshot
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from chaos.errors import (
     ChaosError,
     ClusterError,
     FaultError,
+    HistoryError,
     ScheduleError,
     TargetUnavailable,
     WorkloadError,
 )
-from chaos.faults import FAULT_KINDS, FaultKind
-from chaos.gates import (
-    GateReport,
-    GateResult,
-    GateThresholds,
-    evaluate_gates,
-    load_gate_thresholds,
-)
-from chaos.grid import Configuration, Grid, GridAxes, build_grid, parse_grid
-from chaos.history import HistoryWriter, read_history
+from chaos.history import HistoryWriter, read_history, replay_command
+from chaos.judge import Verdict, check_history
 from chaos.probes import ProbedProtocol, ProbePlan, checkpoints, probed, progress
-from chaos.replay import replay_command
-from chaos.roles import RandomWorker, ReplicaHolder, RunningWorker
-from chaos.runner import RunRecord, run_schedule
-from chaos.schedule import Fault, FaultSchedule
-from chaos.schedule_draw import draw_schedules
-from chaos.targets import TARGETS, Target, TargetConfig, make_target
-from chaos.triggers import AtStep, AtTime, InputHeld, Poisson, ResultReady
-from chaos.workloads import SyntheticPose, Workload
+from chaos.spec import (
+    FAULT_KINDS,
+    AtStep,
+    AtTime,
+    Fault,
+    FaultKind,
+    FaultSchedule,
+    InputHeld,
+    Poisson,
+    RandomWorker,
+    ReplicaHolder,
+    ResultReady,
+    RunningWorker,
+)
+from chaos.workload import SyntheticPose, Workload
+
+if TYPE_CHECKING:
+    from chaos.analysis import (
+        GateReport,
+        GateResult,
+        GateThresholds,
+        evaluate_gates,
+        load_gate_thresholds,
+        summarise_campaign,
+    )
+    from chaos.campaign import (
+        PROFILES,
+        CampaignOutcome,
+        CampaignPlan,
+        CampaignProfile,
+        CampaignProgress,
+        CampaignResult,
+        CampaignRun,
+        Configuration,
+        Grid,
+        GridAxes,
+        RunSpec,
+        SavedRun,
+        build_grid,
+        finish_campaign,
+        parse_grid,
+        plan_campaign,
+        run_and_save,
+        run_campaign,
+    )
+    from chaos.harness import (
+        TARGETS,
+        ChaosCluster,
+        ClusterSnapshot,
+        RunRecord,
+        Target,
+        TargetConfig,
+        make_target,
+        run_schedule,
+    )
+    from chaos.spec.strategies import draw_schedules, fault_schedules
+
+# Names whose packages import Dask, pandas or Hypothesis: loaded when first asked for.
+_LAZY = {
+    **dict.fromkeys(("GateReport", "GateResult", "GateThresholds", "evaluate_gates",
+                     "load_gate_thresholds", "summarise_campaign"), "chaos.analysis"),
+    **dict.fromkeys(("PROFILES", "CampaignOutcome", "CampaignPlan", "CampaignProfile",
+                     "CampaignProgress", "CampaignResult", "CampaignRun", "Configuration",
+                     "Grid", "GridAxes", "RunSpec", "SavedRun", "build_grid", "finish_campaign",
+                     "parse_grid", "plan_campaign", "run_and_save", "run_campaign"),
+                    "chaos.campaign"),
+    **dict.fromkeys(("TARGETS", "ChaosCluster", "ClusterSnapshot", "RunRecord", "Target",
+                     "TargetConfig", "make_target", "run_schedule"), "chaos.harness"),
+    **dict.fromkeys(("draw_schedules", "fault_schedules"), "chaos.spec.strategies"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'chaos' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "FAULT_KINDS",
@@ -91,6 +146,7 @@ __all__ = [
     "GateThresholds",
     "Grid",
     "GridAxes",
+    "HistoryError",
     "HistoryWriter",
     "InputHeld",
     "Poisson",
@@ -116,9 +172,9 @@ __all__ = [
     "checkpoints",
     "draw_schedules",
     "evaluate_gates",
+    "fault_schedules",
     "finish_campaign",
     "load_gate_thresholds",
-    "load_history",
     "make_target",
     "parse_grid",
     "plan_campaign",

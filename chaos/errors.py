@@ -25,3 +25,7 @@ class FaultError(ChaosError):
 
 class ClusterError(ChaosError):
     """The cluster did not get back to the state a run needs (workers, no leftover tasks)."""
+
+
+class HistoryError(ChaosError, ValueError):
+    """A history that breaks the format of docs/history.md; the message names the line."""

@@ -12,8 +12,8 @@ campaign can show it catches exactly that breakage:
   cancelled, and their late results are delivered again instead of being suppressed.
   Expected verdict: duplicated.
 
-They patch `resilience.runloop.RunLoop` internals: if the library renames them, the
-patch fails loudly (AttributeError) rather than testing nothing.
+They patch `resilience.runloop.RunLoop` and `resilience.jobs.JobBook` internals: if the
+library renames them, the patch fails loudly (AttributeError) rather than testing nothing.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from typing import Any, ClassVar
 from unittest import mock
 
-from chaos.targets import Target, TargetRun, make_target
-from chaos.targets.resilient import ResilienceTarget
+from chaos.harness import Target, TargetRun, make_target
+from chaos.harness.targets.resilient import ResilienceTarget
 
 
 class DropsLostTasks(ResilienceTarget):
@@ -40,7 +40,7 @@ class DropsLostTasks(ResilienceTarget):
             if cause not in ("lost-input", "killed-worker"):
                 return original(loop, job, cause, error)
             job.done = True  # forget the step: no resubmission, no TaskFailed
-            loop._jobs.pop(job.key, None)
+            loop._book.jobs.pop(job.key, None)
             if loop._registry is not None:
                 loop._registry.update(remove=[job.key])
             return None
@@ -54,6 +54,7 @@ class DeliversDuplicates(ResilienceTarget):
 
     def run(self, run: TargetRun) -> None:
         from resilience import events
+        from resilience.jobs import JobBook
         from resilience.runloop import RunLoop
 
         # Outputs delivered so far, by (task_id, input lineage of the final step).
@@ -68,8 +69,10 @@ class DeliversDuplicates(ResilienceTarget):
                 delivered.setdefault((task_id, tuple(index[:-1])), []).append((index, value))
             deliver(task_id, index, value, attempts)
 
-        def keep_losers(loop: Any, job: Any) -> None:
-            return None  # losing attempts run on, and their results come back
+        def keep_losers(book: Any, job: Any) -> list[Any]:
+            job.done = True  # losing attempts stay tracked, run on, and their results
+            book.jobs.pop(job.key, None)  # come back
+            return []
 
         original_emit = RunLoop._emit
 
@@ -82,7 +85,7 @@ class DeliversDuplicates(ResilienceTarget):
                     deliver(event.task_id, index, value, event.attempt)
 
         run.deliver = deliver_and_remember  # type: ignore[method-assign]
-        with _patched(RunLoop, _cancel_losers=keep_losers, _emit=emit):
+        with _patched(RunLoop, _emit=emit), _patched(JobBook, finish=keep_losers):
             super().run(run)
 
 

@@ -15,10 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chaos import ChaosCluster, Configuration, FaultSchedule, SavedRun, Workload, run_and_save
-from chaos.campaign import RUN_TIMEOUT
-from chaos.grid import build_grid
-from chaos.replay import replay_command
-from chaos.targets import Target, make_target
+from chaos.campaign import RUN_TIMEOUT, build_grid
+from chaos.harness import Target, make_target
+from chaos.history import replay_command
 
 # The CLI's default workload shape (8 tasks x 2 steps of 50 ms, 100 KB payloads), so a
 # schedule pinned from `python -m chaos run --seed N` means the same faults here.

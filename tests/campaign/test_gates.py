@@ -7,13 +7,14 @@ import copy
 import pytest
 
 from chaos import ChaosError, GateThresholds, evaluate_gates, load_gate_thresholds
-from chaos.checker import VIOLATION_KINDS
+from chaos.judge import VIOLATION_KINDS
 
 
 def configuration(target: str, *, lost: int = 0, duplicated: int = 0, hung: int = 0,
                   must_deliver_failing: int = 0, clean: float = 1.0, faulty: float = 2.0,
-                  faulty_runs: int = 4) -> dict:
+                  faulty_runs: int = 4, unexplained: int = 0) -> dict:
     violations = {kind: {"runs": 0, "count": 0} for kind in VIOLATION_KINDS}
+    violations["reported-failed"] = {"runs": int(bool(unexplained)), "count": unexplained}
     violations["lost"] = {"runs": int(bool(lost)), "count": lost}
     violations["duplicated"] = {"runs": int(bool(duplicated)), "count": duplicated}
     violations["hung"] = {"runs": hung, "count": hung}
@@ -139,3 +140,12 @@ def test_the_projects_own_gates_parse():
     thresholds = load_gate_thresholds(Path(__file__).parents[2] / "pyproject.toml")
     assert thresholds.baseline_targets == ("dask-raw",)
     assert thresholds.max_silent_loss == 0
+
+
+def test_a_loud_failure_the_faults_cannot_explain_fails_its_gate():
+    """Issue 11: allowed failures are gated, in configurations that may fail loudly too."""
+    report = evaluate_gates(summary(
+        **{"resilience-r0-none-scatter": configuration("resilience", unexplained=8)}))
+    gate = results(report)["unexplained_failures"]
+    assert gate.status == "fail" and gate.measured == 8
+    assert "resilience-r0-none-scatter: 8" in gate.detail

@@ -5,14 +5,17 @@ from __future__ import annotations
 import pytest
 
 from chaos import ChaosError, FaultSchedule, build_grid, parse_grid, plan_campaign
-from chaos.grid import Configuration
-from chaos.targets import TargetConfig
+from chaos.campaign import Configuration
+from chaos.harness import TargetConfig
 
 
-def test_the_full_grid_is_the_libraries_15_configurations_plus_the_baseline():
+def test_the_full_grid_is_the_libraries_17_configurations_plus_the_baseline():
     grid = build_grid(["resilience", "dask-raw"])
     slugs = [c.slug for c in grid.configurations]
-    assert len(slugs) == len(set(slugs)) == 16
+    assert len(slugs) == len(set(slugs)) == 18
+    # step_timeout and max_attempts matter with a registry: one extra cell each.
+    assert "resilience-r0-memory-scatter-timeout0.5" in slugs
+    assert "resilience-r0-disk-scatter-attempts2" in slugs
     assert slugs.count("dask-raw-scatter") == 1
     inline = [c for c in grid.configurations if not c.config.scatter]
     assert {c.config.max_task_replicas for c in inline} == {0}
@@ -32,6 +35,16 @@ def test_grid_axes_parse_and_bad_parts_are_named():
         parse_grid("replicas=two")
     with pytest.raises(ChaosError, match="AXIS one of replicas, registry, scatter"):
         parse_grid("registries=disk")
+
+
+def test_timeout_and_attempts_are_crossed_with_the_registry_cells_only():
+    axes = parse_grid("replicas=0;registry=none,memory;scatter=on;timeout=none,0.3;attempts=5,2")
+    slugs = sorted(c.slug for c in build_grid(["resilience"], axes).configurations)
+    assert slugs == ["resilience-r0-memory-scatter", "resilience-r0-memory-scatter-attempts2",
+                     "resilience-r0-memory-scatter-attempts2-timeout0.3",
+                     "resilience-r0-memory-scatter-timeout0.3", "resilience-r0-none-scatter"]
+    with pytest.raises(ChaosError, match="timeout takes none or seconds"):
+        parse_grid("timeout=-1")
 
 
 def test_a_grid_of_only_refused_cells_is_refused():
@@ -56,7 +69,8 @@ def test_ci_draws_the_same_schedules_every_time_starting_with_the_plainest():
     first = plan_campaign("ci", targets=["dask-raw"])
     again = plan_campaign("ci", targets=["dask-raw"])
     assert first.seed == again.seed == 0
-    assert first.schedules == again.schedules and len(first.schedules) == 4
-    plainest = first.schedules[0].faults
+    # The fixed regression schedules first, then the 4 drawn ones.
+    assert first.schedules == again.schedules and len(first.schedules) == 7
+    plainest = first.schedules[3].faults
     assert len(plainest) == 1 and plainest[0].kind == "sigkill"
     assert plan_campaign("ci", targets=["dask-raw"], seed=5).schedules != first.schedules

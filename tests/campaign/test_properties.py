@@ -1,7 +1,12 @@
 """Property: under any schedule Hypothesis draws, every configuration of the library does
-what the expected-outcome model says it must (chaos.model): it delivers every output
+what the expected-outcome model says it must (chaos.judge.rules): it delivers every output
 exactly once when the model says must-deliver-all, fails only loudly otherwise, never
 delivers twice or a wrong value, and never hangs.
+
+A run counts only when the faults it drew landed: `run_judged` requires a *valid*
+verdict, and a run whose scheduled faults did not all land is *inconclusive*, not valid
+(chaos.judge.landing), so the property fails on it too; a role that cannot exist in a
+configuration (an input holder with inline inputs) is counted as impossible instead.
 
 One example is one real run on the shared LocalCluster. The number of examples per
 configuration comes from the Hypothesis profile (conftest.py). A failure keeps the run
@@ -14,7 +19,7 @@ import pytest
 from hypothesis import example, given, settings
 
 from chaos import FaultSchedule
-from chaos.strategies import fault_schedules
+from chaos.spec.strategies import fault_schedules
 from tests.campaign.kit import RESILIENCE_GRID, RUN_TIMEOUT, WORKLOAD, run_judged
 
 SCHEDULES = fault_schedules(task_ids=WORKLOAD.task_ids(), n_steps=WORKLOAD.n_steps,
@@ -36,5 +41,5 @@ PROPERTY_TIMEOUT = (settings.default.max_examples + 1) * RUN_TIMEOUT + 300
 @pytest.mark.parametrize("configuration", RESILIENCE_GRID, ids=lambda c: c.slug)
 @given(schedule=SCHEDULES)
 @example(schedule=SEED_59_HANG)
-def test_every_configuration_meets_the_model(cluster, configuration, schedule):
-    run_judged(schedule, configuration, cluster, name=f"property-{configuration.slug}")
+def test_every_configuration_meets_the_model(harness, configuration, schedule):
+    run_judged(schedule, configuration, harness, name=f"property-{configuration.slug}")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from chaos import run_schedule
-from chaos.strategies import fault_schedules
+from chaos.spec.strategies import fault_schedules
 from tests.chaos.conftest import small_workload
 
 WORKLOAD = small_workload()
@@ -17,9 +17,9 @@ WORKLOAD = small_workload()
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(schedule=fault_schedules(task_ids=WORKLOAD.task_ids(), n_steps=WORKLOAD.n_steps,
                                 max_faults=3))
-def test_the_library_with_a_registry_delivers_everything_exactly_once(cluster, schedule):
-    checker = pytest.importorskip("chaos.checker")
-    record = run_schedule(schedule, "resilience", {"task_registry": "memory"}, WORKLOAD, cluster,
+def test_the_library_with_a_registry_delivers_everything_exactly_once(harness, schedule):
+    checker = pytest.importorskip("chaos.judge.checker")
+    record = run_schedule(schedule, "resilience", {"task_registry": "memory"}, WORKLOAD, harness,
                           timeout=60)
     verdict = checker.check_history(record.history, WORKLOAD.oracle())
     assert verdict.valid, f"{verdict.summary()}\n{schedule.to_json()}"

@@ -30,7 +30,7 @@ def test_run_then_replay_writes_the_files_and_repeats_the_fault_points(tmp_path)
     first, second = tmp_path / "run", tmp_path / "replay"
     ran = chaos_cli("run", "--target", "resilience", "--replicas", "0", "--registry", "memory",
                     "--seed", "7", "--faults", "2", "--kinds", "sigkill,exit", "--out",
-                    str(first), *SMALL)
+                    str(first), "--refill-delay", "never", *SMALL)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     for name in ("history.jsonl", "schedule.json", "summary.json"):
         assert (first / name).is_file()
@@ -42,6 +42,7 @@ def test_run_then_replay_writes_the_files_and_repeats_the_fault_points(tmp_path)
     assert summary["config"]["task_registry"] == "memory"
     assert (summary["delivered"], summary["lost"]) == (4, 0)
     assert "delivered 4/4" in ran.stdout and "replay: python -m chaos replay" in ran.stdout
+    assert "--refill-delay never" in summary["replay"]  # the replay refills as the run did
     schedule = FaultSchedule.load(first / "schedule.json")
     assert len(schedule) == 2 and str(schedule) in ran.stdout
 

@@ -15,6 +15,7 @@ from chaos import (
     read_history,
     run_schedule,
 )
+from chaos.history import HISTORY_VERSION
 from chaos.probes import probed
 from tests.chaos.kit import delivered, one_fault
 
@@ -33,12 +34,12 @@ REQUIRED = {  # docs/history.md: the fields each event type must carry
 }
 
 
-def test_a_run_writes_a_well_formed_history(cluster, workload, tmp_path):
+def test_a_run_writes_a_well_formed_history(harness, workload, tmp_path):
     schedule = FaultSchedule((Fault("sigkill", AtStep(step=1, fraction=0.5, task="t1")),))
-    record = run_schedule(schedule, "resilience", {"task_registry": "memory"}, workload, cluster,
+    record = run_schedule(schedule, "resilience", {"task_registry": "memory"}, workload, harness,
                           out=tmp_path, timeout=60)
     history = read_history(tmp_path)
-    assert history == list(record.history)
+    assert history == record.history
     assert [e["seq"] for e in history] == list(range(len(history)))
     assert history[0]["type"] == "run-start" and history[-1]["type"] == "run-end"
     for event in history:
@@ -46,7 +47,7 @@ def test_a_run_writes_a_well_formed_history(cluster, workload, tmp_path):
     start = history[0]
     assert start["config"]["task_registry"] == "memory"
     assert FaultSchedule.from_dict(start["schedule"]) == schedule
-    assert start["versions"]["history"] == 1 and len(start["workers"]) == 3
+    assert start["versions"]["history"] == HISTORY_VERSION and len(start["workers"]) == 3
     # Exactly one outcome for every invoke, as the format promises.
     outcomes: dict[str, int] = {}
     for event in history:
@@ -58,16 +59,16 @@ def test_a_run_writes_a_well_formed_history(cluster, workload, tmp_path):
     assert delivered(record) == set(workload.oracle())
 
 
-def test_replaying_a_saved_schedule_gives_the_same_fault_points(cluster, workload, tmp_path):
+def test_replaying_a_saved_schedule_gives_the_same_fault_points(harness, workload, tmp_path):
     schedule = FaultSchedule((
         Fault("sigkill", AtStep(step=0, fraction=0.5, task="t1")),
         Fault("exit", ResultReady(step=1, task="t3")),
         Fault("sigkill", AtStep(step=1, fraction=0.25, task="t2")),
     ), seed=8)
     config = {"task_registry": "memory"}
-    first = run_schedule(schedule, "resilience", config, workload, cluster, timeout=60)
+    first = run_schedule(schedule, "resilience", config, workload, harness, timeout=60)
     saved = FaultSchedule.load(schedule.save(tmp_path / "schedule.json"))
-    again = run_schedule(saved, "resilience", config, workload, cluster, timeout=60)
+    again = run_schedule(saved, "resilience", config, workload, harness, timeout=60)
     assert first.fault_points() == [
         ("f0", "sigkill", "at-step", "t1", 0, 0.5, "progress"),
         ("f1", "exit", "result-ready", "t3", 1, 1.0, "result"),
@@ -76,39 +77,45 @@ def test_replaying_a_saved_schedule_gives_the_same_fault_points(cluster, workloa
     assert again.fault_points() == first.fault_points()
 
 
-def test_a_hung_run_becomes_the_verdict_hung_and_leaves_no_frozen_worker(cluster, workload):
+def test_a_hung_run_becomes_the_verdict_hung_and_leaves_no_frozen_worker(
+    harness, workload, tmp_path
+):
     # A worker frozen for good is seen by the scheduler only through worker-ttl (minutes),
     # so raw Dask waits forever on the task held there: the runner must cut it short.
     schedule = FaultSchedule((Fault("freeze", AtStep(step=0, fraction=0.5, task="t0")),))
-    record = run_schedule(schedule, "dask-raw", None, workload, cluster, timeout=2)
+    record = run_schedule(schedule, "dask-raw", None, workload, harness, timeout=2,
+                          out=tmp_path)
     assert record.status == "hung"
     assert record.history[-1]["type"] == "run-end" and record.history[-1]["status"] == "hung"
+    # Where it hung, for whoever reads the run folder: the target's thread among others.
+    assert "hung-stacks.txt" in record.error
+    assert "--- thread chaos-target" in (tmp_path / "hung-stacks.txt").read_text()
     fault = one_fault(record)
     assert fault["noticed_at"] is None
     [ended] = record.events("fault-ended")
     assert (ended["fault_id"], ended["how"]) == ("f0", "sigkill")
     # The next run gets the full cluster back (the `cluster` fixture checks no process
     # is left stopped).
-    after = run_schedule(FaultSchedule(), "dask-raw", None, workload, cluster, timeout=30)
+    after = run_schedule(FaultSchedule(), "dask-raw", None, workload, harness, timeout=30)
     assert after.status == "completed" and len(after.history[0]["workers"]) == 3
     assert delivered(after) == set(workload.oracle())
 
 
-def test_a_protocol_error_is_reported_by_the_probe_as_fail(cluster):
+def test_a_protocol_error_is_reported_by_the_probe_as_fail(harness):
     run_id = uuid.uuid4().hex
     listener = _Collector()
 
     def broken(payload, **task):
         raise ValueError(f"bad input {payload!r} for {task['task_id']}")
 
-    [protocol] = probed([broken], ProbePlan(run_id, topic=cluster.topic))
-    cluster.attach(run_id, listener)
+    [protocol] = probed([broken], ProbePlan(run_id, topic=harness.topic))
+    harness.attach(run_id, listener)
     try:
-        future = cluster.client.submit(protocol, 7, task_id="tx", pure=False)
+        future = harness.client.submit(protocol, 7, task_id="tx", pure=False)
         assert isinstance(future.exception(timeout=30), ValueError)
-        assert cluster.flush(run_id, listener, exclude=lambda address: False, timeout=10)
+        assert harness.flush(run_id, listener, exclude=lambda address: False, timeout=10)
     finally:
-        cluster.detach()
+        harness.detach()
     reports = [m for m in listener.received if m["type"] != "flush"]
     assert [m["type"] for m in reports] == ["invoke", "fail"]
     assert (reports[0]["task_id"], reports[0]["step"]) == ("tx", 0)
@@ -132,17 +139,41 @@ class _Collector:
         return any(m.get("token") == token for m in self.received)
 
 
-def test_settling_clears_tasks_another_client_left_behind(cluster):
+def test_settling_clears_tasks_another_client_left_behind(harness):
     from distributed import Client
 
-    with Client(cluster.cluster) as other:
+    with Client(harness.cluster) as other:
         stuck = other.submit(time_sleep, 60, pure=False)
         other.wait_for_workers(1, timeout=30)
-        while stuck.status == "pending" and not cluster.refresh().n_tasks:
+        while stuck.status == "pending" and not harness.refresh().n_tasks:
             time.sleep(0.01)  # wait until the scheduler has the task
-        snapshot = cluster.settle(timeout=30)
+        snapshot = harness.settle(timeout=30)
         assert snapshot.n_tasks == 0 and len(snapshot.workers) == 3
 
 
 def time_sleep(seconds: float) -> None:
     time.sleep(seconds)
+
+
+def test_settling_waits_out_a_worker_on_its_way_out(harness):
+    # CI once started a run on 4 workers: a worker the LocalCluster had already let go
+    # of (its replacement up) was still registered at the scheduler. Here a `dask
+    # worker` outside the LocalCluster's spec plays that worker: it joins, then closes
+    # itself 3 s later; a run must not start beside it.
+    import subprocess
+    import sys
+
+    address = harness.client.scheduler.address
+    extra = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                              "--no-nanny", "--nthreads", "1", "--lifetime", "3s"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while len(harness.refresh().workers) < 4:
+            assert time.monotonic() < deadline and extra.poll() is None, "it never joined"
+            time.sleep(0.05)
+        snapshot = harness.settle(timeout=30)
+        assert len(snapshot.workers) == 3, snapshot.worker_list()
+    finally:
+        extra.kill()
+        extra.wait(timeout=30)

@@ -21,7 +21,7 @@ from chaos import (
     RunningWorker,
     ScheduleError,
 )
-from chaos.strategies import fault_schedules
+from chaos.spec.strategies import fault_schedules
 
 TASKS = ["t0", "t1", "t2", "t3"]
 
@@ -30,7 +30,7 @@ EVERY_SHAPE = FaultSchedule(
         Fault("sigkill", AtStep(step=1, fraction=0.5, task="t2")),
         Fault("exit", ResultReady(step=0, nth=3), RandomWorker(salt=4)),
         Fault("segfault", InputHeld(step=1, task=7), ReplicaHolder(prefer_other=False)),
-        Fault("sigterm", AtTime(seconds=0.25), RunningWorker(task="t1")),
+        Fault("nanny-close", AtTime(seconds=0.25), RunningWorker(task="t1")),
         Fault("freeze", Poisson(mtbf=0.5, seed=9, limit=2), RandomWorker(), freeze_for=1.5),
         Fault("freeze", AtStep(step=0, nth=1), freeze_for=None),
         Fault("retire", AtTime(seconds=0.0), ReplicaHolder(task="t0")),
@@ -98,7 +98,7 @@ def test_poisson_firing_times_are_seeded_and_increasing():
         (lambda: Fault("exit", AtStep(step=0, task="t0"), RunningWorker(task="t1")),
          "names a task"),
         (lambda: Poisson(mtbf=0), "mtbf=0"),
-        (lambda: FaultSchedule.from_json('{"version": 2, "faults": []}'), "version 2"),
+        (lambda: FaultSchedule.from_json('{"version": 3, "faults": []}'), "version 3"),
         (lambda: FaultSchedule.from_json(
             '{"faults": [{"kind": "exit", "trigger": {"type": "x"}}]}'), "'x'"),
         (lambda: FaultSchedule.from_json("not json"), "must be JSON"),

@@ -11,9 +11,8 @@ from typing import Any, ClassVar
 import cloudpickle
 
 from chaos import AtStep, Fault, FaultSchedule, Workload, run_schedule
-from chaos.inflict import process_state
-from chaos.targets.base import TargetRun
-from chaos.targets.dask_raw import DaskRawTarget
+from chaos.harness import TargetRun, process_state
+from chaos.harness.targets.dask_raw import DaskRawTarget
 from tests.chaos.kit import delivered, invoke_of, of_execution, one_fault, outcomes_of
 
 CHILD = ("import sys, cloudpickle; f, p, t = cloudpickle.loads(sys.stdin.buffer.read()); "
@@ -44,10 +43,10 @@ class RawDaskInSubprocesses(DaskRawTarget):
         super().run(run)
 
 
-def test_a_probe_in_a_worker_subprocess_holds_and_the_kill_lands_there(cluster):
+def test_a_probe_in_a_worker_subprocess_holds_and_the_kill_lands_there(harness):
     workload = Workload(n_tasks=2, n_steps=1, payload_bytes=2_000, step_seconds=0.1, seed=1)
     schedule = FaultSchedule((Fault("sigkill", AtStep(step=0, fraction=0.5, task="t1")),))
-    record = run_schedule(schedule, RawDaskInSubprocesses(), None, workload, cluster, timeout=90)
+    record = run_schedule(schedule, RawDaskInSubprocesses(), None, workload, harness, timeout=90)
     assert record.status == "completed", record.error
 
     fault = one_fault(record)

@@ -15,7 +15,7 @@ from chaos import (
     run_schedule,
 )
 from chaos.errors import ScheduleError, TargetUnavailable
-from chaos.targets import make_target
+from chaos.harness import make_target
 from tests.chaos.kit import delivered
 
 # Kill every copy of t0's step-1 input the moment t0 starts that step: the worker
@@ -39,8 +39,8 @@ def lose_t0_on_raw_dask(cluster, workload, runs: int = 3) -> RunRecord:
     return record
 
 
-def test_raw_dask_loses_the_task_silently_and_the_history_shows_it(cluster, workload):
-    record = lose_t0_on_raw_dask(cluster, workload)
+def test_raw_dask_loses_the_task_silently_and_the_history_shows_it(harness, workload):
+    record = lose_t0_on_raw_dask(harness, workload)
     assert record.status == "completed"
     assert 1 <= len(record.events("fault")) <= 2
 
@@ -55,17 +55,17 @@ def test_raw_dask_loses_the_task_silently_and_the_history_shows_it(cluster, work
     assert {e["attempt"] for e in record.events("submit")} == {1}
 
 
-def test_the_checker_calls_the_raw_dask_loss_silent(cluster, workload):
-    checker = pytest.importorskip("chaos.checker")
-    record = lose_t0_on_raw_dask(cluster, workload)
+def test_the_checker_calls_the_raw_dask_loss_silent(harness, workload):
+    checker = pytest.importorskip("chaos.judge.checker")
+    record = lose_t0_on_raw_dask(harness, workload)
     verdict = checker.check_history(record.history, workload.oracle())
     lost = {(v.task_id, v.index) for v in verdict.by_kind()["lost"]}
     assert ("t0", (0, 0)) in lost and not verdict.valid, (
         record.status, record.error, record.events("fault"), verdict)
 
 
-def test_the_resilience_library_with_a_registry_delivers_the_same_task(cluster, workload):
-    record = run_schedule(LOSE_T0, "resilience", {"task_registry": "memory"}, workload, cluster,
+def test_the_resilience_library_with_a_registry_delivers_the_same_task(harness, workload):
+    record = run_schedule(LOSE_T0, "resilience", {"task_registry": "memory"}, workload, harness,
                           timeout=60)
     assert record.status == "completed", record.error
     assert delivered(record) == set(workload.oracle())
@@ -74,9 +74,9 @@ def test_the_resilience_library_with_a_registry_delivers_the_same_task(cluster, 
     assert resubmitted and resubmitted[0]["reason"] in ("lost-input", "killed-worker")
 
 
-def test_dask_raw_refuses_resilience_settings_before_running(cluster, workload):
+def test_dask_raw_refuses_resilience_settings_before_running(harness, workload):
     with pytest.raises(ScheduleError, match="task_registry='memory'"):
-        run_schedule(LOSE_T0, "dask-raw", {"task_registry": "memory"}, workload, cluster)
+        run_schedule(LOSE_T0, "dask-raw", {"task_registry": "memory"}, workload, harness)
 
 
 def test_an_unknown_target_and_a_missing_pyrosetta_are_named():

@@ -25,8 +25,8 @@ def run(cluster, workload, *faults, target="dask-raw", config=None, timeout=30):
     return record
 
 
-def test_a_kill_lands_while_the_task_is_at_the_requested_step_and_fraction(cluster, workload):
-    record = run(cluster, workload, Fault("sigkill", AtStep(step=1, fraction=0.25, task="t2")))
+def test_a_kill_lands_while_the_task_is_at_the_requested_step_and_fraction(harness, workload):
+    record = run(harness, workload, Fault("sigkill", AtStep(step=1, fraction=0.25, task="t2")))
     fault = one_fault(record)
     execution = fault["trigger"]["execution"]
     invoke = invoke_of(record, execution)
@@ -41,9 +41,9 @@ def test_a_kill_lands_while_the_task_is_at_the_requested_step_and_fraction(clust
 
 
 def test_a_result_ready_trigger_kills_after_the_step_returned_but_before_dask_has_it(
-    cluster, workload
+    harness, workload
 ):
-    record = run(cluster, workload, Fault("exit", ResultReady(step=0, task="t3")))
+    record = run(harness, workload, Fault("exit", ResultReady(step=0, task="t3")))
     execution = one_fault(record)["trigger"]["execution"]
     probes = [e for e in of_execution(record, execution) if e["type"] == "probe"]
     assert (probes[-1]["point"], probes[-1]["fraction"], probes[-1]["step"]) == ("result", 1.0, 0)
@@ -51,8 +51,8 @@ def test_a_result_ready_trigger_kills_after_the_step_returned_but_before_dask_ha
     assert outcomes_of(record, execution) == ["info"]
 
 
-def test_the_nth_task_to_start_is_resolved_at_run_time(cluster, workload):
-    record = run(cluster, workload, Fault("sigkill", AtStep(step=0, fraction=0.5, nth=2)))
+def test_the_nth_task_to_start_is_resolved_at_run_time(harness, workload):
+    record = run(harness, workload, Fault("sigkill", AtStep(step=0, fraction=0.5, nth=2)))
     fault = one_fault(record)
     started = []
     for event in record.events("invoke"):
@@ -62,8 +62,8 @@ def test_the_nth_task_to_start_is_resolved_at_run_time(cluster, workload):
     assert invoke_of(record, fault["trigger"]["execution"])["task_id"] == started[1]
 
 
-def test_an_input_held_trigger_hits_a_worker_holding_the_input(cluster, workload):
-    record = run(cluster, workload, Fault("sigkill", InputHeld(step=1, task="t0"), ReplicaHolder()))
+def test_an_input_held_trigger_hits_a_worker_holding_the_input(harness, workload):
+    record = run(harness, workload, Fault("sigkill", InputHeld(step=1, task="t0"), ReplicaHolder()))
     fault = one_fault(record)
     assert fault["holders"] and fault["worker"] in fault["holders"]
     invoke = invoke_of(record, fault["trigger"]["execution"])
@@ -73,9 +73,9 @@ def test_an_input_held_trigger_hits_a_worker_holding_the_input(cluster, workload
 
 
 def test_an_inline_input_has_no_holder_so_the_fault_is_skipped_with_the_reason(
-    cluster, workload
+    harness, workload
 ):
-    record = run(cluster, workload, Fault("sigkill", InputHeld(step=1, task="t0"), ReplicaHolder()),
+    record = run(harness, workload, Fault("sigkill", InputHeld(step=1, task="t0"), ReplicaHolder()),
                  config={"scatter": False})
     assert not record.events("fault")
     [skipped] = record.events("fault-skipped")
@@ -83,14 +83,14 @@ def test_an_inline_input_has_no_holder_so_the_fault_is_skipped_with_the_reason(
     assert len(record.events("deliver")) == workload.expected_outputs()
 
 
-def test_a_trigger_point_never_reached_is_recorded_as_skipped(cluster, workload):
-    record = run(cluster, workload, Fault("sigkill", AtStep(step=5, task="t0")))
+def test_a_trigger_point_never_reached_is_recorded_as_skipped(harness, workload):
+    record = run(harness, workload, Fault("sigkill", AtStep(step=5, task="t0")))
     [skipped] = record.events("fault-skipped")
     assert skipped["fault_id"] == "f0" and "never reached" in skipped["reason"]
 
 
-def test_time_triggers_fire_after_their_moment_on_a_seeded_random_worker(cluster, workload):
-    record = run(cluster, workload,
+def test_time_triggers_fire_after_their_moment_on_a_seeded_random_worker(harness, workload):
+    record = run(harness, workload,
                  Fault("sigkill", AtTime(0.1), RandomWorker(salt=1)),
                  Fault("freeze", Poisson(mtbf=0.05, seed=2, limit=2), RandomWorker(),
                        freeze_for=0.1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chaos import SyntheticPose, Workload, WorkloadError
-from chaos.workloads import derive
+from chaos.workload.synthetic import derive
 
 
 def run_chain_locally(workload: Workload) -> dict:

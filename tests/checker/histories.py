@@ -66,9 +66,11 @@ class HistoryBuilder:
     def outcome(self, execution: str, kind: str = "ok", seconds: float = 0.05) -> int:
         self.wait(seconds)
         if kind == "ok":
-            return self.emit("ok", execution=execution, n_outputs=1, duration=seconds)
+            return self.emit("ok", execution=execution, n_outputs=1, duration=seconds,
+                             cpu=seconds)
         if kind == "fail":
-            return self.emit("fail", execution=execution, error="ValueError: poison")
+            return self.emit("fail", execution=execution, error="ValueError: poison",
+                             cpu=seconds)
         return self.emit("info", execution=execution, reason="worker died")
 
     def execute(self, task_id: TaskId, index: tuple[int, ...] = (), step: int = 0,
@@ -77,8 +79,10 @@ class HistoryBuilder:
         self.outcome(execution, outcome)
         return execution
 
-    def fault(self, worker: int = 0, kind: str = "sigkill", noticed: float | None = 0.1) -> int:
-        return self.emit("fault", fault_id=f"f{len(self.events)}", kind=kind,
+    def fault(self, worker: int = 0, kind: str = "sigkill", noticed: float | None = 0.1,
+              fault_id: str | None = None) -> int:
+        fault_id = f"f{len(self.events)}" if fault_id is None else fault_id
+        return self.emit("fault", fault_id=fault_id, kind=kind,
                          trigger={"kind": "time"}, worker=self.workers[worker], pid=100 + worker,
                          fired_at=self.clock, landed_at=self.clock + 0.001,
                          noticed_at=None if noticed is None else self.clock + noticed)

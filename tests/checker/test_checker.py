@@ -6,13 +6,9 @@ import json
 
 import pytest
 
-from chaos.checker import (
-    HistoryError,
-    Verdict,
-    check_history,
-    load_history,
-    oracle_from_history,
-)
+from chaos.errors import HistoryError
+from chaos.history import HISTORY_VERSION, read_history
+from chaos.judge import Verdict, check_history, oracle_from_history
 from tests.checker.histories import HistoryBuilder, digest, one_output_each, oracle_for
 
 REGISTRY = {"task_registry": "disk", "max_task_replicas": 0, "max_attempts": 5}
@@ -254,9 +250,9 @@ def test_a_history_must_open_with_run_start():
 
 def test_a_history_in_another_format_version_is_refused_with_the_fix():
     history = HistoryBuilder(**REGISTRY)
-    history.events[0]["versions"]["history"] = 2
+    history.events[0]["versions"]["history"] = HISTORY_VERSION + 1
     history.end()
-    with pytest.raises(HistoryError, match="format version 2"):
+    with pytest.raises(HistoryError, match=f"format version {HISTORY_VERSION + 1}"):
         check_history(history.events, one_output_each())
 
 
@@ -268,7 +264,7 @@ def test_seq_must_increase():
         check_history(events, one_output_each("a"))
 
 
-def test_load_history_drops_a_torn_last_line_and_rejects_a_bad_middle_line(tmp_path):
+def test_read_history_drops_a_torn_last_line_and_rejects_a_bad_middle_line(tmp_path):
     history = HistoryBuilder(**REGISTRY)
     history.clean_task("a")
     history.end()
@@ -276,19 +272,19 @@ def test_load_history_drops_a_torn_last_line_and_rejects_a_bad_middle_line(tmp_p
     run = tmp_path / "run"
     run.mkdir()
     (run / "history.jsonl").write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])
-    events = load_history(run)
+    events = read_history(run)
     assert len(events) == len(lines) - 1
     assert check_history(events, one_output_each("a")).run_status == "cut-short"
 
     lines[1] = "{not json"
     (run / "history.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(HistoryError, match=r"history.jsonl:2"):
-        load_history(run / "history.jsonl")
+        read_history(run / "history.jsonl")
 
 
-def test_load_history_names_the_missing_file(tmp_path):
+def test_read_history_names_the_missing_file(tmp_path):
     with pytest.raises(HistoryError, match="python -m chaos run"):
-        load_history(tmp_path)
+        read_history(tmp_path)
 
 
 def test_oracle_from_a_reference_run_and_its_refusal_of_a_nondeterministic_one():

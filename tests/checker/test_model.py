@@ -6,8 +6,7 @@ import itertools
 
 import pytest
 
-from chaos.checker import check_history
-from chaos.model import (
+from chaos.judge import (
     DEFAULT_MODEL,
     ExpectedOutcome,
     NoFaults,
@@ -15,6 +14,7 @@ from chaos.model import (
     RegistryResubmits,
     ReplicasKeepAHolder,
     RunFacts,
+    check_history,
     count_distinct_workers_lost,
     count_overlapping_losses,
     expected_outcome,
@@ -163,7 +163,11 @@ def test_an_unknown_fault_kind_counts_as_a_loss():
     assert not expected_outcome(history.events).must_deliver_all
 
 
-def test_a_replica_model_that_credits_re_replication_is_one_swap_away():
+def test_the_library_re_replicates_so_its_losses_count_in_time_order():
+    """Issue 11: copy losses are counted per fault and in time order. The library's
+    replica guard re-makes a lost copy once the loss is noticed, so two losses 30 s
+    apart never left an input without a holder; a system without the guard (or a
+    model that does not credit it) counts every distinct worker lost."""
     history = HistoryBuilder(workers=3, max_task_replicas=2)
     history.fault(worker=0, noticed=0.1)
     history.wait(30.0)  # long after the first loss was noticed and repaired
@@ -171,13 +175,58 @@ def test_a_replica_model_that_credits_re_replication_is_one_swap_away():
     facts = RunFacts.from_events(history.events)
     assert count_distinct_workers_lost(facts) == 2
     assert count_overlapping_losses(grace=5.0)(facts) == 1
-    assert not DEFAULT_MODEL.expect(facts).must_deliver_all
-    lenient = OutcomeModel(rules=(
+    assert DEFAULT_MODEL.expect(facts).must_deliver_all
+    strict = OutcomeModel(rules=(
         NoFaults(), RegistryResubmits(),
-        ReplicasKeepAHolder(count_holder_losses=count_overlapping_losses(grace=5.0)),
+        ReplicasKeepAHolder(count_holder_losses=count_distinct_workers_lost),
         *DEFAULT_MODEL.rules[3:],
     ))
-    assert lenient.expect(facts).must_deliver_all
+    assert not strict.expect(facts).must_deliver_all
+    without_guard = [{**history.events[0], "target": "dask-raw"}, *history.events[1:]]
+    assert not expected_outcome(without_guard).must_deliver_all
+
+
+def test_a_fault_that_did_not_land_counts_for_nothing():
+    history = HistoryBuilder(workers=3, max_task_replicas=0)
+    history.emit("fault", fault_id="f0", kind="sigkill", trigger={}, worker=history.workers[0],
+                 pid=100, fired_at=history.clock, landed_at=None, noticed_at=None,
+                 error="process 100 was already gone")
+    assert expected_outcome(history.events).rule == "no-faults"
+
+
+def test_a_freeze_the_scheduler_never_noticed_lost_no_data():
+    history = run_with_faults(0, kind="freeze", max_task_replicas=0)
+    history.events[-1]["noticed_at"] = None  # resumed within the scheduler's timeouts
+    assert expected_outcome(history.events).must_deliver_all
+    noticed = run_with_faults(0, kind="freeze", max_task_replicas=0)
+    assert not expected_outcome(noticed.events).must_deliver_all
+
+
+def test_loud_failures_must_be_explained_by_a_fault_that_reached_the_task():
+    """Issue 11: allowed failures are gated. With no registry and one copy, a task whose
+    attempt a fault cut short may fail loudly; a task no fault reached may not (e.g. a
+    configuration reporting every task failed at the first fault)."""
+    history = run_with_faults(0, max_task_replicas=0)
+    history.step_error("hit", cause="lost-input")
+    history.task_failed("hit")
+    history.task_failed("bystander")
+    history.end("failed")
+    verdict = check_history(history.events, one_output_each("hit", "bystander"))
+    excuses = {f.task_id: f.excuse for f in verdict.reported_failures}
+    assert excuses["hit"] is not None and excuses["bystander"] is None
+    assert [v.task_id for v in verdict.by_kind()["reported-failed"]] == ["bystander"]
+
+
+def test_replicas_2_failing_after_a_single_fault_is_a_violation():
+    history = HistoryBuilder(workers=3, max_task_replicas=2)
+    history.fault(worker=0)
+    history.step_error("a", cause="lost-input")
+    history.task_failed("a")
+    history.wait(30.0)
+    history.fault(worker=1)  # a second loss, but after the failure
+    history.end("failed")
+    verdict = check_history(history.events, one_output_each("a"))
+    assert [v.task_id for v in verdict.by_kind()["reported-failed"]] == ["a"]
 
 
 def test_losses_never_noticed_stay_open_forever():
@@ -229,3 +278,31 @@ def test_expected_outcomes_round_trip_and_keep_int_and_str_ids_apart():
     assert ExpectedOutcome.from_dict(expected.to_dict()) == expected
     assert expected.failure_excuse(1) == "because"
     assert expected.failure_excuse("1") is None
+
+
+def test_a_fault_counts_from_when_it_landed_not_when_its_event_was_written():
+    """A fault's event is written once the scheduler noticed it, which may come after the
+    failure it caused: the model reads landing times, not seqs (found by the nightly)."""
+    history = HistoryBuilder(workers=3, max_task_replicas=0)
+    landed = history.clock
+    history.step_error("a", cause="lost-input")
+    history.task_failed("a")
+    history.emit("fault", fault_id="f0", kind="sigkill", trigger={}, worker=history.workers[0],
+                 pid=100, fired_at=landed, landed_at=landed, noticed_at=history.clock)
+    history.end("failed")
+    verdict = check_history(history.events, one_output_each("a"))
+    assert verdict.reported_failures[0].excuse is not None, verdict.summary()
+    assert verdict.valid
+
+
+def test_a_sigterm_takes_its_data_when_the_scheduler_drops_the_worker_not_at_landing():
+    """Found by the nightly: a sigterm'ed worker leaves the scheduler (its inputs lost,
+    tasks failed) before the harness sees its process gone (`landed_at`)."""
+    history = HistoryBuilder(workers=3, max_task_replicas=0)
+    fired = history.clock
+    history.step_error("a", cause="lost-input")
+    history.task_failed("a")
+    history.emit("fault", fault_id="f0", kind="sigterm", trigger={}, worker=history.workers[0],
+                 pid=100, fired_at=fired, landed_at=history.clock, noticed_at=fired + 0.001)
+    history.end("failed")
+    assert check_history(history.events, one_output_each("a")).valid

@@ -1,0 +1,384 @@
+"""The fault coordinator: decides when each fault of a schedule fires and at which worker.
+
+It is policy only. It reads the worker probes' reports and the scheduler's membership
+events (delivered by `chaos.harness.cluster.ChaosCluster` on the client's event loop), keeps
+what it needs to resolve triggers and roles, and hands the enactment to
+`chaos.harness.inflict.Inflictor`. Decisions run on one thread of their own, so the event loop
+is never blocked by a kill and faults fire one at a time, in the order they arose.
+
+A fault is recorded in the history once its effect is settled: when the scheduler
+noticed the worker leave, or when the run ends (then `noticed_at` is null).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaos.harness.inflict import Inflictor, Landing, Victim
+from chaos.harness.observations import RunObservations
+from chaos.harness.victims import Choice, FindHolders, choose_victim
+from chaos.history import HistoryWriter
+from chaos.probes import ArmedPoint, ProbePlan
+from chaos.spec import (
+    ABRUPT_KINDS,
+    GRACEFUL_KINDS,
+    SCHEDULER_KINDS,
+    AtStep,
+    AtTime,
+    Fault,
+    FaultSchedule,
+    InputHeld,
+    Poisson,
+    ResultReady,
+    TaskId,
+)
+
+# A logical fault whose role has no worker at its trigger point waits for the next
+# execution of that point this many times, then is skipped.
+MAX_DEFERRALS = 5
+
+# Releases a held probe: (worker address, hold id, decisions by fault id, wait=...).
+ReleaseHold = Callable[..., None]
+# The live workers now: address -> Victim (pid and nanny as far as known).
+LiveWorkers = Callable[[], dict[str, Victim]]
+
+
+def probe_plan(schedule: FaultSchedule, run_id: str, *,
+               report_fractions: tuple[float, ...] = (0.5,), hold_timeout: float = 10.0,
+               topic: str = "chaos", scheduler: str | None = None) -> ProbePlan:
+    """The probe plan of a run: where the schedule's logical triggers may fire."""
+    armed = []
+    for fault_id, fault in schedule.items():
+        trigger = fault.trigger
+        if isinstance(trigger, (AtStep, ResultReady, InputHeld)):
+            armed.append(ArmedPoint(fault_id, trigger.step, trigger.point, float(trigger.fraction),
+                                    trigger.task))
+    return ProbePlan(run_id, tuple(armed), report_fractions, hold_timeout, topic, scheduler)
+
+
+@dataclass
+class _Fired:
+    fault_id: str
+    fault: Fault
+    trigger: dict[str, Any]
+    worker: str
+    fired_at: float  # when the harness decided; the landing has the exact firing time
+    landing: Landing | None = None
+    noticed_at: float | None = None
+    ended: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Coordinator:
+    """Fires one schedule's faults during one run and writes their events to the history."""
+
+    def __init__(self, *, schedule: FaultSchedule, history: HistoryWriter, inflictor: Inflictor,
+                 release_hold: ReleaseHold, find_holders: FindHolders, live_workers: LiveWorkers,
+                 started_at: float, on_worker_left: Callable[[str], None] | None = None
+                 ) -> None:
+        self.schedule = schedule
+        self.history = history
+        self.inflictor = inflictor
+        self._release_hold = release_hold
+        self._find_holders = find_holders
+        self._live_workers = live_workers
+        self._started_at = started_at
+        self._on_worker_left = on_worker_left  # the fleet's refill, told of each departure
+        self._faults = dict(schedule.items())
+        self._lock = threading.Lock()
+        self.seen = RunObservations()
+        self._spent: set[str] = set()  # fault ids (and Poisson firings) fired or skipped
+        self._fired: dict[str, _Fired] = {}
+        self._written: set[str] = set()
+        self._skipped: set[str] = set()
+        self._deferred: dict[str, int] = {}  # fault id -> times its role had no worker
+        self._deferred_why: dict[str, str] = {}  # fault id -> the last reason
+        self._deferred_task: dict[str, Any] = {}  # fault id -> the task it waits for
+        self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._landers: list[threading.Thread] = []
+        self._timed = sorted(
+            (offset, f"{fid}.{n}" if isinstance(fault.trigger, Poisson) else fid, fid)
+            for fid, fault in schedule.items() if isinstance(fault.trigger, (AtTime, Poisson))
+            for n, offset in enumerate(fault.trigger.times())
+        )
+        self._thread = threading.Thread(target=self._loop, name="chaos-coordinator", daemon=True)
+
+    # ------------------------------------------------------------------ event loop side
+
+    def on_worker_event(self, message: dict[str, Any]) -> None:
+        """A probe report from a worker (called on the client's event loop)."""
+        kind = message.pop("type", None)
+        message.pop("run_id", None)
+        if kind == "flush":
+            self.seen.record_flush(message["token"])
+            return
+        self.seen.record(kind, message)
+        self.history.emit(kind, **message)
+        if kind == "probe" and message.get("hold"):
+            self._inbox.put(("hit", message))
+
+    def on_cluster_event(self, when: float, message: dict[str, Any]) -> None:
+        """A scheduler membership event (topic "all"; called on the client's event loop)."""
+        action = message.get("action")
+        if action == "add-worker":
+            self.history.emit("worker-added", time=when, worker=message.get("worker"))
+        elif action == "remove-worker":
+            address = message.get("worker")
+            lost = sorted(map(str, message.get("lost-scattered-tasks") or ()))
+            self.history.emit(
+                "worker-removed", time=when, worker=address,
+                expected=bool(message.get("expected")),
+                processing=len(message.get("processing-tasks") or ()),
+                lost_computed=len(message.get("lost-computed-tasks") or ()),
+                lost_scattered=len(lost), lost_keys=lost[:20],
+            )
+            self.seen.record_removal(str(address), when)
+            self._inbox.put(("removed", address))
+            if self._on_worker_left is not None:
+                self._on_worker_left(str(address))
+
+    def on_thaw(self, address: str, how: str, when: float) -> None:
+        """A freeze ended (SIGCONT on time, or the run ended): record it.
+
+        A freeze the scheduler did not notice before it ended was never noticed: its
+        fault event is written now, so a later removal of that worker (another fault)
+        is not taken for its notice.
+        """
+        with self._lock:
+            freezes = [f for f in self._fired.values()
+                       if f.worker == address and f.fault.kind == "freeze" and not f.ended]
+            for fired in freezes:
+                fired.ended = True
+        for fired in freezes:
+            self._write(fired)
+            self.history.emit("fault-ended", time=when, fault_id=fired.fault_id, worker=address,
+                              how=how)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def flushed(self, token: str) -> bool:
+        return self.seen.flushed(token)
+
+    def finish(self) -> dict[str, int]:
+        """Stop deciding; record faults still open, faults never fired, unfinished executions."""
+        self._inbox.put(("stop", None))
+        self._thread.join(timeout=30)
+        for lander in self._landers:
+            lander.join(timeout=30)
+        with self._lock:
+            pending = [f for f in self._fired.values() if f.fault_id not in self._written]
+        for fired in pending:
+            self._write(fired)
+        for fault_id, fault in self._faults.items():
+            if isinstance(fault.trigger, Poisson):
+                continue
+            if fault_id in self._deferred_why and fault_id not in self._spent:
+                count, reason = self._deferred[fault_id], self._deferred_why[fault_id]
+                trigger = {**fault.trigger.to_json(), "task_id": self._deferred_task[fault_id]}
+                self._skip(fault_id, fault, trigger,
+                           f"each of the {count} time(s) its trigger point was reached, its "
+                           f"role had no worker: {reason}", "deferred")
+            elif fault_id not in self._spent:
+                reason = (f"the run ended before t={fault.trigger.seconds:g} s"
+                          if isinstance(fault.trigger, AtTime)
+                          else "its trigger point was never reached in this run")
+                trigger = fault.trigger.to_json()
+                if getattr(fault.trigger, "nth", None) is not None:
+                    # Which task was the n-th to start, so a reader can tell a point never
+                    # reached from one whose task had failed before it.
+                    trigger["task_id"] = self._resolve_nth(fault, {})
+                self._skip(fault_id, fault, trigger, reason, "not-reached")
+        for _, firing_id, fault_id in self._timed:
+            if firing_id != fault_id and firing_id not in self._spent:
+                fault = self._faults[fault_id]
+                self._skip(firing_id, fault, fault.trigger.to_json(),
+                           "the run ended before this Poisson firing", "not-reached")
+        victims = {f.worker: f for f in self._fired.values()}
+        for execution_id, execution in self.seen.unfinished().items():
+            hit = victims.get(execution.worker)
+            reason = (f"worker {execution.worker} got fault {hit.fault_id} ({hit.fault.kind})"
+                      if hit else "no outcome was reported before the run ended")
+            self.history.emit("info", execution=execution_id, reason=reason)
+        return {"fired": len(self._fired), "skipped": len(self._skipped)}
+
+    # ------------------------------------------------------------------ decisions
+
+    def _loop(self) -> None:
+        timed = list(self._timed)
+        while True:
+            wait = None
+            if timed:
+                wait = max(0.0, self._started_at + timed[0][0] - time.time())
+            try:
+                kind, item = self._inbox.get(timeout=wait)
+            except queue.Empty:
+                offset, firing_id, fault_id = timed.pop(0)
+                try:
+                    self._fire_timed(firing_id, self._faults[fault_id], offset)
+                except Exception as error:
+                    self.history.emit("harness-error", during="timed",
+                                      error=f"{type(error).__name__}: {error}")
+                continue
+            if kind == "stop":
+                return
+            try:
+                if kind == "hit":
+                    self._on_hit(item)
+                elif kind == "removed":
+                    self._settle_notices()
+            except Exception as error:  # one bad decision must not stop the rest
+                self.history.emit("harness-error", error=f"{type(error).__name__}: {error}",
+                                  during=kind)
+                if kind == "hit":
+                    self._release_hold(item["worker"], item["hold"], {})
+
+    def _on_hit(self, hit: dict[str, Any]) -> None:
+        decisions: dict[str, Any] = {}
+        holder_died = False
+        released = False
+        for fault_id in hit.get("armed", ()):
+            fault = self._faults.get(fault_id)
+            if fault is None or fault_id in self._spent:
+                decisions[fault_id] = {"consumed": True}
+                continue
+            watched = self._resolve_nth(fault, hit)
+            if watched is not None and watched != hit.get("task_id"):
+                decisions[fault_id] = {"task": watched}
+                continue
+            if watched is None and getattr(fault.trigger, "nth", None) is not None:
+                continue  # fewer tasks started than n: this one is not the n-th
+            decisions[fault_id] = {"consumed": True}
+            self._spent.add(fault_id)
+            trigger = {**fault.trigger.to_json(), "task_id": hit.get("task_id"),
+                       "step": hit.get("step"), "fraction": hit.get("fraction"),
+                       "point": hit.get("point"), "execution": hit.get("execution"),
+                       "key": self.seen.key_of(hit.get("execution"))}
+            choice = self._choose(fault_id, fault, hit)
+            if choice.victim is None:
+                reason = choice.reason or "no worker to hit"
+                if self._defer(fault_id, fault, trigger, reason):
+                    self._deferred_task[fault_id] = hit.get("task_id")
+                    # Hold the fault until it can land: it stays armed for the watched
+                    # task, and fires at the same logical point of its next execution.
+                    decisions[fault_id] = {"task": hit.get("task_id")}
+                    continue
+                self._skip(fault_id, fault, trigger, reason)
+                continue
+            victim = choice.victim
+            if fault.kind in GRACEFUL_KINDS and not released:
+                # A graceful shutdown waits for running tasks: let the held one go first.
+                self._release_hold(hit["worker"], hit["hold"], decisions, wait=True)
+                released = True
+            landing = self._enact(fault_id, fault, trigger, victim, choice.extra)
+            holder_died |= (victim.address == choice.running_on and landing is not None
+                            and fault.kind in ABRUPT_KINDS and landing.landed_at is not None)
+        if not released and not holder_died:
+            self._release_hold(hit["worker"], hit["hold"], decisions)
+
+    def _fire_timed(self, firing_id: str, fault: Fault, offset: float) -> None:
+        self._spent.add(firing_id)
+        fault_id = firing_id.split(".")[0]
+        trigger = {**fault.trigger.to_json(), "at": offset}
+        choice = self._choose(firing_id, fault, None)
+        if choice.victim is None:
+            self._skip(firing_id, fault, trigger, choice.reason or "no worker to hit")
+            return
+        self._spent.add(fault_id)
+        self._enact(firing_id, fault, trigger, choice.victim, choice.extra)
+
+    def _enact(self, fault_id: str, fault: Fault, trigger: dict[str, Any], victim: Victim,
+               extra: dict[str, Any]) -> Landing | None:
+        """Enact a fault. Abrupt kinds and freezes land in milliseconds, and the held probe
+        must wait for them; a graceful shutdown may take seconds (it waits for running
+        tasks, or moves data), so it lands in the background while decisions go on."""
+        fired = _Fired(fault_id, fault, trigger, victim.address, time.time(), extra=extra)
+        with self._lock:
+            self._fired[fault_id] = fired
+        if fault.kind in GRACEFUL_KINDS:
+            thread = threading.Thread(target=self._land, args=(fired, victim), daemon=True,
+                                      name=f"chaos-{fault.kind}-{fault_id}")
+            self._landers.append(thread)
+            thread.start()
+            return None
+        return self._land(fired, victim)
+
+    def _land(self, fired: _Fired, victim: Victim) -> Landing:
+        fault = fired.fault
+        landing = self.inflictor.inflict(fault.kind, victim, freeze_for=fault.freeze_for,
+                                         notice=fault.notice)
+        with self._lock:
+            fired.landing = landing
+        self._settle_notices()
+        return landing
+
+    def _settle_notices(self) -> None:
+        for fired in list(self._fired.values()):
+            if fired.fault_id in self._written or fired.ended or fired.landing is None:
+                continue
+            when = self.seen.removed_at(fired.worker)
+            if when is not None and when >= fired.fired_at - 1.0:
+                fired.noticed_at = when
+                self._write(fired)
+
+    def _write(self, fired: _Fired) -> None:
+        """Write a fault's event, once (the timer of a freeze and notices may race)."""
+        with self._lock:
+            if fired.fault_id in self._written:
+                return
+            self._written.add(fired.fault_id)
+        landing = fired.landing or Landing(fired.fault.kind, fired.worker, None, "nanny",
+                                           fired.fired_at, None, "the fault did not finish landing")
+        self.history.emit(
+            "fault", fault_id=fired.fault_id, kind=fired.fault.kind, trigger=fired.trigger,
+            target=fired.fault.target.to_json(), worker=landing.worker, pid=landing.pid,
+            fired_at=landing.fired_at, landed_at=landing.landed_at, noticed_at=fired.noticed_at,
+            mechanism=landing.mechanism, error=landing.error, freeze_for=fired.fault.freeze_for,
+            **({"notice": fired.fault.notice, "killed_after_notice": landing.killed_after_notice}
+               if fired.fault.kind == "preempt" else {}),
+            **fired.extra,
+        )
+
+    def _defer(self, fault_id: str, fault: Fault, trigger: dict[str, Any], reason: str) -> bool:
+        """Re-arm a logical fault whose role has no worker right now (its victim is leaving
+        with another fault, its input is being re-made), at most MAX_DEFERRALS times.
+        Skipping it would make the run inconclusive, and its replays differ."""
+        count = self._deferred.get(fault_id, 0)
+        if count >= MAX_DEFERRALS:
+            return False
+        self._deferred[fault_id] = count + 1
+        self._deferred_why[fault_id] = reason
+        self._spent.discard(fault_id)
+        self.history.emit("fault-deferred", fault_id=fault_id, kind=fault.kind, trigger=trigger,
+                          reason=reason, deferrals=count + 1)
+        return True
+
+    def _skip(self, fault_id: str, fault: Fault, trigger: dict[str, Any], reason: str,
+              cause: str = "no-victim") -> None:
+        self._skipped.add(fault_id)
+        self._spent.add(fault_id)
+        self.history.emit("fault-skipped", fault_id=fault_id, kind=fault.kind, trigger=trigger,
+                          target=fault.target.to_json(), reason=reason, cause=cause)
+
+    # ------------------------------------------------------------------ roles
+
+    def _resolve_nth(self, fault: Fault, hit: dict[str, Any]) -> TaskId | None:
+        """The task a trigger watches: its task_id, or the n-th task to start once known."""
+        trigger = fault.trigger
+        if getattr(trigger, "task", None) is not None:
+            return trigger.task  # type: ignore[union-attr]
+        nth = getattr(trigger, "nth", None)
+        return self.seen.nth_started(nth) if nth is not None else None
+
+    def _choose(self, fault_id: str, fault: Fault, hit: dict[str, Any] | None) -> Choice:
+        if fault.kind in SCHEDULER_KINDS:  # no worker role: the scheduler itself
+            return Choice(Victim("scheduler", None, None))
+        return choose_victim(fault_id, fault, hit, seed=self.schedule.seed, seen=self.seen,
+                             live=self._live_workers(), find_holders=self._find_holders)

@@ -1,0 +1,66 @@
+"""Functions the harness runs on the scheduler (`Client.run_on_scheduler`).
+
+Client.run_on_scheduler passes arguments positionally: `dask_scheduler` comes last.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from distributed.core import Status
+
+
+def scheduler_snapshot(dask_scheduler: Any) -> dict[str, Any]:
+    return {
+        "workers": {address: {"pid": ws.pid, "nanny": ws.nanny}
+                    for address, ws in dask_scheduler.workers.items()
+                    if ws.status == Status.running},
+        "n_tasks": len(dask_scheduler.tasks),
+        "allowed_failures": dask_scheduler.allowed_failures,
+    }
+
+
+def dependency_holders(key: str, dask_scheduler: Any = None) -> list[str]:
+    task = dask_scheduler.tasks.get(key)
+    if task is None:
+        return []
+    return sorted({ws.address for dep in task.dependencies for ws in dep.who_has or ()})
+
+
+def set_allowed_failures(value: int, dask_scheduler: Any = None) -> None:
+    dask_scheduler.allowed_failures = value
+
+
+def leftover_tasks(dask_scheduler: Any = None) -> list[str]:
+    # who_wants, who_has and dependents may be None (empty) in recent distributed.
+    return [f"{key} ({ts.state}, wanted by {sorted(c.client_key for c in ts.who_wants or ())}, "
+            f"held by {sorted(ws.address for ws in ts.who_has or ())}, "
+            f"{len(ts.dependents or ())} dependents, {len(ts.dependencies or ())} dependencies)"
+            for key, ts in list(dask_scheduler.tasks.items())[:5]]
+
+
+def forget_orphans(dask_scheduler: Any = None) -> list[str]:
+    """Forget tasks that no client wants and nothing depends on (between runs only)."""
+    orphans = [key for key, ts in dask_scheduler.tasks.items()
+               if not ts.who_wants and not ts.dependents]
+    if orphans:
+        dask_scheduler.transitions({key: "forgotten" for key in orphans},
+                                   stimulus_id=f"chaos-forget-orphans-{time.time()}")
+    return [str(key) for key in orphans]
+
+
+def release_client_keys(client_id: str, dask_scheduler: Any = None) -> int:
+    state = dask_scheduler.clients.get(client_id)
+    if state is None:
+        return 0
+    keys = [ts.key for ts in state.wants_what]
+    dask_scheduler.client_releases_keys(keys=keys, client=client_id,
+                                        stimulus_id=f"chaos-reset-{time.time()}")
+    return len(keys)
+
+
+def running_worker_names(dask_scheduler: Any = None) -> list[str]:
+    """The names of the workers in state running (a refill counts these)."""
+    return [str(ws.name) for ws in dask_scheduler.workers.values()
+            if ws.status == Status.running]

@@ -1,0 +1,154 @@
+"""What a target is: an adapter that runs a workload on a cluster and reports to the history.
+
+A target writes the client-side events (`submit`, `step-error`, `step-completed`,
+`duplicate-suppressed`, `deliver`, `task-failed`); the probes write the worker-side
+ones and the harness the rest. `run` returns when the system under test finished (or
+raises what it raised); `abort` must make a running `run` return soon, from another
+thread, when the runner declares the run hung.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from distributed import Client, KilledWorker
+
+from chaos.errors import ScheduleError
+from chaos.history import HistoryWriter
+from chaos.spec import TaskId
+from chaos.workload import Workload
+
+REGISTRIES = (None, "memory", "disk")
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """The settings of the system under test, as recorded in `run-start.config`.
+
+    The names are the resilience library's (and PyRosettaCluster's). `options` holds
+    extra keyword arguments for the target's constructor, recorded too.
+    """
+
+    max_task_replicas: int | None = 0
+    task_registry: str | None = None
+    scatter: bool = True
+    max_attempts: int = 5
+    retries: int | None = None
+    step_timeout: float | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        replicas = self.max_task_replicas
+        if replicas is not None and (not isinstance(replicas, int) or replicas < 0):
+            raise ScheduleError(
+                f"max_task_replicas={replicas!r}: use an int >= 0, or None for every worker."
+            )
+        if self.task_registry not in REGISTRIES:
+            raise ScheduleError(
+                f"task_registry={self.task_registry!r}: use None, \"memory\" or \"disk\"."
+            )
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise ScheduleError(f"max_attempts={self.max_attempts!r}: use an int >= 1.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_task_replicas": self.max_task_replicas,
+            "task_registry": self.task_registry,
+            "scatter": self.scatter,
+            "max_attempts": self.max_attempts,
+            "retries": self.retries,
+            "step_timeout": self.step_timeout,
+            "options": dict(self.options),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TargetConfig:
+        known = {"max_task_replicas", "task_registry", "scatter", "max_attempts", "retries",
+                 "step_timeout", "options"}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class TargetRun:
+    """Everything a target needs for one run."""
+
+    client: Client
+    workload: Workload
+    protocols: list[Callable[..., Any]]
+    config: TargetConfig
+    history: HistoryWriter
+    scratch: Path
+
+    def deliver(self, task_id: TaskId, index: tuple[int, ...], value: Any, attempts: int) -> None:
+        self.history.emit("deliver", task_id=task_id, index=list(index),
+                          digest=self.workload.digest(value), attempts=attempts)
+
+
+class Target(abc.ABC):
+    """A system under test. Subclasses set `name` and implement `run` and `abort`."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this target cannot run here (a missing package), or None when it can."""
+        return None
+
+    def check(self, config: TargetConfig) -> None:  # noqa: B027 - optional hook
+        """Raise ScheduleError if this target cannot run under `config` (before any run)."""
+
+    def recorded_config(self, config: TargetConfig, allowed_failures: int) -> dict[str, Any]:
+        """The configuration written in run-start: what the expected-outcome model reads."""
+        return {**config.to_dict(), "allowed_failures": allowed_failures}
+
+    @abc.abstractmethod
+    def run(self, run: TargetRun) -> None: ...
+
+    @abc.abstractmethod
+    def abort(self) -> None: ...
+
+
+def classify(error: BaseException) -> str:
+    """The `step-error` cause of what `future.result()` raised, as the history names it."""
+    from concurrent.futures import CancelledError
+
+    if isinstance(error, CancelledError):
+        return "lost-input"
+    if isinstance(error, KilledWorker):
+        return "killed-worker"
+    return "protocol-error"
+
+
+def outputs_of(result: Any) -> list[Any]:
+    """A protocol's return value as a list of payloads (None is nothing)."""
+    if result is None:
+        return []
+    if isinstance(result, list):
+        return result
+    return [result]
+
+
+def scratch_dir(base: Path, run_id: str) -> Path:
+    path = base / f"chaos-{run_id}-{os.getpid()}-{threading.get_ident()}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cancel_client_futures(client: Client) -> None:
+    """Cancel every future `client` holds: how an aborted run is made to return.
+
+    A hung target waits on futures it cannot see through; cancelling them all turns
+    each wait into a CancelledError, which the target's loop handles and ends on.
+    """
+    from distributed import Future
+
+    keys = list(getattr(client, "futures", {}))
+    if keys:
+        futures: list[Future] = [Future(key, client) for key in keys]
+        client.cancel(futures, force=True)

@@ -1,0 +1,10 @@
+"""The names and version of the files a run leaves behind (format: docs/history.md)."""
+
+from __future__ import annotations
+
+# Version 2: the fault kind `sigterm` is `nanny-close`; kinds `preempt`, `scheduler-kill`.
+HISTORY_VERSION = 2
+READABLE_HISTORY_VERSIONS = (1, 2)  # older ones are upgraded on read (upgrade.py)
+HISTORY_FILE = "history.jsonl"  # the run's events, one JSON object per line
+SCHEDULE_FILE = "schedule.json"  # the FaultSchedule the run injected
+RUN_SUMMARY_FILE = "summary.json"  # the recipe and verdict `python -m chaos replay` reads

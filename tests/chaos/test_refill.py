@@ -1,0 +1,115 @@
+"""The harness refills the fleet as an autoscaler would (issue 11's hung runs).
+
+Two retires and a sigterm once removed all 3 workers of the LocalCluster, nothing
+replaced them, and the library waited for workers until the run's time bound. With
+the refill, a worker that left for good is replaced after `RefillPolicy.delay`, the
+replacement is in the history, and the same schedule completes and is valid.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from chaos import Workload, check_history, plan_campaign, run_schedule
+from chaos.campaign.regressions import THREE_GRACEFUL_REMOVALS
+from chaos.errors import ChaosError
+from chaos.harness import RefillPolicy
+
+# The default workload shape the schedule was found with (8 tasks x 2 steps).
+WORKLOAD = Workload(seed=777)
+
+
+def test_the_schedule_that_emptied_the_cluster_now_completes(harness, tmp_path):
+    record = run_schedule(THREE_GRACEFUL_REMOVALS, "resilience", {"task_registry": "memory"},
+                          WORKLOAD, harness, out=tmp_path, timeout=30,
+                          refill=RefillPolicy(0.5))
+
+    assert record.status == "completed", record.error
+    assert check_history(record.history, WORKLOAD.oracle()).valid
+    assert len(record.events("fault")) == 3
+    # When the removals took every worker the run started with, only the refill can have
+    # let it finish. (Two faults may land on one worker, or the rest finish the work
+    # before the refill's delay: then the cluster never emptied.)
+    started_with = {w["address"] for w in record.history[0]["workers"]}
+    removed = {e["worker"] for e in record.events("worker-removed")}
+    refilled = sum(e["started"] for e in record.events("worker-refill"))
+    assert refilled >= 1 or not started_with <= removed, (started_with, removed)
+    assert record.history[0]["refill_delay"] == 0.5
+
+
+def test_the_ci_profile_always_runs_the_regression_schedule():
+    plan = plan_campaign("ci", targets=("resilience",))
+    assert plan.schedules[0] == THREE_GRACEFUL_REMOVALS
+    assert len(plan.schedules) == 7  # 3 fixed ones, then the 4 drawn ones
+    assert "replaced after 1 s" in plan.describe()
+
+
+@pytest.mark.parametrize("delay", [-1, float("nan"), "1"])
+def test_a_bad_refill_delay_is_refused_with_the_rule(delay):
+    with pytest.raises(ChaosError, match="refill delay"):
+        RefillPolicy(delay)
+
+
+class Backend:
+    """A backend that records the refills asked of it (no cluster: the policy alone)."""
+
+    def __init__(self, started: int = 1, error: Exception | None = None) -> None:
+        self.calls = 0
+        self.started = started
+        self.error = error
+
+    def replace_departed(self) -> int:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return self.started
+
+
+def wait_for(condition, timeout: float = 5.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_departure_is_refilled_after_the_delay_and_recorded():
+    from chaos.harness import FleetRefill
+    from chaos.history import HistoryWriter
+
+    history, backend = HistoryWriter(), Backend(started=1)
+    refill = FleetRefill(RefillPolicy(0.05), backend, history)
+    refill.worker_left("tcp://w1")
+    wait_for(lambda: backend.calls == 1)
+    [event] = [e for e in history.events if e["type"] == "worker-refill"]
+    assert (event["left"], event["started"], event["delay"]) == ("tcp://w1", 1, 0.05)
+    refill.close()
+
+
+def test_no_refill_when_the_policy_says_never_or_the_run_is_over():
+    from chaos.harness import FleetRefill
+    from chaos.history import HistoryWriter
+
+    backend = Backend()
+    FleetRefill(RefillPolicy(None), backend, HistoryWriter()).worker_left("tcp://w1")
+    closed = FleetRefill(RefillPolicy(0.05), backend, HistoryWriter())
+    closed.worker_left("tcp://w2")
+    closed.close()
+    import time
+
+    time.sleep(0.2)
+    assert backend.calls == 0
+
+
+def test_a_failed_refill_is_a_harness_error_in_the_history():
+    from chaos.harness import FleetRefill
+    from chaos.history import HistoryWriter
+
+    history, backend = HistoryWriter(), Backend(error=RuntimeError("no capacity"))
+    refill = FleetRefill(RefillPolicy(0.0), backend, history)
+    refill.worker_left("tcp://w1")
+    wait_for(lambda: any(e["type"] == "harness-error" for e in history.events))
+    [error] = [e for e in history.events if e["type"] == "harness-error"]
+    assert error["during"] == "refill" and "no capacity" in error["error"]
+    refill.close()
