@@ -10,15 +10,17 @@ With `output_path=` the run is durable: rerun it after the client died and it re
 
 from resilience.cluster import ResilientCluster
 from resilience.config import ResilienceConfig
-from resilience.delivery import Output, RunSummary
 from resilience.errors import (
     ConfigError,
     OutputError,
     ProtocolError,
     RegistryError,
     ResilienceError,
+    SchedulerLost,
     TaskFailures,
 )
+from resilience.notice import install_notice_handler, uninstall_notice_handler
+from resilience.outputs import Output, RunSummary
 from resilience.registry import MemoryRegistry, StepRecord, TaskRegistry
 from resilience.sink import load_output
 from resilience.sqlite_registry import SQLiteRegistry
@@ -36,9 +38,12 @@ __all__ = [
     "ResilientCluster",
     "RunSummary",
     "SQLiteRegistry",
+    "SchedulerLost",
     "StepRecord",
     "TaskFailures",
     "TaskRegistry",
+    "install_notice_handler",
     "load_output",
     "run_status",
+    "uninstall_notice_handler",
 ]

@@ -9,8 +9,8 @@ scheduler through `Client.run_on_scheduler`:
   keys under a protected prefix and behaves exactly like ReduceReplicas otherwise;
 - runs a small dedicated AMM with one `KeepReplicas` policy that tops protected keys
   back up to n copies, e.g. onto a replacement worker after a holder died: every
-  half second, at once when a worker is removed, and on demand (`top_up`), which is
-  how freshly scattered inputs get their copies.
+  half second, at once when a worker leaves or joins, and on demand (`top_up`), which
+  is how freshly scattered inputs get their copies.
 
 Several runs may share a scheduler: each registers its own key prefix and n; the
 guard is removed, and ReduceReplicas restored, when the last one leaves.
@@ -99,7 +99,7 @@ class ReplicaGuard:
             start=True,
             interval=KEEP_INTERVAL,
         )
-        self._plugin = TopUpOnWorkerLoss(self)
+        self._plugin = TopUpOnMembership(self)
         scheduler.add_plugin(self._plugin, name=EXTENSION, idempotent=False)
 
     def top_up(self) -> None:
@@ -121,15 +121,19 @@ class ReplicaGuard:
             main.add_policy(original)
 
 
-class TopUpOnWorkerLoss(SchedulerPlugin):
-    """A lost worker took copies with it: re-make them at once, not at the next interval.
+class TopUpOnMembership(SchedulerPlugin):
+    """A lost worker took copies with it, a new one holds none: top up at once, not at
+    the next interval (a new worker can take a step only once it holds its input).
 
-    The AMM runs after the scheduler has finished removing the worker (a callback on
-    its event loop), so it sees who holds what now.
+    The AMM runs after the scheduler has finished adding or removing the worker (a
+    callback on its event loop), so it sees who holds what now.
     """
 
     def __init__(self, guard: ReplicaGuard) -> None:
         self._guard = guard
+
+    def add_worker(self, scheduler: Any, worker: str) -> None:
+        scheduler.loop.add_callback(self._guard.top_up)
 
     def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
         scheduler.loop.add_callback(self._guard.top_up)

@@ -12,12 +12,13 @@ from typing import Any
 
 from distributed import Client
 
-from resilience.config import REGISTRY_FILE, ResilienceConfig, resolve_retries
-from resilience.delivery import Output, RunSummary
+from resilience.config import REGISTRY_FILE, resolve_retries
 from resilience.durable import DurableRun, open_durable_run
-from resilience.errors import ConfigError, TaskFailures
+from resilience.errors import ConfigError, SchedulerLost, TaskFailures
+from resilience.outputs import Output, RunSummary
 from resilience.registry import MemoryRegistry, TaskRegistry
 from resilience.runloop import RunLoop
+from resilience.settings import UNSET, resolve_settings
 from resilience.tasks import TaskSpec, task_specs
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,9 @@ class ResilientCluster:
     exactly once as an `Output`; tasks that cannot be delivered are reported in
     `TaskFailures` at the end, after everything else was delivered.
 
-    See `ResilienceConfig` for the meaning of each setting.
+    See `ResilienceConfig` for the meaning of each setting. A setting not given here comes
+    from Dask's configuration (`resilience.max-task-replicas`, ... in YAML, or
+    `DASK_RESILIENCE__MAX_TASK_REPLICAS`...; defaults in the shipped `resilience.yaml`).
     """
 
     def __init__(
@@ -42,19 +45,20 @@ class ResilientCluster:
         client: Client,
         tasks: Iterable[Mapping[str, Any]],
         input: Any = None,
-        max_task_replicas: int | None = 0,
-        task_registry: str | None = None,
-        registry_path: str | None = None,
-        max_attempts: int = 5,
-        scatter: bool = True,
+        max_task_replicas: int | None = UNSET,
+        task_registry: str | None = UNSET,
+        registry_path: str | None = UNSET,
+        max_attempts: int = UNSET,
+        scatter: bool = UNSET,
         *,
-        output_path: str | None = None,
+        output_path: str | None = UNSET,
         registry_key: bytes | None = None,
-        start_afresh: bool = False,
-        replica_guard: str = "policy",
-        step_timeout: float | None = None,
-        worker_wait_timeout: float = 300.0,
-        max_in_flight: int = 1024,
+        start_afresh: bool = UNSET,
+        replica_guard: str = UNSET,
+        step_timeout: float | None = UNSET,
+        worker_wait_timeout: float = UNSET,
+        scheduler_timeout: float = UNSET,
+        max_in_flight: int = UNSET,
         on_event: Callable[[Any], None] | None = None,
     ) -> None:
         if not isinstance(client, Client):
@@ -63,28 +67,24 @@ class ResilientCluster:
                 "cluster first, e.g. Client(LocalCluster()) or Client('tcp://scheduler:8786')."
             )
         self.client = client
-        self.config = ResilienceConfig(
-            max_task_replicas=max_task_replicas,
-            task_registry=task_registry,  # type: ignore[arg-type]
-            registry_path=registry_path,
-            output_path=output_path,
-            registry_key=registry_key,
-            start_afresh=start_afresh,
-            max_attempts=max_attempts,
-            scatter=scatter,
-            replica_guard=replica_guard,  # type: ignore[arg-type]
-            step_timeout=step_timeout,
-            worker_wait_timeout=worker_wait_timeout,
-            max_in_flight=max_in_flight,
-            on_event=on_event,
-        )
+        # A setting not given comes from Dask's configuration (resilience.yaml's defaults).
+        self.config = resolve_settings({
+            "max_task_replicas": max_task_replicas, "task_registry": task_registry,
+            "registry_path": registry_path, "output_path": output_path,
+            "registry_key": registry_key, "start_afresh": start_afresh,
+            "max_attempts": max_attempts, "scatter": scatter, "replica_guard": replica_guard,
+            "step_timeout": step_timeout, "worker_wait_timeout": worker_wait_timeout,
+            "scheduler_timeout": scheduler_timeout, "max_in_flight": max_in_flight,
+            "on_event": on_event,
+        })
         self.input = input
         # A list is checked whole now; a generator is checked as it is consumed.
         self._tasks: list[TaskSpec] | Iterator[TaskSpec]
         if isinstance(tasks, Sequence):
             self._tasks = list(task_specs(tasks))
         else:  # a durable run checks ids on disk, so memory stays bounded
-            self._tasks = task_specs(tasks, check_unique=task_registry != "disk")
+            self._tasks = task_specs(tasks,
+                                     check_unique=self.config.task_registry != "disk")
         self._consumed = False
         self._loop: RunLoop | None = None
 
@@ -140,6 +140,8 @@ class ResilientCluster:
             if scratch is not None:  # nobody could resume from a path they never saw
                 shutil.rmtree(scratch, ignore_errors=True)
         failed = self._loop.failed()
+        if self._loop.scheduler_lost is not None:
+            raise SchedulerLost(failed, self._loop.summary(), self._loop.scheduler_lost)
         if failed:
             raise TaskFailures(failed, self._loop.summary())
 

@@ -51,6 +51,9 @@ class ResilienceConfig:
         None: unbounded, as PyRosetta steps may run for hours.
     worker_wait_timeout: seconds the run waits for a worker when the cluster has none,
         before reporting the unfinished tasks failed.
+    scheduler_timeout: seconds the run waits for a lost scheduler to come back (the
+        client reconnects to the same address by itself, within its own `timeout`)
+        before it stops with `SchedulerLost`. A durable run then resumes when run again.
     max_in_flight: step attempts submitted but not yet resolved. Bounds client memory.
     on_event: called with each `resilience.events` event, in order.
     """
@@ -66,6 +69,7 @@ class ResilienceConfig:
     replica_guard: ReplicaGuard = "policy"
     step_timeout: float | None = None
     worker_wait_timeout: float = 300.0
+    scheduler_timeout: float = 60.0
     max_in_flight: int = 1024
     on_event: Callable[[Any], None] | None = None
 
@@ -102,6 +106,7 @@ class ResilienceConfig:
         if self.step_timeout is not None:
             _check_positive("step_timeout", self.step_timeout)
         _check_positive("worker_wait_timeout", self.worker_wait_timeout)
+        _check_positive("scheduler_timeout", self.scheduler_timeout)
         _check_int("max_in_flight", self.max_in_flight, minimum=1,
                    fix="a few times the cluster's thread count keeps every worker busy.")
         if self.on_event is not None and not callable(self.on_event):

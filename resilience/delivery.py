@@ -1,74 +1,89 @@
-"""What a run hands back: `Output`s, delivered exactly once, and the `RunSummary`."""
+"""Delivery: each output `(task_id, index)` is handed out once, and recorded as delivered.
+
+Dask executes at least once; this is where delivery becomes exactly once. A durable
+run asks its ledger on disk whether an output is new (memory stays bounded, and the
+answer spans sessions) and commits outputs to it (and to the output folder) in the
+same registry transaction that drops their steps; any other run keeps an in-memory
+ledger of what it handed out, for the tasks still running only: once a task has no
+unfinished step, no attempt of it can produce an output any more (every attempt of a
+finished step is cancelled and no longer tracked), so its entries go, and the ledger
+follows the work in flight rather than growing with every delivered output.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from resilience.tasks import TaskId
+from resilience.durable import DurableRun
+from resilience.outputs import Output, TaskId
+from resilience.registry import Delivery, RecordKey, TaskRegistry
 
-
-@dataclass(frozen=True)
-class Output:
-    """One final output of one task.
-
-    index: one output position per protocol, so `(task_id, index)` names the output
-        uniquely and deterministically (the k-th position is which of step k's
-        outputs this one descends from).
-    attempts: attempts taken by the most-retried step of this output's lineage:
-        1 when nothing had to be redone.
-    step_attempts: attempts taken by each step of the lineage.
-    """
-
-    task_id: TaskId
-    index: tuple[int, ...]
-    value: Any
-    attempts: int
-    step_attempts: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """The end state of a run.
-
-    outputs: what `distribute()` delivered (`generate()` hands outputs to you instead,
-        and keeps none, so its summary's list is empty).
-    failed: task_id -> reason, for tasks that could not be (fully) delivered.
-    delivered: the number of outputs delivered.
-    attempts: step attempts submitted, first attempts included.
-    resubmissions: attempts beyond the first (lost inputs, lost workers, timeouts).
-    duplicates_suppressed: results of an already finished step that arrived and were
-        dropped, so that nothing is delivered twice.
-    elapsed: wall-clock seconds of the run.
-    in_flight: steps started but not finished (at the end: 0, unless the run stopped).
-    previously_delivered: outputs an earlier session of a resumed run delivered (they
-        are in the output folder, and not delivered again).
-    """
-
-    outputs: list[Output] = field(default_factory=list)
-    failed: dict[TaskId, str] = field(default_factory=dict)
-    delivered: int = 0
-    attempts: int = 0
-    resubmissions: int = 0
-    duplicates_suppressed: int = 0
-    elapsed: float = 0.0
-    in_flight: int = 0
-    previously_delivered: int = 0
+# A delivered output, with its task's kwargs and admission time (for the scorefile).
+Delivered = tuple[Output, Mapping[str, Any], float]
 
 
 class DeliveryLedger:
-    """Remembers which `(task_id, index)` were delivered; a second claim is refused."""
+    """Remembers which `(task_id, index)` of the running tasks were delivered; a second
+    claim is refused while the task runs."""
 
     def __init__(self) -> None:
-        self._delivered: set[tuple[TaskId, tuple[int, ...]]] = set()
+        self._delivered: dict[TaskId, set[tuple[int, ...]]] = {}
 
     def claim(self, task_id: TaskId, index: tuple[int, ...]) -> bool:
-        """True the first time an output is claimed, False ever after."""
-        key = (task_id, index)
-        if key in self._delivered:
+        """True the first time an output is claimed, False ever after (while its task
+        runs: see `close`)."""
+        delivered = self._delivered.setdefault(task_id, set())
+        if index in delivered:
             return False
-        self._delivered.add(key)
+        delivered.add(index)
         return True
 
+    def close(self, task_ids: Sequence[TaskId]) -> None:
+        """These tasks have no unfinished step: nothing of theirs can be claimed again."""
+        for task_id in task_ids:
+            self._delivered.pop(task_id, None)
+
     def __len__(self) -> int:
-        return len(self._delivered)
+        return sum(map(len, self._delivered.values()))
+
+
+class Deliverer:
+    """Decides which outputs are new, and records the delivered ones."""
+
+    def __init__(self, registry: TaskRegistry | None, durable: DurableRun | None) -> None:
+        self._registry = registry
+        self._durable = durable
+        self._ledger = DeliveryLedger()
+        self.delivered = 0
+
+    @property
+    def writes_before_yield(self) -> bool:
+        """Whether outputs are committed (to the output folder) before they are yielded."""
+        return self._durable is not None and self._durable.sink is not None
+
+    def claim(self, task_id: TaskId, indexes: Sequence[tuple[int, ...]]) -> list[bool]:
+        """Whether each output is new (claimed now, never again)."""
+        if self._durable is not None:
+            done = self._durable.registry.is_delivered([(task_id, index) for index in indexes])
+            return [not flag for flag in done]
+        return [self._ledger.claim(task_id, index) for index in indexes]
+
+    def tasks_done(self, task_ids: Sequence[TaskId]) -> None:
+        """These tasks have no unfinished step left (delivered, or failed)."""
+        self._ledger.close(task_ids)
+
+    def commit(self, delivered: Sequence[Delivered], finished: Sequence[RecordKey]) -> None:
+        """Record delivered outputs (ledger, output folder) and drop the records of the
+        jobs that produced them (`finished`), in one registry transaction."""
+        self.delivered += len(delivered)
+        if self._registry is None or not (delivered or finished):
+            return
+        entries: list[Delivery] = []
+        progress = None
+        if self._durable is not None and self._durable.sink is not None:
+            entries = self._durable.sink.write(list(delivered))
+            progress = self._durable.sink.committed_progress()
+        elif self._durable is not None:
+            entries = [Delivery(o.task_id, o.index, o.attempts) for o, _, _ in delivered]
+        self._registry.update(remove=finished, delivered=entries, progress=progress)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from resilience.delivery import RunSummary
-    from resilience.tasks import TaskId
+from resilience.outputs import RunSummary, TaskId
 
 
 class ResilienceError(Exception):
@@ -44,6 +41,20 @@ class TaskFailures(ResilienceError):
         if len(self.failed) > len(shown):
             lines.append(f"  ... and {len(self.failed) - len(shown)} more (see .failed)")
         super().__init__("\n".join(lines))
+
+
+class SchedulerLost(TaskFailures):
+    """The scheduler stayed unreachable past `scheduler_timeout`: the run stopped.
+
+    Every unfinished task is in `failed`, with the reason; a durable run (a "disk"
+    registry) keeps them, so the same run started again against a running scheduler
+    resumes them and delivers each output once. `summary` holds what was delivered.
+    """
+
+    def __init__(self, failed: Mapping[TaskId, str], summary: RunSummary, why: str) -> None:
+        super().__init__(failed, summary)
+        self.why = why
+        self.args = (f"{why}\n{self.args[0]}",)
 
 
 class ProtocolError(ResilienceError):

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from resilience.tasks import TaskId
+from resilience.outputs import TaskId
 
 SubmitReason = Literal["new", "lost-input", "killed-worker", "step-timeout", "resumed"]
 FailureCause = Literal[
@@ -75,4 +75,36 @@ class TaskFailed:
     time: float = field(default_factory=_now, kw_only=True)
 
 
-RunEvent = StepSubmitted | StepFailed | StepCompleted | DuplicateSuppressed | TaskFailed
+@dataclass(frozen=True)
+class WaitingForWorkers:
+    """The cluster has no worker, and `unfinished` steps wait for one. The wait ends when
+    a worker joins (`WorkersReturned`) or after `timeout` seconds (worker_wait_timeout),
+    when every unfinished task is reported failed."""
+
+    unfinished: int
+    timeout: float
+    time: float = field(default_factory=_now, kw_only=True)
+
+
+@dataclass(frozen=True)
+class WorkersReturned:
+    """Workers joined after a `WaitingForWorkers`; the run goes on."""
+
+    workers: int
+    waited: float
+    time: float = field(default_factory=_now, kw_only=True)
+
+
+@dataclass(frozen=True)
+class ResultsDelayed:
+    """Finished attempts whose results have taken over 2 s to fetch (their holder died a
+    moment before the scheduler noticed, or the link is slow). The run goes on meanwhile,
+    and takes the results when they come."""
+
+    keys: tuple[str, ...]
+    seconds: float
+    time: float = field(default_factory=_now, kw_only=True)
+
+
+RunEvent = (StepSubmitted | StepFailed | StepCompleted | DuplicateSuppressed | TaskFailed
+            | WaitingForWorkers | WorkersReturned | ResultsDelayed)

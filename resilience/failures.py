@@ -105,6 +105,16 @@ class FailureReasons:
                if self._config.task_registry == "disk" else ".")
         )
 
+    def scheduler_lost(self) -> str:
+        """A template with `{step}`: the scheduler stayed unreachable."""
+        return (
+            "step {step} could not finish: the scheduler was unreachable for "
+            f"scheduler_timeout={self._config.scheduler_timeout}s (killed, or its host lost)"
+            + ("; start a scheduler and workers, then rerun: a durable run resumes these steps."
+               if self._config.task_registry == "disk"
+               else "; without a disk registry the run cannot be resumed: rerun it whole.")
+        )
+
     def _where(self, step: int) -> str:
         return f"step {step} ({self._names[step]})"
 

@@ -15,7 +15,7 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from resilience.tasks import TaskId
+from resilience.outputs import TaskId
 
 _MODULUS = 1 << 128
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from resilience.tasks import TaskId
+from resilience.outputs import TaskId
 
 RecordKey = tuple[TaskId, tuple[int, ...]]
 

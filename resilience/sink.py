@@ -29,11 +29,10 @@ from typing import Any, cast
 
 import cloudpickle
 
-from resilience.delivery import Output
 from resilience.errors import OutputError
+from resilience.outputs import Output, TaskId
 from resilience.registry import Delivery
 from resilience.sqlite_registry import SQLiteRegistry
-from resilience.tasks import TaskId
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from resilience.worker_step import StepCall
 class StepSubmitter:
     """Submits batches of step attempts for one run.
 
-    The run's shared step-0 input is placed once and placed again only when the
-    cluster lost it, or when only frozen workers still hold it.
+    The run's shared step-0 input is placed once, on every worker, and placed again
+    only when the cluster lost it, or when only frozen workers still hold it.
     """
 
     def __init__(self, client: Client, config: ResilienceConfig, run_id: str,
@@ -67,6 +67,11 @@ class StepSubmitter:
         ))
         return futures, placed
 
+    def reconnected(self) -> None:
+        """After a lost scheduler: the initial input's future is gone with it."""
+        self._initial_future = None
+        self._placement.reconnected()
+
     def close(self) -> None:
         self._initial_future = None
         self._placement.close()
@@ -88,7 +93,7 @@ class StepSubmitter:
             return self._initial_input
         future = self._initial_future
         if future is None or future.status != "finished" or self._held_only_by_suspects(future):
-            [self._initial_future] = self._placement.place([self._initial_input], workers)
+            self._initial_future = self._placement.place_shared(self._initial_input, workers)
         return self._initial_future
 
     def _held_only_by_suspects(self, future: Future[Any]) -> bool:
@@ -97,14 +102,3 @@ class StepSubmitter:
             return False
         holders = set(self._client.who_has([future]).get(future.key, ()))
         return holders <= self._watch.suspects
-
-
-def attempt_key(run_id: str, task_id: Any, index: tuple[int, ...], step: int,
-                attempt: int) -> str:
-    """The Dask key of one attempt: readable on the dashboard, unique across runs."""
-    lineage = ".".join(map(str, index)) or "root"
-    return f"rs-{run_id}-{task_id}-{lineage}-s{step}-a{attempt}"
-
-
-def attempt_of(key: str) -> int:
-    return int(key.rsplit("-a", 1)[1])

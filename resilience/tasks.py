@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from resilience.errors import ConfigError
-
-TaskId = str | int
+from resilience.outputs import TaskId
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,15 @@ def task_specs(tasks: Iterable[Mapping[str, Any]], check_unique: bool = True
         raise ConfigError(
             f"tasks={tasks!r} is not iterable; pass a list or generator of dicts."
         ) from None
-    return _specs(iterator, check_unique)
+    return _specs(iterator, check_unique, tasks if isinstance(tasks, Sequence) else None)
 
 
-def _specs(iterator: Iterator[Mapping[str, Any]], check_unique: bool) -> Iterator[TaskSpec]:
-    first_position: dict[TaskId, int] = {}
+def _specs(iterator: Iterator[Mapping[str, Any]], check_unique: bool,
+           listed: Sequence[Mapping[str, Any]] | None) -> Iterator[TaskSpec]:
+    # The ids seen, and nothing else: about 70 bytes per int id and 100 per short str id
+    # (the id and its slot), which a run without a durable registry keeps for as long as
+    # it draws tasks, since unique ids are what makes each output's name unique.
+    seen: set[TaskId] = set()
     for position, task in enumerate(iterator):
         if not isinstance(task, Mapping):
             raise ConfigError(
@@ -58,11 +61,18 @@ def _specs(iterator: Iterator[Mapping[str, Any]], check_unique: bool) -> Iterato
             )
         task_id = _task_id(task, position)
         if check_unique:
-            if task_id in first_position:
-                raise repeated_task_id(task_id, position, f"the task at position "
-                                                         f"{first_position[task_id]}")
-            first_position[task_id] = position
+            if task_id in seen:
+                raise repeated_task_id(task_id, position, _earlier(listed, task_id))
+            seen.add(task_id)
         yield TaskSpec(task_id=task_id, kwargs=dict(task), position=position)
+
+
+def _earlier(listed: Sequence[Mapping[str, Any]] | None, task_id: TaskId) -> str:
+    """Which earlier task had `task_id`: its position when the tasks are a list."""
+    for position, task in enumerate(listed or ()):
+        if _task_id(task, position) == task_id:
+            return f"the task at position {position}"
+    return "an earlier task"
 
 
 def _task_id(task: Mapping[str, Any], position: int) -> TaskId:

@@ -185,3 +185,41 @@ def test_a_result_lost_before_it_was_fetched_is_recomputed_from_a_replica(client
 
     assert killed
     assert [(o.task_id, o.value) for o in summary.outputs] == [("t0", "in>a>b")]
+
+
+def test_a_result_being_recomputed_is_waited_for_without_spinning(client, tmp_path, monkeypatch):
+    """A finished result is lost before the run loop took it, and Dask recomputes it
+    (slowly: a real step may take an hour). Dask calls a done-callback at once on a
+    "lost" future, so re-arming one at once made the loop spin through the recompute."""
+    from resilience.runloop import RunLoop
+
+    looks = collections.Counter()
+    original = RunLoop._on_state_change
+
+    def counted(loop: Any, future: Any, to_fetch: Any) -> None:
+        looks[future.key] += 1
+        original(loop, future, to_fetch)
+
+    monkeypatch.setattr(RunLoop, "_on_state_change", counted)
+    marker = tmp_path / "computed-once"
+
+    def slow_when_recomputed(payload: Any, **_: Any) -> Any:
+        if marker.exists():
+            time.sleep(1.5)
+        marker.touch()
+        return f"{payload}>b"
+
+    def observer(event: Any) -> None:
+        if type(event).__name__ == "StepSubmitted" and event.step == 1:
+            wait_until(lambda: client.who_has().get(event.key), what=f"{event.key} to finish")
+            [holder] = client.who_has()[event.key]
+            os.kill(client.run(os.getpid)[holder], signal.SIGKILL)
+            wait_until(lambda: client.futures[event.key].status == "lost",
+                       what=f"{event.key} to be lost")
+
+    rc = ResilientCluster(client, [{"task_id": "t0"}], input="in", max_task_replicas=2,
+                          on_event=observer)
+    summary = rc.distribute([lambda payload, **_: f"{payload}>a", slow_when_recomputed])
+
+    assert [(o.task_id, o.value) for o in summary.outputs] == [("t0", "in>a>b")]
+    assert max(looks.values()) < 50, looks  # ~10 looks a second (285 in 1.5 s before)

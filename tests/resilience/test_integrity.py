@@ -24,8 +24,7 @@ from typing import Any
 
 import pytest
 
-from resilience import RegistryError, SQLiteRegistry, StepRecord
-from resilience.delivery import Output
+from resilience import Output, RegistryError, SQLiteRegistry, StepRecord
 from resilience.durable import open_durable_run
 from resilience.registry import INITIAL_INPUT
 from resilience.signing import key_path
@@ -478,7 +477,7 @@ _LIMITED = """
 import json, os, resource, signal, sys
 from pathlib import Path
 from resilience import RegistryError, SQLiteRegistry, StepRecord
-from resilience.delivery import Output
+from resilience import Output
 from resilience.durable import open_durable_run
 from resilience.errors import OutputError
 from tests.resilience.test_integrity import protocol

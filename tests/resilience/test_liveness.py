@@ -100,6 +100,50 @@ def test_a_frozen_worker_is_routed_around_with_a_registry(client, thaw, scatter)
     assert (thaw / "frozen.pid").exists()  # it really was frozen
 
 
+def every_first_attempt_slow(payload: Any, **_: Any) -> Any:
+    time.sleep(0.8 if get_worker().get_current_task().endswith("-a1") else 0.02)
+    return payload
+
+
+def test_steps_queued_behind_slow_ones_keep_their_attempts_when_no_worker_is_free(client):
+    # Both workers run a first attempt of step 1 past step_timeout, so both are suspect:
+    # the steps queued behind them (step-1 inputs are distinct, so Dask queues them on
+    # the workers) have nowhere better to go. Moving them on every check, back behind a
+    # slow attempt, used up their attempts in a fraction of a second: 6 tasks of 8
+    # failed that way in a CI campaign (the ci profile's schedule 5, on one worker).
+    tasks = [{"task_id": i} for i in range(4)]
+    rc = ResilientCluster(client, tasks, input="x", task_registry="memory",
+                          step_timeout=0.3, max_attempts=3)
+
+    summary = rc.distribute([quick, every_first_attempt_slow])
+
+    assert sorted(o.task_id for o in summary.outputs) == list(range(4))
+
+
+def test_a_user_callback_blocking_dasks_callback_thread_does_not_stall_the_run(client):
+    # Dask runs every Future.add_done_callback of a process on one thread: a user's
+    # callback stuck there (a notebook's progress hook doing I/O, say) held up every
+    # completion of the run, which waited for as long as the callback did.
+    blocking, release = threading.Event(), threading.Event()
+
+    def users_callback(_: Any) -> None:
+        blocking.set()
+        release.wait(60)
+
+    client.submit(quick, "x", pure=False).add_done_callback(users_callback)
+    assert blocking.wait(10)
+    started = time.monotonic()
+    try:
+        rc = ResilientCluster(client, [{"task_id": i} for i in range(3)], input="x")
+        summary = rc.distribute(quick)
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+
+    assert sorted(o.task_id for o in summary.outputs) == [0, 1, 2]
+    assert elapsed < 10
+
+
 def slow_first_attempt(payload: Any, **_: Any) -> Any:
     if get_worker().get_current_task().endswith("-a1"):
         time.sleep(0.8)
@@ -143,9 +187,9 @@ def test_closing_the_generator_early_cancels_the_rest(client):
 def test_an_attempt_the_scheduler_forgot_is_resubmitted_not_waited_on_forever(
     client, monkeypatch
 ):
-    from resilience import runloop
+    from resilience import stalls
 
-    monkeypatch.setattr(runloop, "LIMBO_AFTER", 1.0)
+    monkeypatch.setattr(stalls, "LIMBO_AFTER", 1.0)
     forgotten: list[str] = []
 
     def forget_behind_the_clients_back(key: str) -> None:

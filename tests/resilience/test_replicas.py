@@ -113,3 +113,25 @@ def test_with_the_amm_off_replicas_are_accepted_without_the_guard(tmp_path):
         assert [k.holders_of_input for k in assassin.kills] == [2]
         assert sorted(o.task_id for o in summary.outputs) == ["t0", "t1", "t2"]
         assert client.run_on_scheduler(amm_status)["running"] is False
+
+
+def shared_input_holders(dask_scheduler) -> list[int]:
+    return [len(ts.who_has) for key, ts in dask_scheduler.tasks.items()
+            if str(key).startswith("rs-all-")]
+
+
+@pytest.mark.parametrize("replicas", [0, 1])
+def test_step_0_is_submitted_only_once_every_worker_holds_the_shared_input(client, replicas):
+    # With a single holder Dask queues every step 0 on it (a study measured 15 % more
+    # makespan without replicas than with, with no preemption at all).
+    holders: list[list[int]] = []
+
+    def on_event(event):
+        if type(event).__name__ == "StepSubmitted" and not holders:
+            holders.append(client.run_on_scheduler(shared_input_holders))
+
+    rc = ResilientCluster(client, [{"task_id": i} for i in range(4)], input="x",
+                          max_task_replicas=replicas, on_event=on_event)
+    rc.distribute(identity)
+
+    assert holders == [[2]]

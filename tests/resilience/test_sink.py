@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from resilience.delivery import Output
+from resilience import Output
 from resilience.durable import DurableRun, open_durable_run
 from resilience.errors import OutputError
 from resilience.registry import Delivery

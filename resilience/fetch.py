@@ -1,0 +1,124 @@
+"""Fetching finished results from the workers: in batches, in the background.
+
+A fetch runs on the client's event loop while the run loop goes on, and its outcome comes
+back to the run loop as a `Fetched` item (through `on_fetched`). So a fetch that takes
+long never holds up anything else: Dask's gather waits for a result whose holder died
+until it is recomputed, and a connection attempt to a worker that died a moment before
+the scheduler noticed is retried for up to `distributed.comm.timeouts.connect` (30 s by
+default). The run loop used to wait for each fetch, with a 10 s timeout doubled on
+every retry, and every other step's recovery and delivery waited with it.
+
+A fetch still pending after `SLOW_AFTER` seconds is reported once (`slow()`), so that
+the run says what it waits for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from distributed import Client, Future
+
+logger = logging.getLogger(__name__)
+
+SLOW_AFTER = 2.0  # seconds: a fetch pending longer is reported
+RETRY_PAUSE = 0.2  # seconds before a failed fetch is reported (and so tried again)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The outcome of one fetch: each asked-for future, and the results fetched (by key);
+    a key without a result errored, was cancelled, or could not be fetched (`error`)."""
+
+    futures: tuple[Future[Any], ...]
+    results: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class _Pending:
+    keys: tuple[str, ...]
+    started: float
+    reported: bool = False
+
+
+class ResultFetcher:
+    """Starts fetches; each one's `Fetched` goes to `on_fetched` (from the client's event
+    loop thread) when it ends. `fetching` holds the keys of the fetches under way."""
+
+    def __init__(self, client: Client, on_fetched: Callable[[Fetched], None]) -> None:
+        self._client = client
+        self._on_fetched = on_fetched
+        self._lock = threading.Lock()
+        self._pending: dict[concurrent.futures.Future[Any], _Pending] = {}
+        self.fetching: set[str] = set()
+
+    def start(self, futures: list[Future[Any]]) -> None:
+        """Fetch the results of `futures` (skipping those already being fetched)."""
+        futures = [f for f in futures if str(f.key) not in self.fetching]
+        if not futures:
+            return
+        keys = tuple(str(f.key) for f in futures)
+        self.fetching.update(keys)
+        batch = tuple(futures)
+        loop = self._client.loop
+        if loop is None:
+            raise RuntimeError("the client is closed: no results can be fetched")
+        running = asyncio.run_coroutine_threadsafe(
+            self._gather(batch), loop.asyncio_loop)  # type: ignore[attr-defined]
+        with self._lock:
+            self._pending[running] = _Pending(keys, time.monotonic())
+        running.add_done_callback(lambda done: self._finish(done, batch))
+
+    def done(self, fetched: Fetched) -> None:
+        """The run loop took `fetched`: its keys may be fetched again."""
+        self.fetching.difference_update(str(f.key) for f in fetched.futures)
+
+    def slow(self) -> list[tuple[tuple[str, ...], float]]:
+        """Fetches pending for over SLOW_AFTER seconds, not reported before: their keys,
+        and how long they have waited."""
+        now = time.monotonic()
+        found = []
+        with self._lock:
+            for pending in self._pending.values():
+                if not pending.reported and now - pending.started > SLOW_AFTER:
+                    pending.reported = True
+                    found.append((pending.keys, now - pending.started))
+        return found
+
+    def close(self) -> None:
+        """Stop the fetches under way (the run is over)."""
+        with self._lock:
+            pending, self._pending = list(self._pending), {}
+        for running in pending:
+            running.cancel()
+
+    async def _gather(self, futures: tuple[Future[Any], ...]) -> dict[str, Any]:
+        try:
+            gathered = await self._client._gather({f.key: f for f in futures}, errors="skip")
+        except Exception:
+            await asyncio.sleep(RETRY_PAUSE)  # the run loop fetches again: not in a hot loop
+            raise
+        # Results are lists; None marks a key that errored or was cancelled meanwhile.
+        return {str(key): value for key, value in gathered.items() if value is not None}
+
+    def _finish(self, done: concurrent.futures.Future[Any],
+                futures: tuple[Future[Any], ...]) -> None:
+        with self._lock:
+            if self._pending.pop(done, None) is None:
+                return  # closed: nobody wants it
+        if done.cancelled():
+            return
+        error = done.exception()
+        if error is not None:
+            logger.info("fetching %d results failed: %r; they are fetched again",
+                        len(futures), error)
+            self._on_fetched(Fetched(futures, error=repr(error)))
+            return
+        self._on_fetched(Fetched(futures, done.result()))

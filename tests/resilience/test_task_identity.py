@@ -1,0 +1,68 @@
+"""Task ids that print alike are still distinct tasks: int 1 and str "1" each deliver.
+
+Found from outside (issue 11): attempt keys were built from `str(task_id)`, so the
+second job took the first one's Dask key, and the run ended with a task neither
+delivered nor reported failed. The key encoding is now injective and type-aware, and
+a run may only end when every admitted task is delivered or reported failed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from resilience import ResilientCluster, TaskFailures
+from resilience.jobs import attempt_key
+
+
+def tag(payload: Any, *, task_id: Any, **_: Any) -> Any:
+    return f"{payload}>{type(task_id).__name__}:{task_id!r}"
+
+
+@pytest.mark.parametrize("registry", [None, "memory", "disk"])
+def test_ids_that_print_alike_each_deliver_their_own_output(client, registry):
+    tasks = [{"task_id": 1}, {"task_id": "1"}, {"task_id": "a-b"}, {"task_id": "a"}]
+
+    summary = ResilientCluster(client, tasks, input="in",
+                               task_registry=registry).distribute([tag, tag])
+
+    got = {(type(o.task_id), o.task_id): o.value for o in summary.outputs}
+    assert got == {
+        (int, 1): "in>int:1>int:1",
+        (str, "1"): "in>str:'1'>str:'1'",
+        (str, "a-b"): "in>str:'a-b'>str:'a-b'",
+        (str, "a"): "in>str:'a'>str:'a'",
+    }
+    assert summary.failed == {}
+
+
+def test_attempt_keys_are_injective_across_id_types_and_separators():
+    ids: list[Any] = [1, "1", -1, "-1", "a", "a-b", "a-root", "a-0", "1-root", "", "é", "'1'"]
+    keys = {attempt_key("run", task_id, index, step, attempt)
+            for task_id in ids for index in [(), (0,), (0, 1), (1,)]
+            for step in (0, 1) for attempt in (1, 2)}
+    assert len(keys) == len(ids) * 4 * 2 * 2
+
+
+def test_a_run_that_cannot_account_for_a_task_reports_it_failed(client, monkeypatch):
+    """The end-of-run invariant: a task neither delivered nor reported failed is an
+    internal error, reported as a failure with its reason, never silence."""
+    import resilience.jobs
+
+    # A broken key encoding (the bug): every job of the same step shares one key.
+    monkeypatch.setattr(resilience.jobs, "attempt_key", _colliding_key)
+    monkeypatch.setattr("resilience.dispatch.attempt_key", _colliding_key)
+    rc = ResilientCluster(client, [{"task_id": "x"}, {"task_id": "y"}], input="in")
+
+    with pytest.raises(TaskFailures) as raised:
+        rc.distribute(tag)
+
+    delivered = {o.task_id for o in raised.value.summary.outputs}
+    assert len(delivered) + len(raised.value.failed) == 2, (delivered, raised.value.failed)
+    assert any("internal error" in reason for reason in raised.value.failed.values())
+
+
+def _colliding_key(run_id: str, task_id: Any, index: tuple[int, ...], step: int,
+                   attempt: int) -> str:
+    return f"rs-{run_id}-same-s{step}-a{attempt}"

@@ -1,0 +1,88 @@
+"""The library never waits for workers in silence (issue 11): while the cluster has none,
+it emits `WaitingForWorkers` and logs a warning; `worker_wait_timeout` ends the wait with
+every unfinished task reported failed; workers that come back end it with
+`WorkersReturned`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from distributed import Client, LocalCluster
+
+from resilience import ResilientCluster, TaskFailures
+from resilience.events import WaitingForWorkers, WorkersReturned
+
+
+def quick(payload: Any, **_: Any) -> Any:
+    time.sleep(0.02)
+    return payload
+
+
+@pytest.fixture
+def workerless() -> Iterator[tuple[LocalCluster, Client]]:
+    with LocalCluster(n_workers=0, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster, timeout="5s") as client:
+        yield cluster, client
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.parametrize("scatter", [True, False])
+def test_a_wait_for_workers_is_announced_and_bounded(workerless, scatter):
+    _, client = workerless
+    seen: list[Any] = []
+    rc = ResilientCluster(client, [{"task_id": i} for i in range(3)], input="x",
+                          scatter=scatter, task_registry="memory", worker_wait_timeout=1.5,
+                          on_event=seen.append)
+    # A handler on the library's own logger: what a user's logging configuration sees,
+    # whatever other tests did to the root logger's handlers.
+    logs, logger = Records(), logging.getLogger("resilience")
+    logger.addHandler(logs)
+    try:
+        with pytest.raises(TaskFailures) as raised:
+            rc.distribute(quick)
+    finally:
+        logger.removeHandler(logs)
+
+    waits = [e for e in seen if isinstance(e, WaitingForWorkers)]
+    assert len(waits) == 1 and waits[0].unfinished == 3 and waits[0].timeout == 1.5
+    assert any("no workers" in r.getMessage() and r.levelno == logging.WARNING
+               for r in logs.records)
+    assert set(raised.value.failed) == {0, 1, 2}
+
+
+def test_workers_that_come_back_end_the_wait(workerless):
+    cluster, client = workerless
+    seen: list[Any] = []
+    rc = ResilientCluster(client, [{"task_id": i} for i in range(2)], input="x",
+                          scatter=False, worker_wait_timeout=60, on_event=seen.append)
+
+    def add_a_worker_once_waiting() -> None:
+        deadline = time.monotonic() + 30
+        while not any(isinstance(e, WaitingForWorkers) for e in seen):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+        cluster.scale(1)
+
+    helper = threading.Thread(target=add_a_worker_once_waiting, daemon=True)
+    helper.start()
+    try:
+        summary = rc.distribute(quick)
+    finally:
+        helper.join(timeout=35)
+    assert summary.delivered == 2
+    returned = [e for e in seen if isinstance(e, WorkersReturned)]
+    assert len(returned) == 1 and returned[0].waited > 0
