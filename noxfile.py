@@ -1,5 +1,5 @@
 """Sessions: `nox -s chaos` (the main job), `tests`, `lint`, `demo`, `bench`,
-`bench_scale`.
+`bench_deploy`, `bench_scale`, `study`, `mutants`.
 
 Each session installs the project into its own virtualenv, so a fresh machine needs
 only Python and `pip install nox`.
@@ -18,8 +18,9 @@ def chaos(session: nox.Session) -> None:
     """The main job: a `ci` campaign of Hypothesis-drawn fault schedules over the whole
     grid on a LocalCluster, an HTML report (its path is printed), and the gates of
     pyproject's [tool.chaos.gates]; fails when a gate fails. Arguments after `--` go to
-    `python -m chaos campaign`, e.g. `nox -s chaos -- --profile nightly`."""
-    session.install("-e", ".[chaos]")
+    `python -m chaos campaign`, e.g. `nox -s chaos -- --profile nightly`, or
+    `-- --profile deploy` (real `dask scheduler`/`dask worker` processes over TLS)."""
+    session.install("-e", ".[chaos,deploy]")
     session.run("python", "-m", "chaos", "campaign", *session.posargs)
 
 
@@ -49,11 +50,25 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The library's makespan against raw Dask, side by side on one cluster; then the
-    harness's speed in schedules per minute. Arguments after `--` go to the first."""
+    """The library against raw Dask, each figure measured side by side in one run:
+    kill -> restart of a killed step (p50, p99), client memory growth and throughput
+    over 100,000 tasks, the makespan table; then the harness's speed in schedules per
+    minute. Arguments after `--` go to the makespan table (benchmarks/overhead.py)."""
     session.install("-e", ".[chaos]")
+    session.run("python", "benchmarks/recovery.py")
+    session.run("python", "benchmarks/client_memory.py")
     session.run("python", "benchmarks/overhead.py", *session.posargs)
-    session.run("python", "-m", "chaos.bench_campaign")
+    session.run("python", "-m", "chaos", "bench")
+
+
+@nox.session
+def bench_deploy(session: nox.Session) -> None:
+    """On `dask scheduler`/`dask worker` processes over TLS, side by side in one run: wasted
+    work and recovery under preemption with and without the notice plugin; then the PR
+    #630 model's losses against the library's on the same schedules (~8 min; `-- --quick`
+    for ~4)."""
+    session.install("-e", ".[chaos,deploy]")
+    session.run("python", "benchmarks/deploy.py", *session.posargs)
 
 
 @nox.session
@@ -63,3 +78,29 @@ def bench_scale(session: nox.Session) -> None:
     after `--` go to the script, e.g. `nox -s bench_scale -- --quick`."""
     session.install("-e", ".")
     session.run("python", "benchmarks/registry_scale.py", *session.posargs)
+
+
+@nox.session
+def study(session: nox.Session) -> None:
+    """A parameter-tuning study: real runs on a LocalCluster, a simulator calibrated and
+    validated on them, recommendation.json and an HTML report (its path is printed).
+    `nox -s study -- NAME [--out DIR] [--quick]`; `-- list` names the built-in studies."""
+    session.install("-e", ".[experiments]")
+    arguments = list(session.posargs) or ["list"]
+    if arguments[0] != "list" and arguments[0] != "report":
+        arguments = ["run", *arguments]
+    session.run("python", "-m", "experiments", *arguments)
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Mutation testing of the library's recovery paths (run loop, dispatch, recovery,
+    jobs, delivery, submission, replication, AMM policy, watch, registry, sink, durable)
+    with cosmic-ray: each mutant is judged by the fast tests plus a short campaign
+    (mutants/judge.py); prints the score and every survivor. Arguments after `--` go to
+    mutants/prepare.py, e.g. `nox -s mutants -- --modules recovery.py --sample 20`."""
+    session.install("-e", ".[test]", "cosmic-ray>=8.7")
+    db = "build/mutants.sqlite"
+    session.run("python", "mutants/prepare.py", db, *session.posargs)
+    session.run("cosmic-ray", "exec", "mutants/cosmic-ray.toml", db)
+    session.run("python", "mutants/score.py", db)

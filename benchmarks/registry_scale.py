@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from resilience import Output
 from resilience.config import ResilienceConfig
-from resilience.delivery import Output
 from resilience.durable import DurableRun, open_durable_run
 from resilience.registry import INITIAL_INPUT, Delivery, StepRecord
 from resilience.sqlite_registry import SQLiteRegistry

@@ -8,19 +8,26 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from chaos.checker import VIOLATION_KINDS
-from chaos.model import DEFAULT_MODEL, OutcomeModel
+from chaos.analysis import (
+    RECOVERY_PERCENTILES,
+    CheckedRun,
+    OracleFor,
+    coverage_summary,
+    load_runs,
+    makespan_overhead,
+    recovery_figures,
+    workload_oracle,
+)
+from chaos.judge import DEFAULT_MODEL, VIOLATION_KINDS, OutcomeModel
 from reports import figures
 from reports.html import png_data_uri, render_campaign
-from reports.metrics import makespan_overhead
-from reports.runs import CheckedRun, OracleFor, load_runs, workload_oracle
 from reports.tables import CampaignTables, campaign_tables
 
 KIND_TITLES = {
@@ -43,6 +50,7 @@ def build_campaign_report(
     sampled_timelines: int = 3,
     confidence: float = 0.95,
     generated_at: dt.datetime | None = None,
+    replays: Mapping[str, Any] | None = None,
 ) -> str:
     """The HTML page of a campaign. Pure: reads the runs, never a cluster or the clock
     (unless `generated_at` is left out). Caps keep a large campaign's page light; the
@@ -50,14 +58,15 @@ def build_campaign_report(
     """
     if not runs:
         raise ValueError(
-            "no runs to report; pass the CheckedRun list from reports.load_runs(...) or "
-            "reports.check_runs(...)."
+            "no runs to report; pass the CheckedRun list from chaos.analysis.load_runs(...) or "
+            "chaos.analysis.check_runs(...)."
         )
     tables = campaign_tables(runs)
     order = list(tables.verdicts.index)
     rank = {label: position for position, label in enumerate(order)}
-    failing = sorted((run for run in runs if not run.verdict.valid),
+    failing = sorted((run for run in runs if run.verdict.failing),
                      key=lambda run: rank[run.verdict.label])
+    inconclusive = [run for run in runs if run.verdict.outcome == "inconclusive"]
     timeline_runs = failing[:max_timelines] + _sample_passing(runs, tables, sampled_timelines)
     group_by, facet_by = figures.cdf_grouping(tables.runs)
     recoveries = figures.with_cdf_groups(tables.recoveries, tables.runs)
@@ -75,6 +84,9 @@ def build_campaign_report(
         ],
         "failing_runs": [_failing_run(run, max_evidence) for run in failing[:max_failing_runs]],
         "more_failing": max(len(failing) - max_failing_runs, 0),
+        "inconclusive_runs": [_inconclusive_run(run) for run in inconclusive[:max_failing_runs]],
+        "coverage_rows": _coverage_rows(runs, order),
+        "replays": replays,
         "timelines": [
             {"run_id": run.run_id, "image": png_data_uri(_timeline(run, tables))}
             for run in timeline_runs
@@ -129,8 +141,9 @@ def _summary(runs: Sequence[CheckedRun], tables: CampaignTables) -> dict[str, in
     return {
         "runs": len(runs),
         "configurations": len(tables.verdicts),
-        "failing": sum(not run.verdict.valid for run in runs),
+        "failing": sum(run.verdict.failing for run in runs),
         "hung": sum(run.verdict.outcome == "hung" for run in runs),
+        "inconclusive": sum(run.verdict.outcome == "inconclusive" for run in runs),
         "lost_runs": sum(bool(run.verdict.by_kind()["lost"]) for run in runs),
         "faults": len(tables.faults),
     }
@@ -200,6 +213,32 @@ def _failing_run(run: CheckedRun, max_evidence: int) -> dict[str, Any]:
     }
 
 
+def _coverage_rows(runs: Sequence[CheckedRun], order: Sequence[str]) -> list[dict[str, Any]]:
+    by_label: dict[str, list[Any]] = {}
+    for run in runs:
+        if any(e["type"] == "fault" for e in run.history):
+            by_label.setdefault(run.verdict.label, []).append(run.history)
+    rows = []
+    for label in order:
+        if label not in by_label:
+            continue
+        coverage = coverage_summary(by_label[label])
+        hits = ", ".join(f"{kind} @ {window}: {n}" for kind, cells in coverage["hits"].items()
+                         for window, n in cells.items())
+        rows.append({"label": label, "covered": coverage["covered"], "cells": coverage["cells"],
+                     "hits": hits or "—", "missing": ", ".join(coverage["missing"]) or "—"})
+    return rows
+
+
+def _inconclusive_run(run: CheckedRun) -> dict[str, Any]:
+    misses = [m for m in run.verdict.fault_misses if m.inconclusive]
+    return {
+        "run_id": run.run_id, "label": run.verdict.label, "replay": run.replay_command,
+        "misses": "; ".join(f"{m.fault_id or 'run'} {m.kind or ''} {m.cause}: {m.detail}"
+                            for m in misses),
+    }
+
+
 def _seq_text(seqs: Sequence[int], shown: int = 12) -> str:
     text = ", ".join(map(str, seqs[:shown]))
     return text + (f", … ({len(seqs)} events)" if len(seqs) > shown else "")
@@ -208,12 +247,16 @@ def _seq_text(seqs: Sequence[int], shown: int = 12) -> str:
 def _recovery_rows(recoveries: pd.DataFrame, keys: list[str]) -> list[dict[str, Any]]:
     rows = []
     for group, frame in recoveries.groupby(keys, sort=False):
+        figures = recovery_figures(frame)
         rows.append({
-            "group": ": ".join(map(str, group)), "n": len(frame),
-            "resubmit": _seconds(frame["to_resubmit"].median()),
-            "deliver": _seconds(frame["to_deliver"].median()),
-            "deliver_p90": _seconds(frame["to_deliver"].quantile(0.9)),
-            "never": int(frame["to_deliver"].isna().sum()),
+            "group": ": ".join(map(str, group)), "n": figures["disturbed_steps"],
+            "resubmit": _seconds(figures["to_resubmit_median"]),
+            **{f"deliver_p{q}": _seconds(figures[f"to_deliver_p{q}"])
+               for q in RECOVERY_PERCENTILES},
+            "deliver_max": _seconds(figures["to_deliver_max"]),
+            "working_p99": _seconds(figures["working_p99"]),
+            "working_max": _seconds(figures["working_max"]),
+            "never": figures["never_delivered"],
         })
     return rows
 
@@ -270,8 +313,8 @@ def _distinct(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def _seconds(value: float) -> str:
-    return "—" if not np.isfinite(value) else f"{value:.2f}"
+def _seconds(value: float | None) -> str:
+    return "—" if value is None or not np.isfinite(value) else f"{value:.2f}"
 
 
 def _percent(value: float) -> str:

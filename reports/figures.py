@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 
-from reports.metrics import ecdf
+from chaos.analysis import ecdf
 
 OUTCOME_STYLE: dict[str, dict[str, Any]] = {
     "used": {"color": "#2e7d32", "label": "ok, result used"},
@@ -30,8 +30,8 @@ OUTCOME_STYLE: dict[str, dict[str, Any]] = {
     "unfinished": {"color": "#9e9e9e", "label": "no outcome"},
 }
 FAULT_COLORS = {
-    "sigkill": "#b71c1c", "exit": "#880e4f", "segfault": "#4a148c", "sigterm": "#0d47a1",
-    "freeze": "#00838f", "retire": "#558b2f",
+    "sigkill": "#b71c1c", "exit": "#880e4f", "segfault": "#4a148c", "nanny-close": "#0d47a1",
+    "freeze": "#00838f", "retire": "#558b2f", "preempt": "#e65100", "scheduler-kill": "#000000",
 }
 _OTHER_FAULT = "#424242"
 CLIENT_MARKERS: dict[str, dict[str, Any]] = {

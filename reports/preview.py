@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from reports.runs import CheckedRun, check_runs
+from chaos.analysis import CheckedRun, check_runs
 from reports.synthetic import FLAWS, synthetic_history, synthetic_oracle
 
 Configuration = tuple[str, dict[str, Any]]

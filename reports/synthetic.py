@@ -18,10 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from chaos.history import HISTORY_VERSION
+
 Flaw = Literal["duplicate", "corrupt", "silent-drop", "unexpected", "hang"]
 FLAWS: tuple[Flaw, ...] = ("duplicate", "corrupt", "silent-drop", "unexpected", "hang")
 
-SIMULATED_KIND = "simulated"  # not chaos.workloads' "synthetic": these never ran
+SIMULATED_KIND = "simulated"  # not chaos.workload.synthetic' "synthetic": these never ran
 _START = 1_700_000_000.0
 _RESTART_DELAY = 0.4  # a nanny replaces a killed worker in about this long
 
@@ -121,7 +123,7 @@ class _Simulation:
         self.emit(0.0, "run-start", run_id=self.run_id, target=self.target,
                   config=self.config, schedule={"faults": self.n_faults},
                   workload=self.workload.to_dict(), seed=self.seed,
-                  versions={"history": 1, "synthetic": 1}, git_commit="synthetic",
+                  versions={"history": HISTORY_VERSION, "synthetic": 1}, git_commit="synthetic",
                   workers=[{"address": a, "pid": p} for a, p in self.alive.items()])
         self.queue: list[_Item] = []
         self.running: dict[str, tuple[_Item, str, float, float]] = {}
@@ -180,7 +182,8 @@ class _Simulation:
     def finish(self, now: float, worker: str) -> None:
         item, execution, _, duration = self.running.pop(worker)
         n_out = self.workload.decoys if item.step == 0 else 1
-        self.emit(now, "ok", execution=execution, n_outputs=n_out, duration=duration)
+        self.emit(now, "ok", execution=execution, n_outputs=n_out, duration=duration,
+                  cpu=duration)
         last = item.step == self.workload.n_steps - 1
         for position in range(n_out):
             index = (*item.index, position)

@@ -64,11 +64,15 @@ generated {{ generated_at }}.</p>
   {% else %}<span class="bad">{{ summary.failing }} failing
     run{{ "s" if summary.failing != 1 }}</span>{% endif %}
   {% if summary.hung %}<span class="warn">{{ summary.hung }} hung or cut short</span>{% endif %}
+  <span class="{{ 'warn' if summary.inconclusive else 'good' }}">{{ summary.inconclusive }}
+    inconclusive</span>
   <span class="{{ 'bad' if summary.lost_runs else 'good' }}">{{ summary.lost_runs }}
     with silent loss</span>
   <span class="neutral">{{ summary.faults }} faults injected</span>
 </div>
 <nav><a href="#verdicts">Verdicts</a><a href="#failing">Failing runs</a>
+<a href="#replays">Replays</a><a href="#inconclusive">Inconclusive runs</a>
+<a href="#coverage">Coverage</a>
 <a href="#timelines">Timelines</a><a href="#recovery">Recovery</a><a href="#waste">Wasted work</a>
 <a href="#overhead">Overhead</a><a href="#provenance">Versions &amp; seeds</a></nav>
 
@@ -76,24 +80,28 @@ generated {{ generated_at }}.</p>
 <p class="caption">Each cell counts the runs of a configuration that showed at least one violation
 of that class; green means none. <em>Must deliver</em> counts the runs in which the expected-outcome
 model said every output had to arrive. Grey columns are information, not violations: failures the
-model allowed, and re-executions (execution is at-least-once; delivery must be exactly-once).</p>
+model allowed, and re-executions (execution is at-least-once; delivery must be exactly-once).
+<em>Inconclusive</em> counts runs with no violation whose scheduled faults did not all land
+(skipped, not reached, a harness error, landing never confirmed): they prove less than their
+schedule claims, so they are never counted valid.</p>
 <div class="scroll">
 <table id="verdict-table">
 <thead><tr>
   <th>configuration</th><th class="num">runs</th><th class="num">failing</th>
-  <th class="num">must deliver</th>
+  <th class="num">must deliver</th><th class="num">inconclusive</th>
   {% for kind in violation_kinds %}<th class="rot">{{ kind_titles[kind] }}</th>{% endfor %}
   <th class="rot">allowed failures</th><th class="rot">re-executions</th>
 </tr></thead>
 <tbody>
 {% for row in verdict_rows %}
 {% if loop.changed(row.target) %}
-<tr class="group"><td colspan="{{ 6 + violation_kinds|length }}">{{ row.target }}</td></tr>
+<tr class="group"><td colspan="{{ 7 + violation_kinds|length }}">{{ row.target }}</td></tr>
 {% endif %}
 <tr>
   <td class="config">{{ row.label }}</td><td class="num">{{ row.runs }}</td>
   <td class="{{ 'cell-bad' if row.failing else 'cell-ok' }}">{{ row.failing }}</td>
   <td class="num">{{ row.must_deliver }}</td>
+  <td class="{{ 'cell-info' if row.inconclusive else 'cell-ok' }}">{{ row.inconclusive }}</td>
   {% for kind in violation_kinds %}
   <td class="{{ 'cell-bad' if row[kind] else 'cell-ok' }}">{{ row[kind] or "✓" }}</td>
   {% endfor %}
@@ -150,6 +158,55 @@ verdict table but not listed.</p>{% endif %}
 {% endfor %}
 {% endif %}
 
+<h2 id="replays">Replay determinism</h2>
+{% if not replays %}<p>The failing runs were not replayed in this campaign (pass
+<code>--replays N</code>, or run <code>python -m chaos replays DIR --times N</code>).</p>
+{% else %}
+<p>{{ replays.runs }} failing run(s) replayed {{ (replays.replays / replays.runs)|round|int }}
+time(s) each: <strong>{{ "%.0f"|format(replays.share * 100) }}%</strong> of the
+{{ replays.replays }} replays matched their original (same verdict, same violations by class,
+same fault points); {{ "%.0f"|format(replays.same_classes_share * 100) }}% had the same verdict,
+violation classes and fault points (counts may differ: how many other tasks' inputs a killed
+worker held depends on Dask's placement); {{ "%.0f"|format(replays.same_outcome_share * 100) }}%
+had the same verdict outcome.</p>
+<div class="scroll"><table id="replay-table"><thead><tr>
+  <th>run</th><th class="num">matching replays</th><th class="num">same outcome</th>
+</tr></thead><tbody>
+{% for r in replays.per_run %}
+<tr><td>{{ r.run }}</td><td class="num">{{ r.matches }}/{{ r.replays }}</td>
+  <td class="num">{{ r.same_outcome }}/{{ r.replays }}</td></tr>
+{% endfor %}
+</tbody></table></div>
+{% endif %}
+
+<h2 id="inconclusive">Inconclusive runs</h2>
+{% if not inconclusive_runs %}<p>None: every scheduled fault landed (or could not exist in its
+configuration, counted as not applicable).</p>
+{% else %}
+<div class="scroll"><table id="inconclusive-table"><thead><tr>
+  <th>run</th><th>configuration</th><th>faults that did not land</th><th>replay</th>
+</tr></thead><tbody>
+{% for run in inconclusive_runs %}
+<tr><td>{{ run.run_id }}</td><td class="config">{{ run.label }}</td>
+  <td>{{ run.misses }}</td><td><code>{{ run.replay }}</code></td></tr>
+{% endfor %}
+</tbody></table></div>
+{% endif %}
+
+<h2 id="coverage">Coverage</h2>
+<p class="caption">Per configuration: which (fault kind, lifecycle window) cells the landed faults
+hit, out of the cells that exist there (inline inputs have no holder). Windows: running step k;
+result computed, not fetched; input holder (the victim held the input and ran the step); replica
+holder (it held a copy while another worker ran the step); between steps (it ran nothing).</p>
+<div class="scroll"><table id="coverage-table"><thead><tr>
+  <th>configuration</th><th class="num">cells hit</th><th>hits</th><th>never hit</th>
+</tr></thead><tbody>
+{% for r in coverage_rows %}
+<tr><td class="config">{{ r.label }}</td><td class="num">{{ r.covered }}/{{ r.cells }}</td>
+  <td>{{ r.hits }}</td><td>{{ r.missing }}</td></tr>
+{% endfor %}
+</tbody></table></div>
+
 <h2 id="timelines">Timelines</h2>
 <p class="caption">One lane per worker; every execution is a bar coloured by its outcome. A cross
 marks where a fault landed, shaded by kind until the scheduler noticed. The top lane is the client:
@@ -165,19 +222,25 @@ run{{ "s" if timelines|length != 1 }} shown: the failing runs first
 <img class="figure" alt="recovery latency CDFs" src="{{ recovery_image }}">
 <p class="caption">For every step a fault disturbed: seconds from the kill landing to the step's
 resubmission by the library, to its next execution, and to the first delivery that came from it.
-Curves stop below 1 by the share that never got there.
+Curves stop below 1 by the share that never got there. <em>With workers</em> leaves out the
+time the cluster had no worker at all (every worker gone, none yet back): what the library and
+Dask took, not the fleet.
 {%- if grouped %} With {{ summary.configurations }} configurations, there is one row of panels per
 target and one curve per way of protecting inputs (registry, replicas, inline inputs, none).
 {%- endif %}</p>
 <div class="scroll"><table><thead><tr>
   <th>{{ "group" if grouped else "configuration" }}</th><th class="num">disturbed steps</th>
-  <th class="num">median to resubmit (s)</th><th class="num">median to deliver (s)</th>
-  <th class="num">p90 to deliver (s)</th><th class="num">never delivered</th>
+  <th class="num">median to resubmit (s)</th><th class="num">to deliver p50 (s)</th>
+  <th class="num">p90</th><th class="num">p99</th><th class="num">max</th>
+  <th class="num">with workers p99 (s)</th><th class="num">max</th>
+  <th class="num">never delivered</th>
 </tr></thead><tbody>
 {% for r in recovery_rows %}
 <tr><td class="config">{{ r.group }}</td><td class="num">{{ r.n }}</td>
-  <td class="num">{{ r.resubmit }}</td><td class="num">{{ r.deliver }}</td>
-  <td class="num">{{ r.deliver_p90 }}</td><td class="num">{{ r.never }}</td></tr>
+  <td class="num">{{ r.resubmit }}</td><td class="num">{{ r.deliver_p50 }}</td>
+  <td class="num">{{ r.deliver_p90 }}</td><td class="num">{{ r.deliver_p99 }}</td>
+  <td class="num">{{ r.deliver_max }}</td><td class="num">{{ r.working_p99 }}</td>
+  <td class="num">{{ r.working_max }}</td><td class="num">{{ r.never }}</td></tr>
 {% endfor %}
 </tbody></table></div>
 {% else %}<p>No fault disturbed any step.</p>{% endif %}
@@ -190,9 +253,10 @@ per run, dots single runs; the note is the share of all execution time.</p>
 
 <h2 id="overhead">Makespan overhead</h2>
 <img class="figure" alt="makespan overhead" src="{{ overhead_image }}">
-<p class="caption">Mean makespan of runs with faults against fault-free runs of the same
-configuration, minus one, with a {{ confidence_percent }}% interval (bootstrap of the ratio of
-means; a t interval when there is one fault-free run).</p>
+<p class="caption">Median makespan of runs with faults against the median of fault-free runs of
+the same configuration, minus one (a ratio of medians: one slow run cannot swing it), with a
+{{ confidence_percent }}% percentile-bootstrap interval when each group has at least three runs;
+the method column says which estimator each figure is.</p>
 <div class="scroll"><table><thead><tr>
   <th>configuration</th><th class="num">runs with faults</th><th class="num">fault-free runs</th>
   <th class="num">overhead</th><th class="num">interval</th><th>method</th>

@@ -8,7 +8,7 @@ The harness's tests (tests/chaos) and the campaign's (tests/campaign) share one
 ChaosCluster of 3 nanny workers, built once per session and always closed: a second
 cluster would only compete for the same 2 cores. After each test that used it, no
 worker process may be left SIGSTOPped: the runner must have undone every freeze, and
-the `cluster` fixture fails the test that left one (after resuming it, so the next
+the `harness` fixture fails the test that left one (after resuming it, so the next
 test starts clean).
 """
 
@@ -25,7 +25,7 @@ import pytest
 # Registered before Hypothesis reads --hypothesis-profile, whichever folder is run.
 import tests.campaign.profiles  # noqa: F401
 from chaos import ChaosCluster
-from chaos.inflict import process_state
+from chaos.harness import process_state
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -47,9 +47,9 @@ def chaos_cluster() -> Iterator[ChaosCluster]:
 
 
 @pytest.fixture
-def cluster(chaos_cluster: ChaosCluster) -> Iterator[ChaosCluster]:
+def harness(chaos_cluster: ChaosCluster) -> Iterator[ChaosCluster]:
     """The shared harness cluster, checked for stopped worker processes after the test.
-    (tests/resilience has its own `cluster`: a plain LocalCluster.)"""
+    (tests/resilience has `local_cluster`: a plain LocalCluster.)"""
     yield chaos_cluster
     pids = [victim.pid for victim in chaos_cluster.refresh().workers.values() if victim.pid]
     stopped = [pid for pid in pids if process_state(pid) in ("T", "t")]

@@ -4,7 +4,8 @@ configuration, and curves that survive groups with nothing to plot.
 
 from __future__ import annotations
 
-from reports import campaign_tables, check_runs, figures, makespan_overhead
+from chaos.analysis import check_runs, makespan_overhead
+from reports import campaign_tables, figures
 from reports.preview import preview_runs
 from tests.checker.histories import HistoryBuilder, one_output_each
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reports import build_campaign_report, check_runs, report_from_folder, write_report
+from chaos.analysis import check_runs
+from reports import build_campaign_report, report_from_folder, write_report
 from reports.__main__ import main
 from reports.preview import preview_runs
 from reports.synthetic import synthetic_history, synthetic_oracle
@@ -63,13 +64,13 @@ def test_the_page_shows_every_configuration_and_every_failure(size, runs_each):
     # A cell is red exactly when some run of that configuration showed that violation.
     for label, classes in rows.items():
         of_label = [run.verdict for run in runs if run.verdict.label == label]
-        failing_cell, kind_cells = classes[1], classes[3:9]
-        assert (failing_cell == "cell-bad") == any(not v.valid for v in of_label)
+        failing_cell, kind_cells = classes[1], classes[4:10]
+        assert (failing_cell == "cell-bad") == any(v.failing for v in of_label)
         for kind, cell in zip(("lost", "duplicated", "unexpected", "corrupted",
                                "reported-failed", "hung"), kind_cells, strict=True):
             assert (cell == "cell-bad") == any(v.by_kind()[kind] for v in of_label), (label, kind)
 
-    failing = [run for run in runs if not run.verdict.valid]
+    failing = [run for run in runs if run.verdict.failing]
     assert failing, "the preview plants flaws, so some runs must fail"
     for run in failing:
         assert f"python -m chaos replay {run.run_id}/schedule.json" in html

@@ -6,15 +6,9 @@ import math
 
 import pytest
 
-from reports import (
-    check_runs,
-    execution_table,
-    fault_table,
-    recovery_table,
-    run_table,
-    verdict_matrix,
-)
-from reports.tables import hold_table
+from chaos.analysis import check_runs, execution_table, recovery_table, run_table
+from chaos.analysis.recovery import recovery_figures
+from reports import fault_table, hold_table, verdict_matrix
 from tests.checker.histories import HistoryBuilder, one_output_each
 
 
@@ -61,6 +55,37 @@ def test_execution_table_marks_killed_and_suppressed_work_as_wasted():
     assert set(table[table["used"]]["task_id"]) == {"a", "b"}
 
 
+def test_the_used_attempt_is_the_one_the_library_accepted_first():
+    """Issue 11: the timeline marks the attempt whose result the library used (its
+    step-completed names it), not the last one to finish."""
+    history = HistoryBuilder(task_registry="memory", run_id="first-accepted")
+    history.submit("a")
+    first = history.invoke("a", worker=0)
+    second = history.invoke("a", worker=1, attempt=2)
+    history.outcome(first, seconds=0.1)
+    history.emit("step-completed", task_id="a", index=[], step=0, attempt=1,
+                 key=history.events[2]["key"], n_outputs=1)
+    history.deliver("a")
+    history.outcome(second, seconds=0.4)  # a loser that finished late, never suppressed
+    history.end()
+    table = execution_table([history.events]).set_index("execution")
+    assert bool(table.loc[first, "used"]) and not bool(table.loc[second, "used"])
+    assert table.loc[second, "cpu"] == pytest.approx(0.4)
+
+
+def test_wasted_work_is_worker_cpu_time_not_wall_time():
+    history = HistoryBuilder(task_registry="memory", run_id="sleepy")
+    history.submit("a")
+    slow = history.invoke("a", worker=0)
+    history.outcome(slow, "info")  # killed after a long, mostly idle wait
+    history.events[-1]["time"] += 5.0
+    history.emit("probe", execution=slow, step=0, fraction=0.5, cpu=0.01)
+    history.clean_task("b")
+    history.end()
+    runs = check_runs([history.events], lambda start: one_output_each("b"))
+    assert run_table(runs).loc[0, "wasted_seconds"] == pytest.approx(0.01)
+
+
 def test_recovery_table_measures_from_the_kill_landing():
     history, times = kill_and_resubmit()
     [row] = recovery_table([history.events]).to_dict("records")
@@ -68,6 +93,34 @@ def test_recovery_table_measures_from_the_kill_landing():
     assert row["to_resubmit"] == pytest.approx(times["resubmit"] - times["landed"])
     assert row["to_deliver"] == pytest.approx(times["deliver"] - times["landed"])
     assert 0 < row["to_reexecute"] < row["to_deliver"]
+
+
+def test_time_without_any_worker_is_counted_apart_from_the_recovery():
+    # Issue 12: the nightly's slowest recoveries were schedules that removed every
+    # worker: nothing can run until a nanny or the fleet brings one back (2-3 s here).
+    history = HistoryBuilder(task_registry="memory", run_id="fleet-gone", workers=2)
+    history.submit("a")
+    killed = history.invoke("a", worker=0)
+    history.fault(worker=0)
+    history.outcome(killed, "info")
+    history.emit("worker-removed", worker=history.workers[0])
+    history.wait(0.5)
+    history.emit("worker-removed", worker=history.workers[1])
+    history.wait(2.0)  # no worker at all
+    history.emit("worker-added", worker="tcp://127.0.0.1:9999")
+    history.submit("a", attempt=2, reason="lost-input")
+    history.execute("a", worker=1, attempt=2)
+    history.deliver("a", attempts=2)
+    history.end()
+
+    table = recovery_table([history.events])
+    [row] = table.to_dict("records")
+
+    assert row["without_workers"] == pytest.approx(2.0, abs=0.01)
+    assert row["to_deliver"] > 2.5
+    figures = recovery_figures(table)
+    assert figures["to_deliver_max"] == pytest.approx(row["to_deliver"], abs=0.001)
+    assert figures["working_max"] == pytest.approx(row["to_deliver"] - 2.0, abs=0.01)
 
 
 def test_a_step_that_never_recovers_has_nan_latencies():
@@ -131,3 +184,76 @@ def test_hold_timeouts_become_spans_on_their_worker():
     assert row["worker"] == history.workers[1]
     assert row["end"] - row["start"] == pytest.approx(10.0)
     assert row["end"] == pytest.approx(history.events[-1]["time"] - history.events[0]["time"])
+
+
+def test_a_step_that_never_recovered_counts_in_the_worst_recovery():
+    """Issue 11: recovery figures counted only steps that recovered (max() skipped the
+    NaN of one that never did); such a step was waited for until the run ended."""
+    from dataclasses import dataclass
+
+    from chaos.analysis import summarise_campaign
+    from chaos.judge import check_history
+
+    history = HistoryBuilder(task_registry="memory", run_id="stuck")
+    history.submit("a")
+    execution = history.invoke("a", worker=0)
+    history.fault(worker=0)
+    history.outcome(execution, "info")
+    history.wait(40.0)  # nothing recovers it
+    history.end("hung")
+    events, judged = tuple(history.events), check_history(history.events, one_output_each("a"))
+
+    @dataclass(frozen=True)
+    class Run:
+        run_id: str = "stuck"
+        slug: str = "stuck-config"
+        target: str = "resilience"
+        settings: tuple = ()
+        clean: bool = False
+        history: tuple = events
+        verdict: object = judged
+        makespan: float = 40.0
+        folder: None = None
+
+    recovery = summarise_campaign([Run()], {})["configurations"]["stuck-config"]["recovery"]
+    assert recovery["never_recovered"] == 1
+    assert recovery["to_deliver_max"] >= 40.0
+
+
+def test_configurations_apart_only_in_step_timeout_keep_their_own_figures():
+    """Found in the nightly: two configurations that differ only in step_timeout shared a
+    label, so one got both's recovery figures and the other none."""
+    from dataclasses import dataclass
+
+    from chaos.analysis import summarise_campaign
+    from chaos.judge import check_history
+
+    @dataclass(frozen=True)
+    class Run:
+        run_id: str
+        slug: str
+        history: tuple
+        verdict: object
+        target: str = "resilience"
+        settings: tuple = ()
+        clean: bool = False
+        makespan: float = 1.0
+        folder: None = None
+
+    runs = []
+    for slug, extra in (("plain", {}), ("timeout", {"step_timeout": 0.5})):
+        history = HistoryBuilder(task_registry="memory", run_id=slug, **extra)
+        history.submit("a")
+        execution = history.invoke("a", worker=0)
+        history.fault(worker=0)
+        history.outcome(execution, "info")
+        history.submit("a", attempt=2, reason="resubmitted")
+        history.execute("a", worker=1, attempt=2)
+        history.deliver("a")
+        history.end()
+        events = tuple(history.events)
+        runs.append(Run(slug, slug, events, check_history(events, one_output_each("a"))))
+
+    configurations = summarise_campaign(runs, {})["configurations"]
+    assert configurations["plain"]["recovery"]["disturbed_steps"] == 1
+    assert configurations["timeout"]["recovery"]["disturbed_steps"] == 1

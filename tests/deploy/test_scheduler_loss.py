@@ -1,0 +1,130 @@
+"""Scheduler loss on the `processes` backend: a durable run whose scheduler is SIGKILLed
+ends with a clear error within a bound (no hang); the same run started again against a
+new scheduler and new workers resumes and delivers every output exactly once. And in a
+harness run, where a new scheduler comes back a second later (as in a campaign), the
+library rides it out: every output delivered exactly once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+import traceback
+
+import pytest
+from distributed import Client
+
+from chaos import Workload, check_history, run_schedule
+from chaos.campaign.plan import DEPLOY_PINNED
+from resilience import ResilientCluster, SchedulerLost
+from resilience.scheduler_watch import SchedulerWatch
+
+N_TASKS = 12
+SCHEDULER_TIMEOUT = 4.0
+
+
+def slow_step(payload, *, task_id, **kwargs):
+    time.sleep(0.4)
+    return [f"{payload}|{task_id}|{i}" for i in range(2)]
+
+
+def relax(payload, **kwargs):
+    time.sleep(0.05)
+    return payload + "|relaxed"
+
+
+def durable_run(client, out):
+    return ResilientCluster(client, [{"task_id": i} for i in range(N_TASKS)], input="pose",
+                            task_registry="disk", output_path=str(out), max_task_replicas=2,
+                            scheduler_timeout=SCHEDULER_TIMEOUT)
+
+
+def test_a_killed_scheduler_ends_the_run_clearly_and_a_rerun_delivers_each_output_once(
+        deploy, tmp_path):
+    out = tmp_path / "run"
+    outcome: dict = {}
+    delivered = threading.Event()
+
+    def first_session() -> None:
+        try:
+            for _ in durable_run(deploy.client, out).generate([slow_step, relax]):
+                delivered.set()
+        except BaseException as error:  # what the head node's script would see
+            outcome["error"] = error
+        outcome["ended"] = time.monotonic()
+
+    session = threading.Thread(target=first_session, daemon=True)
+    session.start()
+    assert delivered.wait(60), f"no output before the scheduler was to be killed: {outcome}"
+    pid, why = deploy.kill_scheduler(restart_after=None)
+    assert pid is not None, why
+    killed = time.monotonic()
+    session.join(SCHEDULER_TIMEOUT + 40)
+    assert not session.is_alive(), "the run hung after its scheduler died:\n" + "".join(
+        traceback.format_stack(sys._current_frames()[session.ident]))
+    error = outcome["error"]
+    assert isinstance(error, SchedulerLost), repr(error)
+    assert outcome["ended"] - killed < SCHEDULER_TIMEOUT + 30
+    assert "scheduler was unreachable" in str(error) and "rerun" in str(error)
+    assert error.failed, "the unfinished tasks are named"
+
+    # A new scheduler (same address) and new `dask worker` processes; a new head-node client.
+    deploy.backend.restart_scheduler(timeout=60)
+    deploy._hook_scheduler()
+    deploy.settle(timeout=90)
+    with Client(deploy.backend.address, security=deploy.backend.security) as client:
+        summary = durable_run(client, out).distribute([slow_step, relax])
+    assert summary.previously_delivered > 0 and not summary.failed
+
+    expected = {(task, (branch, 0)) for task in range(N_TASKS) for branch in range(2)}
+    lines = [json.loads(line) for line in (out / "scores.json").read_text().splitlines()]
+    written = [(line["task_id"], tuple(line["index"])) for line in lines]
+    assert len(written) == len(set(written)), "an output was written twice"
+    assert set(written) == expected
+    files = sorted(path.name for path in out.glob("*.pkl"))
+    assert len(files) == len(expected)
+
+
+def test_a_scheduler_killed_mid_run_and_restarted_is_ridden_out_by_a_disk_registry(
+        deploy, caplog):
+    [kill] = [s for s in DEPLOY_PINNED if s.faults[0].kind == "scheduler-kill"]
+    workload = Workload(seed=0)
+    caplog.set_level(logging.INFO, logger="resilience")
+    # The new scheduler gets no worker of the old one: the harness refills the fleet
+    # during the run, and the library puts its replica guard on the new scheduler and
+    # resubmits what it forgot at once. 30 s is 4x what that takes on a busy host; a
+    # library that waits out its replica or limbo timeouts (10 s a round) hangs past it.
+    record = run_schedule(kill, "resilience",
+                          {"task_registry": "disk", "max_task_replicas": 2}, workload, deploy,
+                          timeout=30)
+    [fault] = record.events("fault")
+    assert fault["kind"] == "scheduler-kill" and fault["error"] is None
+    assert record.status == "completed", record.error
+    verdict = check_history(record.history, workload.oracle())
+    assert verdict.outcome == "valid", verdict
+    assert any(e["reason"] == "lost-input" for e in record.events("submit")), "nothing lost"
+    unguarded = [r.getMessage() for r in caplog.records if "lack copies" in r.getMessage()]
+    assert not unguarded, f"placements waited for copies nobody made: {unguarded}"
+
+
+def test_a_new_scheduler_is_noticed_even_when_no_check_saw_the_old_one_go(deploy):
+    watch = SchedulerWatch(deploy.client, timeout=60)
+    assert watch.check() == "running"
+    pid, why = deploy.kill_scheduler(restart_after=0.5)
+    assert pid is not None, why
+    deadline = time.monotonic() + 60  # the client reconnects to the new one by itself
+    while deploy.client.status == "running" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    while deploy.client.status != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert deploy.client.status == "running", "the client did not reconnect"
+    # No check ran while the client was disconnected (a run loop busy for seconds).
+    assert watch.check() == "back"
+    assert watch.check() == "running"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_reconnects():
+    yield
