@@ -62,11 +62,6 @@ CREATE TABLE failures (
 ) WITHOUT ROWID;
 """
 
-_SELECT_OUTPUT = "SELECT task_id, idx, attempts, file, score, committed, mac FROM outputs"
-_STEP_COLUMNS = ("task_id, idx, step, attempts, options, lineage_attempts, started_at, "
-                 "payload, kwargs, mac")
-_SELECT_STEP = f"SELECT {_STEP_COLUMNS} FROM steps"
-
 
 class RegistryFile:
     """An open registry file: its connection, run id and signer, and one lock for both."""
