@@ -8,8 +8,14 @@ the scheduler noticed is retried for up to `distributed.comm.timeouts.connect` (
 default). The run loop used to wait for each fetch, with a 10 s timeout doubled on
 every retry, and every other step's recovery and delivery waited with it.
 
-A fetch still pending after `SLOW_AFTER` seconds is reported once (`slow()`), so that
-the run says what it waits for.
+A fetch still pending after `SLOW_AFTER` seconds is reported (`restart_stalled()`), so
+that the run says what it waits for, and started afresh, each of its results on its own:
+Dask gathers a batch in one request, so one result whose holder died or froze held every
+other result of the batch hostage for that connect timeout (nightly seed 3141: two
+deliveries waited 30 s, one of them on a healthy worker). A fresh request also asks the
+scheduler anew where each result is, by then often recomputed elsewhere. The stalled
+request is abandoned, not cancelled: cancelling it would cancel Dask's shared gather
+request, which other gathers of the client may be waiting on.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from distributed import Client, Future
 
 logger = logging.getLogger(__name__)
 
-SLOW_AFTER = 2.0  # seconds: a fetch pending longer is reported
+SLOW_AFTER = 2.0  # seconds: a fetch pending longer is reported and started afresh
 RETRY_PAUSE = 0.2  # seconds before a failed fetch is reported (and so tried again)
 
 
@@ -41,11 +47,15 @@ class Fetched:
     error: str | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Pending:
-    keys: tuple[str, ...]
+    futures: tuple[Future[Any], ...]
     started: float
-    reported: bool = False
+    restarted: bool = False  # a fetch started afresh is not restarted again
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(str(f.key) for f in self.futures)
 
 
 class ResultFetcher:
@@ -64,33 +74,38 @@ class ResultFetcher:
         futures = [f for f in futures if str(f.key) not in self.fetching]
         if not futures:
             return
-        keys = tuple(str(f.key) for f in futures)
-        self.fetching.update(keys)
-        batch = tuple(futures)
+        self.fetching.update(str(f.key) for f in futures)
+        self._launch(_Pending(tuple(futures), time.monotonic()))
+
+    def _launch(self, pending: _Pending) -> None:
         loop = self._client.loop
         if loop is None:
             raise RuntimeError("the client is closed: no results can be fetched")
+        gather = self._gather_alone if pending.restarted else self._gather
         running = asyncio.run_coroutine_threadsafe(
-            self._gather(batch), loop.asyncio_loop)  # type: ignore[attr-defined]
+            gather(pending.futures), loop.asyncio_loop)  # type: ignore[attr-defined]
         with self._lock:
-            self._pending[running] = _Pending(keys, time.monotonic())
-        running.add_done_callback(lambda done: self._finish(done, batch))
+            self._pending[running] = pending
+        running.add_done_callback(lambda done: self._finish(done, pending.futures))
 
     def done(self, fetched: Fetched) -> None:
         """The run loop took `fetched`: its keys may be fetched again."""
         self.fetching.difference_update(str(f.key) for f in fetched.futures)
 
-    def slow(self) -> list[tuple[tuple[str, ...], float]]:
-        """Fetches pending for over SLOW_AFTER seconds, not reported before: their keys,
-        and how long they have waited."""
+    def restart_stalled(self) -> list[tuple[tuple[str, ...], float]]:
+        """Start afresh, each result on its own, the fetches pending for over SLOW_AFTER
+        seconds (once); returns their keys and how long they waited, to be reported."""
         now = time.monotonic()
-        found = []
+        stalled = []
         with self._lock:
-            for pending in self._pending.values():
-                if not pending.reported and now - pending.started > SLOW_AFTER:
-                    pending.reported = True
-                    found.append((pending.keys, now - pending.started))
-        return found
+            for running, pending in list(self._pending.items()):
+                if not pending.restarted and now - pending.started > SLOW_AFTER:
+                    del self._pending[running]  # its outcome, if it ever comes, is dropped
+                    stalled.append(pending)
+        for pending in stalled:
+            for future in pending.futures:
+                self._launch(_Pending((future,), now, restarted=True))
+        return [(pending.keys, now - pending.started) for pending in stalled]
 
     def close(self) -> None:
         """Stop the fetches under way (the run is over)."""
@@ -107,6 +122,20 @@ class ResultFetcher:
             raise
         # Results are lists; None marks a key that errored or was cancelled meanwhile.
         return {str(key): value for key, value in gathered.items() if value is not None}
+
+    async def _gather_alone(self, futures: tuple[Future[Any], ...]) -> dict[str, Any]:
+        """The results in a scheduler request of their own: `Client.gather` joins a
+        request to any other one not sent yet, the batching that held them hostage."""
+        scheduler = self._client.scheduler
+        assert scheduler is not None, "the client is not connected"
+        try:
+            response = await scheduler.gather(keys=[f.key for f in futures])
+            if response["status"] != "OK":  # its holders are gone: Dask recomputes it
+                raise RuntimeError(f"no worker holds {response.get('keys')} any more")
+        except Exception:
+            await asyncio.sleep(RETRY_PAUSE)
+            raise
+        return {str(key): value for key, value in response["data"].items() if value is not None}
 
     def _finish(self, done: concurrent.futures.Future[Any],
                 futures: tuple[Future[Any], ...]) -> None:

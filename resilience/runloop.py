@@ -398,7 +398,7 @@ class RunLoop:
         self._fetcher.start(to_fetch)
 
     def _report_slow_fetches(self) -> None:
-        for keys, seconds in self._fetcher.slow():
+        for keys, seconds in self._fetcher.restart_stalled():
             self._emit(events.ResultsDelayed(keys, round(seconds, 3)))
 
     def _watch_workers(self) -> None:

@@ -380,5 +380,17 @@ class Coordinator:
     def _choose(self, fault_id: str, fault: Fault, hit: dict[str, Any] | None) -> Choice:
         if fault.kind in SCHEDULER_KINDS:  # no worker role: the scheduler itself
             return Choice(Victim("scheduler", None, None))
+        live = {address: victim for address, victim in self._live_workers().items()
+                if address not in self._taken_down()}
         return choose_victim(fault_id, fault, hit, seed=self.schedule.seed, seen=self.seen,
-                             live=self._live_workers(), find_holders=self._find_holders)
+                             live=live, find_holders=self._find_holders)
+
+    def _taken_down(self) -> set[str]:
+        """Workers an earlier fault of this run killed or is removing. The scheduler may
+        not have noticed yet; a second fault there would only wait on a dead process (5 s,
+        the landing bound, with every held probe of the run waiting too) and claim a
+        landing it did not cause. Such a fault is deferred instead."""
+        with self._lock:
+            return {fired.worker for fired in self._fired.values()
+                    if fired.fault.kind in ABRUPT_KINDS | GRACEFUL_KINDS
+                    and (fired.landing is None or fired.landing.landed_at is not None)}

@@ -9,7 +9,8 @@ to wait for the scatter (up to 30 s), and every other step's delivery waited wit
 
 from __future__ import annotations
 
-from chaos import AtStep, Fault, FaultSchedule, Workload, run_schedule
+from chaos import AtStep, Fault, FaultSchedule, ResultReady, Workload, check_history, run_schedule
+from chaos.analysis.tables import recovery_table
 
 FREEZE = 8.0  # seconds: long enough that a wait for the thaw cannot pass for anything else
 
@@ -42,3 +43,33 @@ def test_a_frozen_worker_does_not_hold_up_the_deliveries_of_the_others(harness):
         f"only {len(during)} outputs of other tasks were delivered during the "
         f"{frozen_until - frozen_from:.1f} s freeze"
     )
+
+
+
+def test_a_second_fault_is_not_aimed_at_a_worker_the_first_just_killed(harness, monkeypatch):
+    # Nightly seed 3141, s022: a segfault and an `exit` fired at the same point, at the
+    # same (running) worker, before the scheduler's notice of the segfault came in. The
+    # exit was aimed at the dead process: it waited the whole landing bound (5 s), every
+    # held probe of the run waited with it, the run's recoveries took 5.1 s, and the
+    # exit claimed a landing it did not cause. Now it is deferred to the watched task's
+    # next execution. Membership here is kept stale, as it was then.
+    harness.settle()
+    at_start = dict(harness.refresh().workers)
+    current = harness.live_workers
+    monkeypatch.setattr(harness, "live_workers", lambda: {**at_start, **current()})
+    workload = Workload(n_tasks=4, n_steps=2, payload_bytes=10_000, step_seconds=0.05, seed=2)
+    at = ResultReady(step=1, task="t1")
+    schedule = FaultSchedule((Fault("segfault", at), Fault("exit", at)), seed=2)
+
+    record = run_schedule(schedule, "resilience", {"task_registry": "memory"}, workload,
+                          harness, timeout=60)
+
+    assert record.status == "completed", record.error
+    assert check_history(record.history, workload.oracle()).valid
+    faults = record.events("fault")
+    hit = [e["worker"] for e in faults]
+    assert len(set(hit)) == len(hit), f"one worker got two faults: {hit}"
+    assert all(e["landed_at"] is not None and e["landed_at"] - e["fired_at"] < 2.0
+               for e in faults), faults
+    worst = recovery_table([record.history])["to_deliver"].max()
+    assert worst < 2.0, f"a recovery took {worst:.1f} s"
