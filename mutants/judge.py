@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST_TESTS = [
     "tests/resilience/test_task_identity.py",
     "tests/resilience/test_failover.py",
+    "tests/resilience/test_fetch.py",
     "tests/resilience/test_registry.py",
     "tests/checker/test_landing.py",
 ]

@@ -98,8 +98,9 @@ class WorkersReturned:
 @dataclass(frozen=True)
 class ResultsDelayed:
     """Finished attempts whose results have taken over 2 s to fetch (their holder died a
-    moment before the scheduler noticed, or the link is slow). The run goes on meanwhile,
-    and takes the results when they come."""
+    moment before the scheduler noticed, froze, or the link is slow). The run goes on
+    meanwhile; each of these results is then fetched afresh on its own, so that one
+    result cannot hold the others of its batch hostage."""
 
     keys: tuple[str, ...]
     seconds: float
