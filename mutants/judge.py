@@ -1,6 +1,6 @@
 """Judge one mutant of the library (cosmic-ray's test command): exit 0 if it survives.
 
-First the fast tests of the recovery paths (real LocalClusters, under a minute), then a
+First the library's tests (real LocalClusters, about 2 minutes on 2 cores), then a
 short campaign: the ci profile's fixed schedules (the issue-11 hang, a lost input, a
 second delivery) on four configurations that exercise resubmission, replicas and
 deduplication. Any failing test or failed gate kills the mutant.
@@ -16,13 +16,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST_TESTS = [
-    "tests/resilience/test_task_identity.py",
-    "tests/resilience/test_failover.py",
-    "tests/resilience/test_fetch.py",
-    "tests/resilience/test_registry.py",
-    "tests/checker/test_landing.py",
-]
+# Every library test (about 2 minutes on 2 cores): a sample judged by five of its files
+# let 11 of 16 mutants survive, most of them killed by a test elsewhere in the folder.
+FAST_TESTS = ["tests/resilience", "tests/checker/test_landing.py"]
 GRID = "replicas=0,2;registry=none,memory;scatter=on;timeout=none,0.5"
 TIMEOUT = 540  # seconds for each part; cosmic-ray's own timeout is above both
 
