@@ -150,7 +150,7 @@ class RunLoop:
                     self._deliverer.commit(delivered, finished)
                 self._check_timeouts()
                 self._find_limbo()
-                self._report_slow_fetches()
+                self._restart_stalled_fetches()
         finally:
             self._shutdown()
         if self._admission.deferred_error is not None:
@@ -397,7 +397,7 @@ class RunLoop:
             self._on_state_change(future, to_fetch)
         self._fetcher.start(to_fetch)
 
-    def _report_slow_fetches(self) -> None:
+    def _restart_stalled_fetches(self) -> None:
         for keys, seconds in self._fetcher.restart_stalled():
             self._emit(events.ResultsDelayed(keys, round(seconds, 3)))
 

@@ -380,8 +380,9 @@ class Coordinator:
     def _choose(self, fault_id: str, fault: Fault, hit: dict[str, Any] | None) -> Choice:
         if fault.kind in SCHEDULER_KINDS:  # no worker role: the scheduler itself
             return Choice(Victim("scheduler", None, None))
+        taken_down = self._taken_down()
         live = {address: victim for address, victim in self._live_workers().items()
-                if address not in self._taken_down()}
+                if address not in taken_down}
         return choose_victim(fault_id, fault, hit, seed=self.schedule.seed, seen=self.seen,
                              live=live, find_holders=self._find_holders)
 

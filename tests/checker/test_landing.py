@@ -4,6 +4,8 @@ an input-holder role in an inline configuration is counted as impossible, not hi
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from chaos.analysis import GateThresholds, evaluate_gates
@@ -114,16 +116,22 @@ def test_the_inconclusive_share_is_gated():
     assert "50%" in gate.line()
 
 
-def test_a_trigger_on_a_task_already_reported_failed_is_moot_not_inconclusive():
+def b_failed_loudly_then(**skipped: Any) -> HistoryBuilder:
+    """A run in which task a delivered, a fault took b's input and b was reported failed,
+    and then the harness skipped a fault aimed at b (`skipped`: that event's fields)."""
     history = HistoryBuilder(task_registry=None, max_task_replicas=0)
-    history.events[0]["schedule"] = SCHEDULED
     history.clean_task("a")
     history.fault(worker=0)
     history.step_error("b", cause="lost-input")
     history.task_failed("b")
-    history.emit("fault-skipped", fault_id="f0", kind="sigkill",
-                 trigger={"type": "at-step", "step": 1, "task": "b"}, target={"role": "running"},
-                 reason="its trigger point was never reached in this run", cause="not-reached")
+    history.emit("fault-skipped", target={"role": "running"}, **skipped)
+    return history
+
+
+def test_a_trigger_on_a_task_already_reported_failed_is_moot_not_inconclusive():
+    history = b_failed_loudly_then(
+        fault_id="f0", kind="sigkill", trigger={"type": "at-step", "step": 1, "task": "b"},
+        reason="its trigger point was never reached in this run", cause="not-reached")
     history.events[0]["schedule"] = {"faults": []}  # f0 is accounted for by its skip
     history.end("failed")
 
@@ -134,16 +142,11 @@ def test_a_trigger_on_a_task_already_reported_failed_is_moot_not_inconclusive():
 
 
 def test_a_fault_deferred_for_a_task_that_then_failed_loudly_is_moot():
-    history = HistoryBuilder(task_registry=None, max_task_replicas=0)
-    history.clean_task("a")
-    history.fault(worker=0)
-    history.step_error("b", cause="lost-input")
-    history.task_failed("b")
-    history.emit("fault-skipped", fault_id="f9", kind="segfault",
-                 trigger={"type": "at-step", "step": 1, "nth": 3, "task_id": "b"},
-                 target={"role": "running"}, cause="deferred",
-                 reason="each of the 1 time(s) its trigger point was reached, its role had "
-                        "no worker: worker tcp://x had already left")
+    history = b_failed_loudly_then(
+        fault_id="f9", kind="segfault",
+        trigger={"type": "at-step", "step": 1, "nth": 3, "task_id": "b"}, cause="deferred",
+        reason="each of the 1 time(s) its trigger point was reached, its role had "
+               "no worker: worker tcp://x had already left")
     history.end("failed")
 
     verdict = check_history(history.events, one_output_each("a", "b"))
@@ -153,15 +156,10 @@ def test_a_fault_deferred_for_a_task_that_then_failed_loudly_is_moot():
 
 
 def test_an_nth_trigger_whose_task_failed_first_is_moot():
-    history = HistoryBuilder(task_registry=None, max_task_replicas=0)
-    history.clean_task("a")
-    history.fault(worker=0)
-    history.step_error("b", cause="lost-input")
-    history.task_failed("b")
-    history.emit("fault-skipped", fault_id="f9", kind="segfault",
-                 trigger={"type": "at-step", "step": 1, "nth": 6, "task_id": "b"},
-                 target={"role": "running"}, cause="not-reached",
-                 reason="its trigger point was never reached in this run")
+    history = b_failed_loudly_then(
+        fault_id="f9", kind="segfault",
+        trigger={"type": "at-step", "step": 1, "nth": 6, "task_id": "b"}, cause="not-reached",
+        reason="its trigger point was never reached in this run")
     history.end("failed")
 
     verdict = check_history(history.events, one_output_each("a", "b"))
