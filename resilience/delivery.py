@@ -12,7 +12,7 @@ follows the work in flight rather than growing with every delivered output.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from resilience.durable import DurableRun
@@ -57,10 +57,19 @@ class Deliverer:
         self._ledger = DeliveryLedger()
         self.delivered = 0
 
-    @property
-    def writes_before_yield(self) -> bool:
-        """Whether outputs are committed (to the output folder) before they are yielded."""
-        return self._durable is not None and self._durable.sink is not None
+    def hand_out(self, delivered: Sequence[Delivered],
+                 finished: Sequence[RecordKey]) -> Iterator[Output]:
+        """Yield the outputs and commit them. With an output folder, exactly once on disk:
+        written and committed before they are yielded. Otherwise committed once the
+        consumer asks for more: a client killed before then redelivers them on resume
+        (at least once, never lost)."""
+        outputs = [output for output, _, _ in delivered]
+        if self._durable is not None and self._durable.sink is not None:
+            self.commit(delivered, finished)
+            yield from outputs
+        else:
+            yield from outputs
+            self.commit(delivered, finished)
 
     def claim(self, task_id: TaskId, indexes: Sequence[tuple[int, ...]]) -> list[bool]:
         """Whether each output is new (claimed now, never again)."""

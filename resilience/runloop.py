@@ -31,10 +31,11 @@ from resilience.outputs import Output, RunSummary, TaskId
 from resilience.recovery import RecoveryPolicy
 from resilience.registry import RecordKey, TaskRegistry
 from resilience.scheduler_watch import SchedulerWatch
+from resilience.stalled import StalledAttempts
 from resilience.stalls import LimboClock, WorkerWait
 from resilience.submission import StepSubmitter
 from resilience.tasks import TaskSpec
-from resilience.watch import AttemptWatch, find_forgotten
+from resilience.watch import AttemptWatch
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,9 @@ class RunLoop:
                                     self._worker_wait, self._reasons,
                                     on_done=self._completions.put, emit=self._emit)
         self._limbo = LimboClock()
-        self._next_timeout_check = 0.0
+        self._stalled = StalledAttempts(client, self._book, self._watch,
+                                        inputs_kept=self._registry is not None,
+                                        every=self._tick())
         self._scheduler = SchedulerWatch(client, config.scheduler_timeout)
         self.scheduler_lost: str | None = None  # why the run stopped, when the scheduler did
 
@@ -138,16 +141,7 @@ class RunLoop:
                     if not self._scheduler.noticed_a_loss():
                         raise
                     continue  # waited for (bounded) at the top of the loop
-                outputs = [output for output, _, _ in delivered]
-                if self._deliverer.writes_before_yield:
-                    # Exactly once on disk: written and committed before it is yielded.
-                    self._deliverer.commit(delivered, finished)
-                    yield from outputs
-                else:
-                    # Committed once the consumer asks for more: a client killed before
-                    # then redelivers these on resume (at least once, never lost).
-                    yield from outputs
-                    self._deliverer.commit(delivered, finished)
+                yield from self._deliverer.hand_out(delivered, finished)
                 self._check_timeouts()
                 self._find_limbo()
                 self._restart_stalled_fetches()
@@ -334,23 +328,9 @@ class RunLoop:
     def _check_timeouts(self) -> None:
         """Start another attempt of a step past step_timeout (or fail it), and of steps
         queued on a worker that stopped answering."""
-        now = time.monotonic()
-        if self._watch is None or now < self._next_timeout_check:
-            return
-        self._next_timeout_check = now + self._tick()
-        book = self._book
-        stuck, behind = self._watch.stuck(k for k in book.by_key if k not in book.given_up)
-        if self._registry is None or (behind and self._watch.healthy_workers() is None):
-            # Not started, so their time has not begun. Moved only where they can run
-            # sooner: with every worker suspect, a move queues them behind a stuck
-            # attempt again, and each check would burn another of their attempts.
-            behind = set()
-        book.given_up |= stuck | behind
         error = (f"ran past step_timeout={self._config.step_timeout}s, or waited on a worker "
                  "that stopped answering")
-        for job in dict.fromkeys(book.by_key[key] for key in stuck | behind):
-            if job.done:
-                continue
+        for job in self._stalled.past_timeout():
             if not self._recovery.can_resubmit(job.attempts, "step-timeout"):
                 # Else the old attempts keep running beside the new one: either may win.
                 for key in job.live:
@@ -363,39 +343,24 @@ class RunLoop:
             self._limbo.worker_left()
 
     def _find_limbo(self, every: bool = False) -> None:
-        """Fail over attempts whose futures wait on keys the scheduler has forgotten, when
-        the `LimboClock` says to look (`every` attempt after a reconnection); and take up
-        attempts that settled while their completion never came."""
+        """When the `LimboClock` says to look (at `every` attempt after a reconnection):
+        take up attempts that settled while their completion never came, and fail over
+        those whose futures wait on keys the scheduler has forgotten."""
         cutoff = self._limbo.cutoff(every)
         if cutoff is None:
             return
-        self._take_up_settled()
-        old = [key for key, at in self._book.submitted_at.items() if at < cutoff]
-        for key in find_forgotten(self._client, old):
-            job = self._book.by_key.get(key)
-            # After a reconnection the client has cancelled every future: all are lost.
-            if job is None or (not every and job.live[key].status != "pending"):
-                continue
+        if settled := self._stalled.settled(self._fetch_jobs):
+            logger.info("taking up %d settled attempt(s) whose completions had not come (a "
+                        "done-callback blocking Dask's callback thread would explain it)",
+                        len(settled))
+            to_fetch: list[Future[Any]] = []
+            for future in settled:
+                self._on_state_change(future, to_fetch)
+            self._fetcher.start(to_fetch)
+        for job, key in self._stalled.forgotten(cutoff, every):
             self._book.forget(job, job.live[key])
             self._on_failure(job, key, "lost-input",
                              f"{key} was forgotten by the scheduler while its future waited")
-
-    def _take_up_settled(self) -> None:
-        """Dask runs every done-callback of a process on one thread: a callback of the
-        user's that blocks it holds up our completions too. Settled attempts are taken up
-        here instead, when the `LimboClock` says to look, rather than waited for."""
-        settled = [future for key, job in self._book.by_key.items()
-                   if key not in self._fetch_jobs
-                   and (future := job.live[key]).status in ("finished", "error", "cancelled")]
-        if not settled:
-            return
-        logger.info("taking up %d settled attempt(s) whose completions had not come (a "
-                    "done-callback blocking Dask's callback thread would explain it)",
-                    len(settled))
-        to_fetch: list[Future[Any]] = []
-        for future in settled:
-            self._on_state_change(future, to_fetch)
-        self._fetcher.start(to_fetch)
 
     def _restart_stalled_fetches(self) -> None:
         for keys, seconds in self._fetcher.restart_stalled():
