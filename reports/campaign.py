@@ -38,6 +38,15 @@ KIND_TITLES = {
 REPORT_FILE = "index.html"
 
 
+# What a target is, where its name alone could mislead.
+TARGET_NOTES = {
+    "dask-raw": "the baseline: plain Dask, no replicas, no registry",
+    "prc630": "a model of PyRosettaCluster PR #630's described behaviour, not PyRosettaCluster "
+              "itself; informational, never gated",
+    "pyrosettacluster": "PyRosettaCluster itself; informational, never gated",
+}
+
+
 def build_campaign_report(
     runs: Sequence[CheckedRun],
     *,
@@ -78,6 +87,7 @@ def build_campaign_report(
         ),
         "summary": _summary(runs, tables),
         "violation_kinds": VIOLATION_KINDS,
+        "target_notes": TARGET_NOTES,
         "kind_titles": KIND_TITLES,
         "verdict_rows": [
             {"label": label, **row} for label, row in tables.verdicts.to_dict("index").items()

@@ -95,7 +95,8 @@ schedule claims, so they are never counted valid.</p>
 <tbody>
 {% for row in verdict_rows %}
 {% if loop.changed(row.target) %}
-<tr class="group"><td colspan="{{ 7 + violation_kinds|length }}">{{ row.target }}</td></tr>
+<tr class="group"><td colspan="{{ 7 + violation_kinds|length }}">{{ row.target }}
+  {%- if target_notes.get(row.target) %}: {{ target_notes[row.target] }}{% endif %}</td></tr>
 {% endif %}
 <tr>
   <td class="config">{{ row.label }}</td><td class="num">{{ row.runs }}</td>

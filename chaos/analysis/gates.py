@@ -8,8 +8,8 @@ meaning); a key left out keeps its default here. Each target plays one role:
 - a *baseline* (`baseline_targets`, default `dask-raw`): a system known to lose tasks.
   It MUST be caught losing them silently: if it was not, the campaign was too weak to
   prove anything, and the gate says so;
-- *informational* (`informational_targets`, default `pyrosettacluster`): measured and
-  reported, never gated.
+- *informational* (`informational_targets`, default `pyrosettacluster` and `prc630`, the
+  model of PR #630): measured and reported, never gated.
 
 `evaluate_gates` is a pure function of two summaries (this campaign's, and optionally a
 baseline campaign's) and the thresholds; it returns every gate's verdict with the
@@ -47,7 +47,7 @@ class GateThresholds:
     max_recovery_seconds: float = 15.0
     regression_tolerance: float = 0.5
     baseline_targets: tuple[str, ...] = ("dask-raw",)
-    informational_targets: tuple[str, ...] = ("pyrosettacluster",)
+    informational_targets: tuple[str, ...] = ("pyrosettacluster", "prc630")
     source: str = "built-in defaults"
 
     def role(self, target: str) -> Literal["system", "baseline", "informational"]:

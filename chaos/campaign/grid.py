@@ -5,7 +5,8 @@ The full grid of the `resilience` target is
     max_task_replicas in {0, 1, 2, None}  x  task_registry in {None, "memory", "disk"}
                                            x  scatter in {True, False}
     (+ step_timeout and max_attempts, crossed with the registry cells only, and the two
-       EXTRA_CELLS by default)
+       EXTRA_CELLS by default; + the notice plugin, off unless `notice=` asks for it:
+       only the resilience target takes it)
 
 less the cells the library refuses: scatter=False with max_task_replicas != 0 raises
 `resilience.ConfigError` (inline inputs live in the scheduler's task graph, where Dask
@@ -32,7 +33,7 @@ Replicas = int | None
 REPLICAS: tuple[Replicas, ...] = (0, 1, 2, None)
 REGISTRIES: tuple[str | None, ...] = (None, "memory", "disk")
 SCATTER: tuple[bool, ...] = (True, False)
-AXES = ("replicas", "registry", "scatter", "timeout", "attempts")
+AXES = ("replicas", "registry", "scatter", "timeout", "attempts", "notice")
 # step_timeout and max_attempts matter only with a registry (without one nothing is
 # resubmitted: a timeout fails the task, and attempts are never counted), so the grid
 # crosses them with the registry cells only. By default two extra cells cover them: a
@@ -57,16 +58,18 @@ class GridAxes:
     scatter: tuple[bool, ...] = SCATTER
     step_timeouts: tuple[float | None, ...] = (None,)
     max_attempts: tuple[int, ...] = (5,)
+    notices: tuple[float | None, ...] = (None,)  # the notice plugin's seconds; None: off
     extras: tuple[TargetConfig, ...] = EXTRA_CELLS
 
     def cells(self) -> Iterable[TargetConfig]:
-        for replicas, registry, scatter, timeout, attempts in itertools.product(
+        for replicas, registry, scatter, timeout, attempts, notice in itertools.product(
                 self.replicas, self.registries, self.scatter, self.step_timeouts,
-                self.max_attempts):
+                self.max_attempts, self.notices):
             if registry is None and (timeout is not None or attempts != 5):
                 continue  # without a registry neither matters (see EXTRA_CELLS)
             yield TargetConfig(max_task_replicas=replicas, task_registry=registry,
-                               scatter=scatter, step_timeout=timeout, max_attempts=attempts)
+                               scatter=scatter, step_timeout=timeout, max_attempts=attempts,
+                               notice=notice)
         yield from self.extras
 
     def describe(self) -> str:
@@ -75,8 +78,10 @@ class GridAxes:
         scatter = ",".join("on" if s else "off" for s in self.scatter)
         timeouts = ",".join("none" if t is None else f"{t:g}" for t in self.step_timeouts)
         attempts = ",".join(map(str, self.max_attempts))
+        notices = ",".join("none" if n is None else f"{n:g}" for n in self.notices)
         text = (f"replicas={replicas};registry={registries};scatter={scatter};"
                 f"timeout={timeouts};attempts={attempts}")
+        text += f";notice={notices}" if self.notices != (None,) else ""
         return text + (f" (+{len(self.extras)} extra cells)" if self.extras else "")
 
 
@@ -100,7 +105,8 @@ class Configuration:
             f"-{name}{value:g}" if isinstance(value, float) else f"-{name}{value}"
             for name, value, default in (("attempts", config.max_attempts, 5),
                                          ("retries", config.retries, None),
-                                         ("timeout", config.step_timeout, None))
+                                         ("timeout", config.step_timeout, None),
+                                         ("notice", config.notice, None))
             if value != default
         )
         return f"{self.target}-r{replicas}-{registry}-{inputs}{extras}"
@@ -116,8 +122,9 @@ class Grid:
 
 def parse_grid(text: str | None) -> GridAxes:
     """Axes from `replicas=0,2,all;registry=none,disk;scatter=on,off;timeout=none,0.5;
-    attempts=5,2` (any axis may be left out: replicas, registry and scatter then take
-    all their values, timeout none and attempts 5). An explicit grid has no extra cells.
+    attempts=5,2;notice=none,2` (any axis may be left out: replicas, registry and scatter
+    then take all their values, timeout none, attempts 5 and notice none: the notice
+    plugin is not installed). An explicit grid has no extra cells.
     Raises ChaosError naming a bad part."""
     if not text or not text.strip():
         return GridAxes()
@@ -140,6 +147,7 @@ def parse_grid(text: str | None) -> GridAxes:
         scatter=values.get("scatter", SCATTER),
         step_timeouts=values.get("timeout", (None,)),
         max_attempts=values.get("attempts", (5,)),
+        notices=values.get("notice", (None,)),
         extras=(),
     )
 
@@ -184,8 +192,8 @@ def _axis_value(axis: str, text: str) -> Any:
     elif axis == "registry":
         if text in ("none", "memory", "disk"):
             return None if text == "none" else text
-    elif axis == "timeout":
-        if text == "none":
+    elif axis in ("timeout", "notice"):
+        if text in ("none", "off"):
             return None
         try:
             seconds = float(text)
@@ -202,7 +210,8 @@ def _axis_value(axis: str, text: str) -> Any:
         return False
     allowed = {"replicas": "an int >= 0 or 'all'", "registry": "none, memory or disk",
                "scatter": "on or off", "timeout": "none or seconds > 0",
-               "attempts": "an int >= 1"}[axis]
+               "attempts": "an int >= 1",
+               "notice": "none (the notice plugin off) or its seconds of notice > 0"}[axis]
     raise ChaosError(f"--grid {axis}={text!r}: {axis} takes {allowed}.")
 
 

@@ -79,14 +79,16 @@ PROFILES: Mapping[str, CampaignProfile] = {
     "nightly": CampaignProfile("nightly", schedules=150, clean_runs=10, max_faults=3,
                                run_timeout=RUN_TIMEOUT, keep_passing=3, seed=None),
     # Deployment: real `dask scheduler` / `dask worker` processes over TLS, preemptions
-    # with notice and scheduler kills among the kinds, and the PR #630 model beside the
-    # library. ~100 runs, ~8 min; `.ci/run` runs a shorter one (--schedules 2).
+    # with notice and scheduler kills among the kinds, the library with and without its
+    # notice plugin (2 s, the drawn preemptions' notice), and the PR #630 model beside
+    # the library. ~150 runs, ~12 min; `.ci/run` runs a shorter one (--schedules 2).
     "deploy": CampaignProfile(
         "deploy", schedules=6, clean_runs=2, max_faults=2, run_timeout=RUN_TIMEOUT,
         keep_passing=1, seed=0, cluster="processes",
         kinds=("sigkill", "nanny-close", "retire", "preempt", "scheduler-kill"),
         targets=("resilience", "dask-raw", "prc630"),
-        grid="replicas=0,2;registry=none,memory,disk;scatter=on", pinned=DEPLOY_PINNED),
+        grid="replicas=0,2;registry=none,memory,disk;scatter=on;notice=none,2",
+        pinned=DEPLOY_PINNED),
 }
 
 

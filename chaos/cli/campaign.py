@@ -57,9 +57,12 @@ def add_campaign_command(commands: Any) -> None:
                      f"{PROFILES['ci'].schedules} schedules + {PROFILES['ci'].clean_runs} "
                      "fault-free runs per configuration)")
     sub.add_argument("--targets", help="comma-separated targets (default: the profile's; "
-                     f"{','.join(DEFAULT_TARGETS)} for ci)")
+                     f"{','.join(DEFAULT_TARGETS)} for ci); prc630 is a model of PR #630's "
+                     "described behaviour, not PyRosettaCluster itself, and never gated")
     sub.add_argument("--grid", help="axes to cross, e.g. 'replicas=0,1,2,all;registry=none,"
-                     "memory,disk;scatter=on,off' (the default: all of them)")
+                     "memory,disk;scatter=on,off' (the default: all of them); also "
+                     "timeout=none,0.5, attempts=5,2 and notice=none,2 (the library's "
+                     "preemption-notice plugin off, and on with 2 s of notice)")
     sub.add_argument("--out", help="report folder (default: build/reports/chaos-<timestamp>)")
     sub.add_argument("--baseline", help="an earlier campaign's summary.json: fail when "
                      "makespans grew past [tool.chaos.gates] regression_tolerance")

@@ -160,6 +160,8 @@ def _common(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--max-attempts", type=int, help="attempts per task step (default 5)")
     sub.add_argument("--retries", type=int, help="Dask retries= for protocol exceptions")
     sub.add_argument("--step-timeout", type=float, help="seconds one attempt of a step may run")
+    sub.add_argument("--notice", type=float, help="install the library's preemption-notice "
+                     "plugin for the run, with this many seconds of notice")
     workload = sub.add_argument_group("workload (default: 8 tasks x 2 steps of 50 ms)")
     workload.add_argument("--tasks", type=int)
     workload.add_argument("--steps", type=int)
@@ -196,7 +198,7 @@ def _config(args: argparse.Namespace, recorded: Mapping[str, Any]) -> TargetConf
         fields["task_registry"] = None if args.registry == "none" else args.registry
     if args.inline:
         fields["scatter"] = False
-    for name in ("max_attempts", "retries", "step_timeout"):
+    for name in ("max_attempts", "retries", "step_timeout", "notice"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
     return TargetConfig.from_dict(fields)

@@ -99,6 +99,7 @@ class RunConfiguration:
     allowed_failures: int = DASK_DEFAULT_ALLOWED_FAILURES
     replica_guard: str = "policy"
     step_timeout: float | None = None
+    notice: float | None = None  # the preemption-notice plugin's seconds; None: off
 
     @classmethod
     def from_run_start(cls, event: Mapping[str, Any]) -> RunConfiguration:
@@ -113,6 +114,7 @@ class RunConfiguration:
             allowed_failures=DASK_DEFAULT_ALLOWED_FAILURES if allowed is None else int(allowed),
             replica_guard=str(config.get("replica_guard", "policy")),
             step_timeout=config.get("step_timeout"),
+            notice=config.get("notice"),
         )
 
     @property
@@ -120,7 +122,8 @@ class RunConfiguration:
         """A short, stable name for tables: 'resilience r=2 reg=disk scatter'.
 
         max_attempts shows only when it is not the library's default of 5, step_timeout
-        only when set: labels name configurations apart (summaries group by them).
+        and notice only when set: labels name configurations apart (summaries group by
+        them).
         """
         replicas = "all" if self.max_task_replicas is None else str(self.max_task_replicas)
         registry = self.task_registry or "none"
@@ -130,6 +133,8 @@ class RunConfiguration:
             label += f" attempts={self.max_attempts}"
         if self.step_timeout is not None:
             label += f" timeout={self.step_timeout:g}"
+        if self.notice is not None:
+            label += f" notice={self.notice:g}"
         return label
 
 

@@ -13,8 +13,8 @@ it means. Per step of a task, three calls from one input: two in a row on one wo
 - the files under the watched paths changed: `side-effect`.
 
 After a kill part-way through the step: files the killed attempt left that an
-uninterrupted run does not leave, or a rerun that differs from the uninterrupted run,
-are `partial-state`.
+uninterrupted run does not leave, or a rerun that raises or differs from the
+uninterrupted run, are `partial-state`; a rerun the check could not make is an `error`.
 """
 
 from __future__ import annotations
@@ -117,12 +117,15 @@ def judge_kill(where: StepOf, leftovers: Sequence[FileChange], killed_at: str,
         ))
     if rerun is None:
         return found
+    if isinstance(rerun, str) or rerun.load_error:
+        # The check could not rerun the step (the cluster, or loading it on a worker):
+        # nothing is known about the protocol's restart, so it is not blamed for it.
+        cause = rerun if isinstance(rerun, str) else rerun.load_error
+        return [*found, where.finding(
+            "error", f"the check could not rerun the step after the attempt killed "
+                     f"{killed_at}: {cause}")]
     problem: str | None
-    if isinstance(rerun, str):
-        problem = rerun
-    elif rerun.load_error:
-        problem = rerun.load_error
-    elif rerun.calls[0].error:
+    if rerun.calls[0].error:
         problem = f"it raised: {rerun.calls[0].error}"
     elif rerun.calls[0].unpicklable:
         problem = rerun.calls[0].unpicklable

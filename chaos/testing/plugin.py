@@ -11,8 +11,10 @@
 - fixture `chaos_client`: the session's cluster, a LocalCluster of 2 nanny workers of
   one thread each, started when first needed and closed when the session ends (or a
   client of `--chaos-scheduler ADDRESS`, a cluster of nanny workers on this machine).
-- `--chaos-seed N`: the seed of every check in the session. Without it, a seed is drawn;
-  it is printed in the header and in every failure.
+- `--chaos-seed N`: the seed of every check the `preemption` fixture makes in the
+  session. Without it, a seed is drawn; it is printed in the header and in every
+  failure. A direct call of `check_preemption_safety` keeps its own `seed=` (default 0):
+  it names its seed in its code, so it replays as it is.
 - marker `preemption`: `-m preemption` runs only these tests, `-m "not preemption"` skips
   them.
 
@@ -43,8 +45,9 @@ MARKER = "preemption"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("chaos", "preemption-safety checks of protocols (chaos.testing)")
     group.addoption("--chaos-seed", type=int, default=None, metavar="N",
-                    help="seed of every preemption check in the session (which workers, "
-                         "which steps are killed and when); default: drawn and printed")
+                    help="seed of every check of the `preemption` fixture in the session "
+                         "(which workers, which steps are killed and when); default: drawn "
+                         "and printed")
     group.addoption("--chaos-scheduler", default=None, metavar="ADDRESS",
                     help="run preemption checks on this cluster (nanny workers on this "
                          "machine) instead of a LocalCluster of 2 workers")

@@ -47,6 +47,22 @@ def test_timeout_and_attempts_are_crossed_with_the_registry_cells_only():
         parse_grid("timeout=-1")
 
 
+def test_the_notice_plugin_is_an_axis_of_the_library_only():
+    axes = parse_grid("replicas=2;registry=disk;scatter=on;notice=none,2")
+    grid = build_grid(["resilience", "prc630"], axes)
+    slugs = [c.slug for c in grid.configurations]
+    assert slugs == ["resilience-r2-disk-scatter", "resilience-r2-disk-scatter-notice2",
+                     "prc630-r2-disk-scatter"]
+    assert grid.configurations[1].config.notice == 2.0
+    [refused] = grid.excluded  # the PR #630 model has no notice plugin
+    assert refused.startswith("prc630-r2-disk-scatter-notice2: notice=2 does not apply")
+    assert axes.describe().endswith(";notice=none,2")
+    # A run recorded before the axis existed reads back without the plugin.
+    assert TargetConfig.from_dict({"task_registry": "disk"}).notice is None
+    with pytest.raises(ChaosError, match=r"notice takes none .* seconds of notice > 0"):
+        parse_grid("notice=0")
+
+
 def test_a_grid_of_only_refused_cells_is_refused():
     with pytest.raises(ChaosError, match="leaves no configuration"):
         build_grid(["resilience"], parse_grid("replicas=2;scatter=off"))

@@ -13,6 +13,7 @@ from chaos.judge import (
     OutcomeModel,
     RegistryResubmits,
     ReplicasKeepAHolder,
+    RunConfiguration,
     RunFacts,
     check_history,
     count_distinct_workers_lost,
@@ -306,3 +307,16 @@ def test_a_sigterm_takes_its_data_when_the_scheduler_drops_the_worker_not_at_lan
                  pid=100, fired_at=fired, landed_at=history.clock, noticed_at=fired + 0.001)
     history.end("failed")
     assert check_history(history.events, one_output_each("a")).valid
+
+
+def test_labels_tell_apart_every_setting_a_campaign_crosses():
+    # Summaries and the report group runs by label: two configurations of one label
+    # would pool their figures under one of them.
+    configs = [{"task_registry": "disk"}, {"task_registry": "disk", "notice": 2.0},
+               {"task_registry": "disk", "step_timeout": 0.5},
+               {"task_registry": "disk", "max_attempts": 2}]
+    labels = [RunConfiguration.from_run_start({"target": "resilience", "config": config}).label
+              for config in configs]
+    assert labels == ["resilience r=0 reg=disk scatter", "resilience r=0 reg=disk scatter notice=2",
+                      "resilience r=0 reg=disk scatter timeout=0.5",
+                      "resilience r=0 reg=disk scatter attempts=2"]

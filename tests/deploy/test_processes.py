@@ -20,6 +20,7 @@ from chaos.errors import ClusterError
 from chaos.harness import Inflictor, process_state
 from chaos.harness.backends import ProcessesBackend
 from resilience import install_notice_handler, uninstall_notice_handler
+from resilience.notice import PLUGIN_NAME
 
 
 def _cmdline(pid: int) -> str:
@@ -108,6 +109,26 @@ def test_the_notice_plugin_moves_data_off_a_preempted_worker(deploy, plugin):
     finally:
         if plugin:
             uninstall_notice_handler(client)
+
+
+def test_a_run_with_the_notice_setting_has_the_plugin_for_that_run_only(deploy):
+    # What the deploy campaign's `notice=2` cells do: install the plugin for the run.
+    workload = Workload(n_tasks=4, n_steps=2, payload_bytes=10_000, step_seconds=0.3, seed=3)
+    schedule = FaultSchedule((Fault("preempt", AtStep(step=0, fraction=0.5, task="t1"),
+                                    notice=NOTICE),))
+    record = run_schedule(schedule, "resilience",
+                          {"task_registry": "memory", "notice": NOTICE}, workload, deploy,
+                          timeout=60)
+    [fault] = record.events("fault")
+    assert record.events("run-start")[0]["config"]["notice"] == NOTICE
+    assert fault["killed_after_notice"] is False  # retired within the notice
+    # t1's step drained on the preempted worker: every step ran once, nothing was wasted
+    # (without the plugin the nanny kills it mid-step, and Dask runs it again: 9).
+    assert len(record.events("invoke")) == workload.n_tasks * workload.n_steps
+    assert check_history(record.history, workload.oracle()).valid
+    plugins = deploy.client.run_on_scheduler(
+        lambda dask_scheduler: [*dask_scheduler.worker_plugins, *dask_scheduler.nanny_plugins])
+    assert PLUGIN_NAME not in plugins  # gone after the run: the cluster is shared
 
 
 def _lost(client, future) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -91,6 +92,20 @@ def test_text_from_histories_is_escaped():
     runs = check_runs([history.events], lambda start: one_output_each("a", "b"))
     html = build_campaign_report(runs)
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)" in html
+
+
+def test_the_pr630_model_is_labelled_a_model_where_its_rows_begin():
+    histories = [synthetic_history({"task_registry": "memory"}, target=target, seed=seed,
+                                   run_id=f"s{seed}-{target}")
+                 for target in ("resilience", "prc630") for seed in range(2)]
+    runs = check_runs(histories, synthetic_oracle)
+    html = build_campaign_report(runs, max_timelines=0, sampled_timelines=0)
+    group_rows = [unescape(row) for row in
+                  re.findall(r'<tr class="group"><td[^>]*>(.*?)</td></tr>', html, re.S)]
+    groups = {row.split(":")[0].strip(): row for row in group_rows}
+    assert groups.keys() == {"resilience", "prc630"} and groups["resilience"] == "resilience"
+    assert "a model of PyRosettaCluster PR #630's described behaviour" in groups["prc630"]
+    assert "informational, never gated" in groups["prc630"]
 
 
 def test_a_report_needs_runs():

@@ -18,7 +18,12 @@ import psutil
 import pytest
 from distributed import Client, LocalCluster
 
-from chaos.testing import CheckError, SafetyReport, check_preemption_safety
+from chaos.testing import (
+    CheckError,
+    SafetyReport,
+    assert_preemption_safe,
+    check_preemption_safety,
+)
 from chaos.testing.workers import WorkerPool
 from tests.testing import protocols as p
 
@@ -51,6 +56,21 @@ def test_a_pure_chain_is_safe_even_when_its_workers_are_killed(chaos_client: Any
     assert len(after) == len(before) == 2  # left as found: the nannies replaced the dead
     assert killed and not killed & after  # those workers really died
     assert "safe to restart" in report.explain()
+
+
+def test_assert_preemption_safe_raises_the_explanation_or_returns_the_report(
+        chaos_client: Any, workdir: Path) -> None:
+    with pytest.raises(AssertionError) as failure:
+        assert_preemption_safe([p.fold, p.writes_decoy], TASKS, input="pose",
+                               client=chaos_client, kills=0, seed=1)
+    message = str(failure.value)
+    assert "NOT safe to restart" in message
+    assert "[side-effect] protocol writes_decoy, step 1" in message
+    assert "task 0: it created decoy.pdb" in message
+    assert "fix: " in message and "replay: check_preemption_safety(..., seed=1)" in message
+    report = assert_preemption_safe([p.fold, p.relax], TASKS, input="pose",
+                                    client=chaos_client, kills=0, seed=1)
+    assert isinstance(report, SafetyReport) and report.safe
 
 
 def test_the_cluster_is_left_with_as_many_workers_as_it_had_even_right_after_a_kill(

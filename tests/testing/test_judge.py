@@ -113,3 +113,22 @@ def test_a_kill_that_left_files_or_changed_the_rerun_is_partial_state(tmp_path: 
                          "'resumed'")]
     same = AttemptResult("tcp://b", 2, (call("fresh"),))
     assert judge_kill(WHERE, [], at, same, call("fresh"), None, tmp_path) == []
+
+
+def test_a_rerun_the_check_could_not_make_is_an_error_not_the_protocols_partial_state(
+        tmp_path: Path) -> None:
+    at = "50% into its 150 ms run (worker tcp://a)"
+    not_run = judge_kill(WHERE, [], at, "the cluster lost the rerun: KilledWorker", call("x"),
+                         None, tmp_path)
+    not_loaded = judge_kill(WHERE, [], at,
+                            AttemptResult("tcp://b", 2, (), load_error="ImportError: no relax"),
+                            call("x"), None, tmp_path)
+    assert kinds_and_details(not_run) == [(
+        "error", f"the check could not rerun the step after the attempt killed {at}: the "
+                 "cluster lost the rerun: KilledWorker")]
+    assert kinds_and_details(not_loaded)[0][0] == "error"
+    # A rerun that ran and raised is the protocol's: it could not restart.
+    raised = AttemptResult("tcp://b", 2, (call(error="FileExistsError: lock"),))
+    [(kind, detail)] = kinds_and_details(judge_kill(WHERE, [], at, raised, call("x"), None,
+                                                    tmp_path))
+    assert kind == "partial-state" and detail.endswith("it raised: FileExistsError: lock")

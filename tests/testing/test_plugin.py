@@ -6,6 +6,7 @@ The inner sessions run in this process and share the outer session's cluster
 
 from __future__ import annotations
 
+import re
 import textwrap
 from typing import Any
 
@@ -88,6 +89,7 @@ def test_an_unsafe_protocol_fails_with_a_message_naming_protocol_task_and_step(
     text = failure_of(result)
     assert f"[{kind}] protocol {protocol}, step 0:" in text, text
     assert evidence in text, text
+    assert re.search(r"\] protocol \w+, step 0: .*task \d+: ", text), text  # the task, too
     assert "fix: " in text
     assert "replay: pytest test_user.py::test_chain --chaos-seed=7" in text
     assert "preemption check (seed 7): NOT safe to restart" in text

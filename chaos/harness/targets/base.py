@@ -41,6 +41,9 @@ class TargetConfig:
     max_attempts: int = 5
     retries: int | None = None
     step_timeout: float | None = None
+    # Seconds of notice the library's preemption-notice plugin is installed with for the
+    # run (`resilience.install_notice_handler`), or None: not installed.
+    notice: float | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -55,6 +58,9 @@ class TargetConfig:
             )
         if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
             raise ScheduleError(f"max_attempts={self.max_attempts!r}: use an int >= 1.")
+        if self.notice is not None and not (
+                isinstance(self.notice, (int, float)) and self.notice > 0):
+            raise ScheduleError(f"notice={self.notice!r}: use seconds > 0, or None.")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,13 +70,14 @@ class TargetConfig:
             "max_attempts": self.max_attempts,
             "retries": self.retries,
             "step_timeout": self.step_timeout,
+            "notice": self.notice,
             "options": dict(self.options),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TargetConfig:
         known = {"max_task_replicas", "task_registry", "scatter", "max_attempts", "retries",
-                 "step_timeout", "options"}
+                 "step_timeout", "notice", "options"}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
@@ -100,8 +107,14 @@ class Target(abc.ABC):
         """Why this target cannot run here (a missing package), or None when it can."""
         return None
 
-    def check(self, config: TargetConfig) -> None:  # noqa: B027 - optional hook
-        """Raise ScheduleError if this target cannot run under `config` (before any run)."""
+    def check(self, config: TargetConfig) -> None:
+        """Raise ScheduleError if this target cannot run under `config` (before any run).
+        Subclasses extend it (calling this one)."""
+        if config.notice is not None:
+            raise ScheduleError(
+                f"notice={config.notice:g} does not apply to {self.name}: the preemption-"
+                "notice plugin is the resilience library's. Use --target resilience for it."
+            )
 
     def recorded_config(self, config: TargetConfig, allowed_failures: int) -> dict[str, Any]:
         """The configuration written in run-start: what the expected-outcome model reads."""

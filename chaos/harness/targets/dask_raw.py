@@ -34,6 +34,7 @@ class DaskRawTarget(Target):
                 "max_attempts": 1, "retries": config.retries, "allowed_failures": allowed_failures}
 
     def check(self, config: TargetConfig) -> None:
+        super().check(config)
         if config.max_task_replicas != 0 or config.task_registry is not None:
             raise ScheduleError(
                 f"dask-raw takes no replicas or registry (got max_task_replicas="

@@ -57,6 +57,7 @@ class Prc630Target(Target):
         self._lock = threading.Lock()
 
     def check(self, config: TargetConfig) -> None:
+        super().check(config)
         if not config.scatter:
             raise ScheduleError(
                 "scatter=False does not apply to prc630: the PR's design scatters each task's "

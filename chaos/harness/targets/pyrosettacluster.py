@@ -50,6 +50,7 @@ class PyRosettaClusterTarget(Target):
         return None
 
     def check(self, config: TargetConfig) -> None:
+        super().check(config)
         if not config.scatter:
             raise ScheduleError(
                 "scatter=False does not apply to pyrosettacluster: PyRosettaCluster always "

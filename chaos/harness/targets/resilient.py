@@ -50,7 +50,7 @@ class ResilienceTarget(Target):
         return recorded
 
     def run(self, run: TargetRun) -> None:
-        from resilience import ResilientCluster
+        from resilience import ResilientCluster, install_notice_handler, uninstall_notice_handler
 
         config = run.config
         self._client = run.client
@@ -69,6 +69,8 @@ class ResilienceTarget(Target):
             step_timeout=config.step_timeout,
             **options,
         )
+        if config.notice is not None:  # for this run only: the cluster is shared
+            install_notice_handler(run.client, notice=config.notice)
         outputs = cluster.generate(protocols=run.protocols, retries=config.retries)
         try:
             for output in outputs:
@@ -77,6 +79,8 @@ class ResilienceTarget(Target):
                     break
         finally:
             outputs.close()  # type: ignore[attr-defined]
+            if config.notice is not None:
+                uninstall_notice_handler(run.client)
 
     def abort(self) -> None:
         self._aborted.set()
