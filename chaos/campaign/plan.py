@@ -81,7 +81,7 @@ PROFILES: Mapping[str, CampaignProfile] = {
     # Deployment: real `dask scheduler` / `dask worker` processes over TLS, preemptions
     # with notice and scheduler kills among the kinds, the library with and without its
     # notice plugin (2 s, the drawn preemptions' notice), and the PR #630 model beside
-    # the library. ~150 runs, ~12 min; `.ci/run` runs a shorter one (--schedules 2).
+    # the library. 190 runs, ~8 min; `.ci/run` runs a shorter one (--schedules 2).
     "deploy": CampaignProfile(
         "deploy", schedules=6, clean_runs=2, max_faults=2, run_timeout=RUN_TIMEOUT,
         keep_passing=1, seed=0, cluster="processes",
