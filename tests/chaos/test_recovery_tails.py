@@ -9,7 +9,16 @@ to wait for the scatter (up to 30 s), and every other step's delivery waited wit
 
 from __future__ import annotations
 
-from chaos import AtStep, Fault, FaultSchedule, ResultReady, Workload, check_history, run_schedule
+from chaos import (
+    AtStep,
+    Fault,
+    FaultSchedule,
+    ReplicaHolder,
+    ResultReady,
+    Workload,
+    check_history,
+    run_schedule,
+)
 from chaos.analysis.tables import recovery_table
 
 FREEZE = 8.0  # seconds: long enough that a wait for the thaw cannot pass for anything else
@@ -71,5 +80,33 @@ def test_a_second_fault_is_not_aimed_at_a_worker_the_first_just_killed(harness, 
     assert len(set(hit)) == len(hit), f"one worker got two faults: {hit}"
     assert all(e["landed_at"] is not None and e["landed_at"] - e["fired_at"] < 2.0
                for e in faults), faults
+    worst = recovery_table([record.history])["to_deliver"].max()
+    assert worst < 2.0, f"a recovery took {worst:.1f} s"
+
+
+def test_a_graceful_fault_after_an_abrupt_one_at_the_same_point_does_not_wait_on_the_dead(
+        harness):
+    # The `ci` campaign's 5.1 s tails (s005, every CI run): a segfault of the worker
+    # running t4 and a nanny-close of another holder of its input, fired at the same
+    # point. Before a graceful fault the coordinator lets the held probe go, and waits
+    # for it (a graceful close waits for running tasks); that probe's worker was the one
+    # the segfault had just killed, so the release waited its whole bound (5 s), with
+    # every held probe of the run waiting on the coordinator.
+    workload = Workload(n_tasks=4, n_steps=2, payload_bytes=10_000, step_seconds=0.05, seed=2)
+    at = AtStep(step=1, fraction=0.25, task="t1")
+    schedule = FaultSchedule((Fault("segfault", at),
+                              Fault("nanny-close", at, target=ReplicaHolder(prefer_other=True))),
+                             seed=2)
+
+    record = run_schedule(schedule, "resilience",
+                          {"task_registry": "memory", "max_task_replicas": None}, workload,
+                          harness, timeout=60)
+
+    assert record.status == "completed", record.error
+    assert check_history(record.history, workload.oracle()).valid
+    segfault, close = sorted(record.events("fault"), key=lambda e: e["fault_id"])
+    assert segfault["worker"] != close["worker"], "both faults hit one worker"
+    waited = close["fired_at"] - segfault["landed_at"]
+    assert waited < 1.0, f"the nanny-close fired {waited:.1f} s after the segfault landed"
     worst = recovery_table([record.history])["to_deliver"].max()
     assert worst < 2.0, f"a recovery took {worst:.1f} s"
