@@ -96,9 +96,10 @@ def study(session: nox.Session) -> None:
 def mutants(session: nox.Session) -> None:
     """Mutation testing of the library's recovery paths (run loop, dispatch, recovery,
     jobs, delivery, submission, replication, AMM policy, watch, registry, sink, durable,
-    fetch) with cosmic-ray: each mutant is judged by the fast tests plus a short campaign
-    (mutants/judge.py); prints the score and every survivor. Arguments after `--` go to
-    mutants/prepare.py, e.g. `nox -s mutants -- --modules recovery.py --sample 20`."""
+    fetch, stalled attempts) with cosmic-ray: each mutant is judged by the fast tests
+    plus a short campaign (mutants/judge.py); prints the score and every survivor.
+    Arguments after `--` go to mutants/prepare.py, e.g. `nox -s mutants -- --modules
+    recovery.py --sample 20`."""
     session.install("-e", ".[test]", "cosmic-ray>=8.7")
     db = "build/mutants.sqlite"
     session.run("python", "mutants/prepare.py", db, *session.posargs)

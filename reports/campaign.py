@@ -26,6 +26,7 @@ from chaos.analysis import (
     workload_oracle,
 )
 from chaos.judge import DEFAULT_MODEL, VIOLATION_KINDS, OutcomeModel
+from chaos.spec import SCHEDULER_KINDS
 from reports import figures
 from reports.html import png_data_uri, render_campaign
 from reports.tables import CampaignTables, campaign_tables
@@ -109,6 +110,8 @@ def build_campaign_report(
         "recovery_rows": _recovery_rows(
             recoveries, [facet_by, group_by] if facet_by else [group_by]
         ),
+        "scheduler_recovery": bool(len(recoveries))
+        and bool(recoveries["kind"].isin(SCHEDULER_KINDS).any()),
         "grouped": group_by != "label",
         "waste_image": png_data_uri(figures.wasted_work_figure(tables.runs, order)),
         "overhead_image": png_data_uri(figures.overhead_figure(overhead, order)),
@@ -255,11 +258,20 @@ def _seq_text(seqs: Sequence[int], shown: int = 12) -> str:
 
 
 def _recovery_rows(recoveries: pd.DataFrame, keys: list[str]) -> list[dict[str, Any]]:
-    rows = []
+    """One row per group, for worker faults; and one per group for the scheduler's loss
+    (its outage included), which the gates hold to a threshold of its own."""
+    if not len(recoveries):
+        return []
+    of_scheduler = recoveries["kind"].isin(SCHEDULER_KINDS)
+    return [*_rows(recoveries[~of_scheduler], keys, ""),
+            *_rows(recoveries[of_scheduler], keys, " (the scheduler lost)")]
+
+
+def _rows(recoveries: pd.DataFrame, keys: list[str], suffix: str) -> Iterable[dict[str, Any]]:
     for group, frame in recoveries.groupby(keys, sort=False):
         figures = recovery_figures(frame)
-        rows.append({
-            "group": ": ".join(map(str, group)), "n": figures["disturbed_steps"],
+        yield {
+            "group": ": ".join(map(str, group)) + suffix, "n": figures["disturbed_steps"],
             "resubmit": _seconds(figures["to_resubmit_median"]),
             **{f"deliver_p{q}": _seconds(figures[f"to_deliver_p{q}"])
                for q in RECOVERY_PERCENTILES},
@@ -267,8 +279,7 @@ def _recovery_rows(recoveries: pd.DataFrame, keys: list[str]) -> list[dict[str, 
             "working_p99": _seconds(figures["working_p99"]),
             "working_max": _seconds(figures["working_max"]),
             "never": figures["never_delivered"],
-        })
-    return rows
+        }
 
 
 def _overhead_rows(overhead: pd.DataFrame, order: Sequence[str]) -> list[dict[str, Any]]:

@@ -228,7 +228,10 @@ time the cluster had no worker at all (every worker gone, none yet back): what t
 Dask took, not the fleet.
 {%- if grouped %} With {{ summary.configurations }} configurations, there is one row of panels per
 target and one curve per way of protecting inputs (registry, replicas, inline inputs, none).
-{%- endif %}</p>
+{%- endif %}
+{%- if scheduler_recovery %} Rows marked <em>(the scheduler lost)</em> are recoveries from a
+scheduler kill: they include its outage (a new scheduler, every worker and the client
+reconnecting), and a gate of their own holds them.{% endif %}</p>
 <div class="scroll"><table><thead><tr>
   <th>{{ "group" if grouped else "configuration" }}</th><th class="num">disturbed steps</th>
   <th class="num">median to resubmit (s)</th><th class="num">to deliver p50 (s)</th>

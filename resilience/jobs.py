@@ -42,7 +42,6 @@ class Job:
         self.live: dict[str, Future[Any]] = {}
         self.inputs: dict[str, Any] = {}  # each live attempt's placed input, kept wanted
         self.done = False
-        self.resumed = False  # taken over from an earlier session's registry
 
     @property
     def key(self) -> RecordKey:
@@ -63,7 +62,6 @@ class Job:
         job = cls(task, record.index, record.step, record.payload, record.lineage_attempts,
                   record.started_at)
         job.attempts = max(record.attempts - 1, 0)
-        job.resumed = True
         return job
 
 

@@ -45,6 +45,7 @@ class GateThresholds:
     max_makespan_overhead: float = 4.0
     max_fault_free_overhead: float = 1.0
     max_recovery_seconds: float = 15.0
+    max_scheduler_recovery_seconds: float = 15.0
     regression_tolerance: float = 0.5
     baseline_targets: tuple[str, ...] = ("dask-raw",)
     informational_targets: tuple[str, ...] = ("pyrosettacluster", "prc630")
@@ -227,8 +228,13 @@ def evaluate_gates(summary: Mapping[str, Any], thresholds: GateThresholds | None
         lambda: _worst_gate(
             "recovery_time", systems, thresholds.max_recovery_seconds,
             lambda c: (c.get("recovery") or {}).get("to_deliver_max"),
-            "worst time from a fault landing to the delivery of what it disturbed",
+            "worst time from a worker fault landing to the delivery of what it disturbed",
             unit="s"),
+        lambda: _worst_gate(
+            "scheduler_recovery_time", systems, thresholds.max_scheduler_recovery_seconds,
+            lambda c: (c.get("scheduler_recovery") or {}).get("to_deliver_max"),
+            "worst time from the scheduler's loss to the delivery of what it disturbed "
+            "(its outage included)", unit="s"),
         lambda: _worst_gate(
             "fault_free_overhead", systems, thresholds.max_fault_free_overhead,
             lambda c: c.get("fault_free_vs_baseline"),

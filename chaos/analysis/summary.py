@@ -35,7 +35,7 @@ from chaos.analysis.runs import CheckedRun
 from chaos.analysis.tables import recovery_table, run_table
 from chaos.history import git_commit, versions
 from chaos.judge import MISS_CAUSES, VERDICT_OUTCOMES, VIOLATION_KINDS, Verdict
-from chaos.spec import FAULT_KINDS
+from chaos.spec import FAULT_KINDS, SCHEDULER_KINDS
 
 SUMMARY_VERSION = 1
 BASELINE_TARGET = "dask-raw"
@@ -144,6 +144,7 @@ def _configuration_summary(runs: Sequence[SummarisedRun], figures: Mapping[str, 
                                             _median(run.makespan for run in clean
                                                     if _finished(run)))},
         "recovery": dict(figures.get("recovery", {})),
+        "scheduler_recovery": dict(figures.get("scheduler_recovery", {})),
         "coverage": coverage_summary([run.history for run in faulty], kinds),
         "fault_free_vs_baseline": None,
         "failing": [
@@ -199,8 +200,16 @@ def _overhead_figures(runs: Sequence[SummarisedRun]) -> dict[str, dict[str, Any]
             "faulty_runs": int(row["faulty_runs"]), "clean_runs": int(row["clean_runs"]),
         }
     recoveries = recovery_table(run.history for run in runs)
-    for label, frame in recoveries.groupby("label", sort=False):
-        figures.setdefault(slug_of[str(label)], {})["recovery"] = recovery_figures(frame)
+    if recoveries.empty:
+        return figures
+    # A worker's loss and the scheduler's are gated apart: the scheduler's includes an
+    # outage (a new scheduler, every worker and the client reconnecting) no library
+    # can shorten, and would hide a slow recovery from a worker's loss behind it.
+    of_scheduler = recoveries["kind"].isin(SCHEDULER_KINDS)
+    for key, rows in (("recovery", recoveries[~of_scheduler]),
+                      ("scheduler_recovery", recoveries[of_scheduler])):
+        for label, frame in rows.groupby("label", sort=False):
+            figures.setdefault(slug_of[str(label)], {})[key] = recovery_figures(frame)
     return figures
 
 

@@ -236,7 +236,8 @@ class Inflictor:
                                  on_error="ignore", callback_timeout=self.land_timeout)
             return Landing(kind, victim.address, victim.pid, "worker", fired, None,
                            "no nanny to confirm the death; see the scheduler's notice")
-        reply = self._on_nanny(victim, _nanny_ask_worker, dumps(action), self.land_timeout)
+        reply = self._on_nanny(victim, _nanny_ask_worker, dumps(action), victim.address,
+                               self.land_timeout)
         return Landing(kind, victim.address, reply["pid"], "nanny", reply["fired_at"],
                        reply["landed_at"], reply["error"])
 
@@ -310,10 +311,11 @@ async def _nanny_signal(sig: int, settle: Settle, timeout: float, dask_worker: A
     return {"pid": pid, "fired_at": fired, "landed_at": landed, "error": error, "tree": tree}
 
 
-async def _nanny_ask_worker(action: bytes, timeout: float, dask_worker: Any = None
-                            ) -> dict[str, Any]:
+async def _nanny_ask_worker(action: bytes, address: str, timeout: float,
+                            dask_worker: Any = None) -> dict[str, Any]:
+    # `address` is the worker the scheduler named. Not the nanny's `worker_address`: while
+    # the nanny restarts its worker, that still names the dead predecessor.
     pid = dask_worker.pid
-    address = dask_worker.worker_address
     fired = time.time()
     if not pid or not address:
         return {"pid": pid, "fired_at": fired, "landed_at": None,

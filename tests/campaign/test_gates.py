@@ -100,6 +100,22 @@ def test_a_recovery_that_stalls_fails_the_recovery_gate():
     assert "resilience-r0-disk-scatter" in gate.detail
 
 
+def test_the_scheduler_s_loss_has_a_recovery_gate_of_its_own():
+    campaign = copy.deepcopy(HEALTHY)
+    config = campaign["configurations"]["resilience-r0-disk-scatter"]
+    config["recovery"] = {"to_deliver_max": 1.2}
+    config["scheduler_recovery"] = {"to_deliver_max": 4.4}  # its outage included
+    thresholds = GateThresholds(max_recovery_seconds=3.0, max_scheduler_recovery_seconds=8.0)
+    gates = results(evaluate_gates(campaign, thresholds))
+    assert gates["recovery_time"].status == gates["scheduler_recovery_time"].status == "pass"
+    assert gates["recovery_time"].measured == 1.2
+    config["scheduler_recovery"] = {"to_deliver_max": 30.2}
+    gates = results(evaluate_gates(campaign, thresholds))
+    assert gates["recovery_time"].status == "pass"
+    assert gates["scheduler_recovery_time"].line().startswith(
+        "FAIL scheduler_recovery_time: 30.2 s (threshold <= 8.0 s")
+
+
 def test_informational_targets_are_never_gated():
     report = evaluate_gates(summary(**{
         "pyrosettacluster-r0-none-scatter": configuration("pyrosettacluster", lost=5),

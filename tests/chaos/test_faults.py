@@ -59,3 +59,31 @@ def test_the_fault_lands_on_the_probed_tasks_worker_and_is_recorded(
     if kind in ABRUPT_KINDS:
         # Killed while held at the probe: its outcome is unknown, never "ok".
         assert outcomes_of(record, execution) == ["info"]
+
+
+def test_a_fault_through_a_nanny_reaches_the_worker_it_has_just_restarted(harness):
+    # Nightly seed 5353, s006 (five configurations): a segfault aimed at a worker its
+    # nanny had just restarted. Until the restart completes, the nanny's
+    # `worker_address` still names the dead predecessor: the harness's call through the
+    # nanny asked the dead address (5 s), watched the live process not die (5 s more),
+    # and the coordinator waited 10 s with every held probe of the run. The nanny now
+    # asks the worker the scheduler named.
+    import os
+    import signal
+    import time
+
+    from chaos.harness import Inflictor
+
+    harness.settle()
+    before = harness.refresh().workers
+    os.kill(next(iter(before.values())).pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not (restarted := set(harness.client.scheduler_info()["workers"]) - set(before)):
+        assert time.monotonic() < deadline, "the nanny did not restart its worker"
+        time.sleep(0.002)
+    victim = harness.refresh().workers[restarted.pop()]
+
+    landing = Inflictor(harness.client, local_signals=False).inflict("segfault", victim)
+
+    assert landing.error is None, landing.error
+    assert landing.landed_at - landing.fired_at < 2.0

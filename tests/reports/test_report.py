@@ -108,6 +108,30 @@ def test_the_pr630_model_is_labelled_a_model_where_its_rows_begin():
     assert "informational, never gated" in groups["prc630"]
 
 
+def test_recoveries_from_the_scheduler_s_loss_have_rows_of_their_own():
+    histories = []
+    for number, (kind, outage) in enumerate((("sigkill", 0.3), ("scheduler-kill", 4.0))):
+        history = HistoryBuilder(task_registry="disk", run_id=f"s{number}")
+        history.submit("a")
+        execution = history.invoke("a", worker=0)
+        history.fault(worker=0, kind=kind)
+        history.outcome(execution, "info")
+        history.wait(outage)
+        history.submit("a", attempt=2, reason="resubmitted")
+        history.execute("a", worker=1, attempt=2)
+        history.deliver("a")
+        history.end()
+        histories.append(history.events)
+    html = build_campaign_report(check_runs(histories, lambda start: one_output_each("a")),
+                                 max_timelines=0, sampled_timelines=0)
+    section = html.split('id="recovery"')[1].split("<h2")[0]
+    recovery = re.findall(r'<tr><td class="config">([^<]*)</td><td class="num">(\d+)</td>',
+                          section)
+    assert recovery == [("resilience r=0 reg=disk scatter", "1"),
+                        ("resilience r=0 reg=disk scatter (the scheduler lost)", "1")]
+    assert "a gate of their own holds them" in html
+
+
 def test_a_report_needs_runs():
     with pytest.raises(ValueError, match="load_runs"):
         build_campaign_report([])

@@ -257,3 +257,47 @@ def test_configurations_apart_only_in_step_timeout_keep_their_own_figures():
     configurations = summarise_campaign(runs, {})["configurations"]
     assert configurations["plain"]["recovery"]["disturbed_steps"] == 1
     assert configurations["timeout"]["recovery"]["disturbed_steps"] == 1
+
+
+def test_the_scheduler_s_loss_is_recovered_from_apart_from_a_worker_s():
+    """A scheduler kill's recovery includes its outage (a new scheduler, every worker and
+    the client reconnecting); pooled with worker faults it would hide a slow recovery
+    from a worker's loss under a larger, expected figure."""
+    from dataclasses import dataclass
+
+    from chaos.analysis import summarise_campaign
+    from chaos.judge import check_history
+
+    @dataclass(frozen=True)
+    class Run:
+        run_id: str
+        slug: str
+        history: tuple
+        verdict: object
+        target: str = "resilience"
+        settings: tuple = ()
+        clean: bool = False
+        makespan: float = 1.0
+        folder: None = None
+
+    runs = []
+    for number, (kind, outage) in enumerate((("sigkill", 0.3), ("scheduler-kill", 4.0))):
+        history = HistoryBuilder(task_registry="disk", run_id=f"s{number}")
+        history.submit("a")
+        execution = history.invoke("a", worker=0)
+        history.fault(worker=0, kind=kind)
+        history.outcome(execution, "info")
+        history.wait(outage)
+        history.submit("a", attempt=2, reason="resubmitted")
+        history.execute("a", worker=1, attempt=2)
+        history.deliver("a")
+        history.end()
+        events = tuple(history.events)
+        runs.append(Run(f"s{number}", "disk", events,
+                        check_history(events, one_output_each("a"))))
+
+    [figures] = summarise_campaign(runs, {})["configurations"].values()
+    assert figures["recovery"]["disturbed_steps"] == 1
+    assert figures["recovery"]["to_deliver_max"] < 1.0
+    assert figures["scheduler_recovery"]["disturbed_steps"] == 1
+    assert figures["scheduler_recovery"]["to_deliver_max"] >= 4.0

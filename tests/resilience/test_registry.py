@@ -29,6 +29,13 @@ def record(task_id: str | int = "t", index: tuple[int, ...] = (), step: int = 0,
     return StepRecord(task_id, index, step, payload, {"task_id": task_id, "seed": 7}, **extra)
 
 
+def test_only_the_registry_that_outlives_its_process_calls_itself_durable(registry, request):
+    # The run loop keeps the record of a step the *cluster* failed (no workers, a lost
+    # scheduler) only in a durable registry, for a rerun to resume it; a memory registry,
+    # which no rerun can read, must let such records go.
+    assert registry.durable is (request.node.callspec.params["registry"] == "sqlite")
+
+
 def test_records_round_trip_with_their_types(registry):
     records = [
         record("a", payload=INITIAL_INPUT, attempts=1, options={"retries": 2}),

@@ -8,9 +8,11 @@ import signal
 import time
 
 import pytest
+from distributed.protocol.serialize import to_serialize
 
-from resilience import ConfigError, ResilientCluster
+from resilience import ConfigError, ResilienceConfig, ResilientCluster
 from resilience.amm_policy import amm_status, protect, unprotect
+from resilience.replication import InputPlacement
 from tests.resilience.kit import wait_until
 
 AMM_INTERVAL = 2.0  # distributed.scheduler.active-memory-manager.interval
@@ -135,3 +137,40 @@ def test_step_0_is_submitted_only_once_every_worker_holds_the_shared_input(clien
     rc.distribute(identity)
 
     assert holders == [[2]]
+
+
+def test_the_inputs_of_a_scatter_given_up_are_released_when_the_run_ends(client):
+    # A scatter given up on its time bound may still land afterwards: the scheduler then
+    # holds the input for this client, and no Future of the client will ever release it.
+    placement = InputPlacement(client, ResilienceConfig(task_registry="memory"), "abandon")
+    key = placement.key_prefix + "0"
+    worker = next(iter(client.scheduler_info()["workers"]))
+    client.sync(client.scheduler.scatter, data={key: to_serialize(b"x" * 1000)},
+                workers=[worker], client=client.id, broadcast=False)
+
+    def known() -> bool:
+        return client.run_on_scheduler(lambda dask_scheduler: key in dask_scheduler.tasks)
+
+    assert known()  # landed, wanted by this client, with no Future to release it
+    placement._abandoned.append(key)  # what a scatter given up records
+    placement.close()
+    wait_until(lambda: not known(), timeout=5, what="the abandoned input to be released")
+
+
+def test_a_new_scheduler_that_refuses_the_guard_is_logged_and_the_run_goes_on(
+        client, monkeypatch, caplog):
+    # After a lost scheduler the client reconnects, most likely to a new one, and puts
+    # the guard on it again; a scheduler that refuses it (no AMM extension, say) costs
+    # the replicas their guard, not the run.
+    placement = InputPlacement(client, ResilienceConfig(task_registry="memory",
+                                                        max_task_replicas=2), "refused")
+    placement._protected = [placement.key_prefix, placement.shared_prefix]
+
+    def refuse(prefix, n):
+        raise RuntimeError("no active memory manager on this scheduler")
+
+    monkeypatch.setattr(placement, "_protect", refuse)
+    with caplog.at_level("WARNING", logger="resilience.replication"):
+        placement.reconnected()
+    assert "the new scheduler has no replica guard" in caplog.text
+    assert "no active memory manager" in caplog.text
