@@ -115,6 +115,19 @@ class HistoryBuilder:
         self.execute(task_id, worker=worker)
         return self.deliver(task_id)
 
+    def recovered_task(self, task_id: TaskId, kind: str = "sigkill",
+                       outage: float = 0.3) -> int:
+        """A one-step task whose attempt a fault of `kind` cut short, resubmitted and
+        delivered `outage` seconds later; returns the deliver seq."""
+        self.submit(task_id)
+        execution = self.invoke(task_id, worker=0)
+        self.fault(worker=0, kind=kind)
+        self.outcome(execution, "info")
+        self.wait(outage)
+        self.submit(task_id, attempt=2, reason="resubmitted")
+        self.execute(task_id, worker=1, attempt=2)
+        return self.deliver(task_id)
+
 
 def _key(task_id: TaskId, index: tuple[int, ...], step: int, attempt: int) -> str:
     return f"step-{task_id}-{'.'.join(map(str, index))}-{step}-a{attempt}"

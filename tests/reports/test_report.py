@@ -112,14 +112,7 @@ def test_recoveries_from_the_scheduler_s_loss_have_rows_of_their_own():
     histories = []
     for number, (kind, outage) in enumerate((("sigkill", 0.3), ("scheduler-kill", 4.0))):
         history = HistoryBuilder(task_registry="disk", run_id=f"s{number}")
-        history.submit("a")
-        execution = history.invoke("a", worker=0)
-        history.fault(worker=0, kind=kind)
-        history.outcome(execution, "info")
-        history.wait(outage)
-        history.submit("a", attempt=2, reason="resubmitted")
-        history.execute("a", worker=1, attempt=2)
-        history.deliver("a")
+        history.recovered_task("a", kind, outage)
         history.end()
         histories.append(history.events)
     html = build_campaign_report(check_runs(histories, lambda start: one_output_each("a")),

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pytest
 
-from chaos.analysis import check_runs, execution_table, recovery_table, run_table
+from chaos.analysis import (
+    check_runs,
+    execution_table,
+    recovery_table,
+    run_table,
+    summarise_campaign,
+)
 from chaos.analysis.recovery import recovery_figures
+from chaos.judge import check_history
 from reports import fault_table, hold_table, verdict_matrix
 from tests.checker.histories import HistoryBuilder, one_output_each
 
@@ -186,14 +194,30 @@ def test_hold_timeouts_become_spans_on_their_worker():
     assert row["end"] == pytest.approx(history.events[-1]["time"] - history.events[0]["time"])
 
 
+@dataclass(frozen=True)
+class Summarised:
+    """What `summarise_campaign` reads of a run."""
+
+    run_id: str
+    slug: str
+    history: tuple
+    verdict: object
+    target: str = "resilience"
+    settings: tuple = ()
+    clean: bool = False
+    makespan: float = 1.0
+    folder: None = None
+
+    @classmethod
+    def of(cls, history: HistoryBuilder, slug: str, **fields: object) -> Summarised:
+        events = tuple(history.events)
+        return cls(events[0]["run_id"], slug, events,
+                   check_history(events, one_output_each("a")), **fields)
+
+
 def test_a_step_that_never_recovered_counts_in_the_worst_recovery():
     """Issue 11: recovery figures counted only steps that recovered (max() skipped the
     NaN of one that never did); such a step was waited for until the run ended."""
-    from dataclasses import dataclass
-
-    from chaos.analysis import summarise_campaign
-    from chaos.judge import check_history
-
     history = HistoryBuilder(task_registry="memory", run_id="stuck")
     history.submit("a")
     execution = history.invoke("a", worker=0)
@@ -201,21 +225,9 @@ def test_a_step_that_never_recovered_counts_in_the_worst_recovery():
     history.outcome(execution, "info")
     history.wait(40.0)  # nothing recovers it
     history.end("hung")
-    events, judged = tuple(history.events), check_history(history.events, one_output_each("a"))
 
-    @dataclass(frozen=True)
-    class Run:
-        run_id: str = "stuck"
-        slug: str = "stuck-config"
-        target: str = "resilience"
-        settings: tuple = ()
-        clean: bool = False
-        history: tuple = events
-        verdict: object = judged
-        makespan: float = 40.0
-        folder: None = None
-
-    recovery = summarise_campaign([Run()], {})["configurations"]["stuck-config"]["recovery"]
+    run = Summarised.of(history, "stuck-config", makespan=40.0)
+    recovery = summarise_campaign([run], {})["configurations"]["stuck-config"]["recovery"]
     assert recovery["never_recovered"] == 1
     assert recovery["to_deliver_max"] >= 40.0
 
@@ -223,36 +235,12 @@ def test_a_step_that_never_recovered_counts_in_the_worst_recovery():
 def test_configurations_apart_only_in_step_timeout_keep_their_own_figures():
     """Found in the nightly: two configurations that differ only in step_timeout shared a
     label, so one got both's recovery figures and the other none."""
-    from dataclasses import dataclass
-
-    from chaos.analysis import summarise_campaign
-    from chaos.judge import check_history
-
-    @dataclass(frozen=True)
-    class Run:
-        run_id: str
-        slug: str
-        history: tuple
-        verdict: object
-        target: str = "resilience"
-        settings: tuple = ()
-        clean: bool = False
-        makespan: float = 1.0
-        folder: None = None
-
     runs = []
     for slug, extra in (("plain", {}), ("timeout", {"step_timeout": 0.5})):
         history = HistoryBuilder(task_registry="memory", run_id=slug, **extra)
-        history.submit("a")
-        execution = history.invoke("a", worker=0)
-        history.fault(worker=0)
-        history.outcome(execution, "info")
-        history.submit("a", attempt=2, reason="resubmitted")
-        history.execute("a", worker=1, attempt=2)
-        history.deliver("a")
+        history.recovered_task("a", outage=0.0)
         history.end()
-        events = tuple(history.events)
-        runs.append(Run(slug, slug, events, check_history(events, one_output_each("a"))))
+        runs.append(Summarised.of(history, slug))
 
     configurations = summarise_campaign(runs, {})["configurations"]
     assert configurations["plain"]["recovery"]["disturbed_steps"] == 1
@@ -263,38 +251,12 @@ def test_the_scheduler_s_loss_is_recovered_from_apart_from_a_worker_s():
     """A scheduler kill's recovery includes its outage (a new scheduler, every worker and
     the client reconnecting); pooled with worker faults it would hide a slow recovery
     from a worker's loss under a larger, expected figure."""
-    from dataclasses import dataclass
-
-    from chaos.analysis import summarise_campaign
-    from chaos.judge import check_history
-
-    @dataclass(frozen=True)
-    class Run:
-        run_id: str
-        slug: str
-        history: tuple
-        verdict: object
-        target: str = "resilience"
-        settings: tuple = ()
-        clean: bool = False
-        makespan: float = 1.0
-        folder: None = None
-
     runs = []
     for number, (kind, outage) in enumerate((("sigkill", 0.3), ("scheduler-kill", 4.0))):
         history = HistoryBuilder(task_registry="disk", run_id=f"s{number}")
-        history.submit("a")
-        execution = history.invoke("a", worker=0)
-        history.fault(worker=0, kind=kind)
-        history.outcome(execution, "info")
-        history.wait(outage)
-        history.submit("a", attempt=2, reason="resubmitted")
-        history.execute("a", worker=1, attempt=2)
-        history.deliver("a")
+        history.recovered_task("a", kind, outage)
         history.end()
-        events = tuple(history.events)
-        runs.append(Run(f"s{number}", "disk", events,
-                        check_history(events, one_output_each("a"))))
+        runs.append(Summarised.of(history, "disk"))
 
     [figures] = summarise_campaign(runs, {})["configurations"].values()
     assert figures["recovery"]["disturbed_steps"] == 1
