@@ -25,8 +25,8 @@ from chaos.analysis import (
     recovery_figures,
     workload_oracle,
 )
+from chaos.analysis.recovery import of_scheduler
 from chaos.judge import DEFAULT_MODEL, VIOLATION_KINDS, OutcomeModel
-from chaos.spec import SCHEDULER_KINDS
 from reports import figures
 from reports.html import png_data_uri, render_campaign
 from reports.tables import CampaignTables, campaign_tables
@@ -110,8 +110,7 @@ def build_campaign_report(
         "recovery_rows": _recovery_rows(
             recoveries, [facet_by, group_by] if facet_by else [group_by]
         ),
-        "scheduler_recovery": bool(len(recoveries))
-        and bool(recoveries["kind"].isin(SCHEDULER_KINDS).any()),
+        "scheduler_recovery": bool(len(recoveries)) and bool(of_scheduler(recoveries).any()),
         "grouped": group_by != "label",
         "waste_image": png_data_uri(figures.wasted_work_figure(tables.runs, order)),
         "overhead_image": png_data_uri(figures.overhead_figure(overhead, order)),
@@ -262,9 +261,9 @@ def _recovery_rows(recoveries: pd.DataFrame, keys: list[str]) -> list[dict[str, 
     (its outage included), which the gates hold to a threshold of its own."""
     if not len(recoveries):
         return []
-    of_scheduler = recoveries["kind"].isin(SCHEDULER_KINDS)
-    return [*_rows(recoveries[~of_scheduler], keys, ""),
-            *_rows(recoveries[of_scheduler], keys, " (the scheduler lost)")]
+    scheduler = of_scheduler(recoveries)
+    return [*_rows(recoveries[~scheduler], keys, ""),
+            *_rows(recoveries[scheduler], keys, " (the scheduler lost)")]
 
 
 def _rows(recoveries: pd.DataFrame, keys: list[str], suffix: str) -> Iterable[dict[str, Any]]:

@@ -22,7 +22,15 @@ from typing import Any
 
 import pandas as pd
 
+from chaos.spec import SCHEDULER_KINDS
+
 RECOVERY_PERCENTILES = (50, 90, 99)
+
+
+def of_scheduler(recoveries: pd.DataFrame) -> pd.Series:
+    """Which rows are recoveries from the scheduler's loss (its outage included): kept
+    apart from a worker's everywhere, so that an expected outage hides no slow recovery."""
+    return recoveries["kind"].isin(SCHEDULER_KINDS)
 
 
 def recovery_figures(frame: pd.DataFrame) -> dict[str, Any]:

@@ -30,12 +30,12 @@ from typing import Any, Protocol
 
 from chaos.analysis.coverage import coverage_summary
 from chaos.analysis.metrics import makespan_overhead
-from chaos.analysis.recovery import recovery_figures, rounded
+from chaos.analysis.recovery import of_scheduler, recovery_figures, rounded
 from chaos.analysis.runs import CheckedRun
 from chaos.analysis.tables import recovery_table, run_table
 from chaos.history import git_commit, versions
 from chaos.judge import MISS_CAUSES, VERDICT_OUTCOMES, VIOLATION_KINDS, Verdict
-from chaos.spec import FAULT_KINDS, SCHEDULER_KINDS
+from chaos.spec import FAULT_KINDS
 
 SUMMARY_VERSION = 1
 BASELINE_TARGET = "dask-raw"
@@ -205,9 +205,9 @@ def _overhead_figures(runs: Sequence[SummarisedRun]) -> dict[str, dict[str, Any]
     # A worker's loss and the scheduler's are gated apart: the scheduler's includes an
     # outage (a new scheduler, every worker and the client reconnecting) no library
     # can shorten, and would hide a slow recovery from a worker's loss behind it.
-    of_scheduler = recoveries["kind"].isin(SCHEDULER_KINDS)
-    for key, rows in (("recovery", recoveries[~of_scheduler]),
-                      ("scheduler_recovery", recoveries[of_scheduler])):
+    scheduler = of_scheduler(recoveries)
+    for key, rows in (("recovery", recoveries[~scheduler]),
+                      ("scheduler_recovery", recoveries[scheduler])):
         for label, frame in rows.groupby("label", sort=False):
             figures.setdefault(slug_of[str(label)], {})[key] = recovery_figures(frame)
     return figures
