@@ -51,13 +51,24 @@ def forget_orphans(dask_scheduler: Any = None) -> list[str]:
 
 
 def release_client_keys(client_id: str, dask_scheduler: Any = None) -> int:
-    state = dask_scheduler.clients.get(client_id)
-    if state is None:
-        return 0
-    keys = [ts.key for ts in state.wants_what]
-    dask_scheduler.client_releases_keys(keys=keys, client=client_id,
-                                        stimulus_id=f"chaos-reset-{time.time()}")
-    return len(keys)
+    """Release every key `client_id` wants, also through a ClientState the scheduler no
+    longer lists: a scatter that reaches a new scheduler before its reconnecting client
+    registers makes one, `add_client` replaces it, and distributed (2026.8) then ignores
+    the client's own releases of its keys, even when the client closes."""
+    listed = dask_scheduler.clients.get(client_id)
+    states = [] if listed is None else [listed]
+    states += list({id(cs): cs for ts in dask_scheduler.tasks.values()
+                    for cs in ts.who_wants or ()
+                    if cs.client_key == client_id and cs is not listed}.values())
+    recommendations: dict[Any, str] = {}
+    released = 0
+    for state in states:
+        keys = [ts.key for ts in state.wants_what]
+        dask_scheduler._client_releases_keys(keys=keys, cs=state,
+                                             recommendations=recommendations)
+        released += len(keys)
+    dask_scheduler.transitions(recommendations, stimulus_id=f"chaos-reset-{time.time()}")
+    return released
 
 
 def running_worker_names(dask_scheduler: Any = None) -> list[str]:

@@ -151,6 +151,31 @@ def test_settling_clears_tasks_another_client_left_behind(harness):
         assert snapshot.n_tasks == 0 and len(snapshot.workers) == 3
 
 
+def _forget_the_client(client_id: str, dask_scheduler=None) -> None:
+    dask_scheduler.clients.pop(client_id)
+
+
+def _register_the_client_again(client_id: str, dask_scheduler=None) -> None:
+    from distributed.scheduler import ClientState
+
+    dask_scheduler.clients[client_id] = ClientState(client_id)  # as add_client does
+
+
+def test_settling_clears_keys_a_reconnection_race_left_wanted_by_no_listed_client(harness):
+    # Seen in a deploy campaign and reproduced with real processes: a scatter reaches a
+    # new scheduler before its client's register-client. The scatter's
+    # client_desires_keys makes a ClientState for a client the scheduler does not know
+    # yet; add_client then replaces it, and nothing releases the keys it wants any more
+    # (distributed ignores the client's own releases for them). The same order here:
+    client = harness.client
+    client.run_on_scheduler(_forget_the_client, client.id)  # a new scheduler
+    scattered = client.scatter("an input", hash=False)  # the racing scatter
+    client.run_on_scheduler(_register_the_client_again, client.id)  # the reconnection
+    del scattered
+    snapshot = harness.settle(timeout=10)
+    assert snapshot.n_tasks == 0
+
+
 def time_sleep(seconds: float) -> None:
     time.sleep(seconds)
 
