@@ -19,6 +19,7 @@ measured value, the threshold and the margin.
 from __future__ import annotations
 
 import math
+import statistics
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -44,6 +45,7 @@ class GateThresholds:
     min_baseline_silent_loss_runs: int = 1
     max_makespan_overhead: float = 4.0
     max_fault_free_overhead: float = 1.0
+    max_typical_fault_free_overhead: float = 0.5
     max_recovery_seconds: float = 15.0
     max_scheduler_recovery_seconds: float = 15.0
     regression_tolerance: float = 0.5
@@ -239,6 +241,12 @@ def evaluate_gates(summary: Mapping[str, Any], thresholds: GateThresholds | None
             "fault_free_overhead", systems, thresholds.max_fault_free_overhead,
             lambda c: c.get("fault_free_vs_baseline"),
             "median fault-free makespan / the baseline target's - 1"),
+        lambda: _typical_gate(
+            "typical_fault_free_overhead", systems, thresholds.max_typical_fault_free_overhead,
+            lambda c: c.get("fault_free_vs_baseline"),
+            "the median over configurations of their fault-free overhead against the "
+            "baseline target: a slowdown of the whole library moves it, one noisy "
+            "configuration does not"),
         lambda: _regression(configurations, baseline, thresholds),
     ]
     return GateReport(tuple(check() for check in checks), thresholds)
@@ -301,6 +309,20 @@ def _worst_gate(name: str, configurations: Mapping[str, Mapping[str, Any]], limi
     detail = f"{meaning}; worst {slug}"
     return GateResult(name, "fail" if worst > limit else "pass", worst, limit, "<=", unit,
                       detail)
+
+
+def _typical_gate(name: str, configurations: Mapping[str, Mapping[str, Any]], limit: float,
+                  measure: Callable[[Mapping[str, Any]], float | None],
+                  meaning: str) -> GateResult:
+    measured = sorted(value for c in configurations.values()
+                      if (value := measure(c)) is not None and math.isfinite(value))
+    if not measured:
+        return GateResult(name, "skip", None, limit, "<=", "ratio",
+                          f"not measurable in this campaign ({meaning})")
+    typical = statistics.median(measured)
+    detail = f"{meaning}; {len(measured)} configurations, {measured[0]:+.0%} to {measured[-1]:+.0%}"
+    return GateResult(name, "fail" if typical > limit else "pass", typical, limit, "<=",
+                      "ratio", detail)
 
 
 def _regression(configurations: Mapping[str, Mapping[str, Any]],
