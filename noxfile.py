@@ -100,7 +100,7 @@ def mutants(session: nox.Session) -> None:
     plus a short campaign (mutants/judge.py); prints the score and every survivor.
     Arguments after `--` go to mutants/prepare.py, e.g. `nox -s mutants -- --modules
     recovery.py --sample 20`."""
-    session.install("-e", ".[test]", "cosmic-ray>=8.7")
+    session.install("-e", ".[test]", "cosmic-ray>=8.7", "pytest-cov>=5")
     db = "build/mutants.sqlite"
     session.run("python", "mutants/prepare.py", db, *session.posargs)
     session.run("cosmic-ray", "exec", "mutants/cosmic-ray.toml", db)

@@ -1,15 +1,23 @@
 """Judge one mutant of the library (cosmic-ray's test command): exit 0 if it survives.
 
-First the library's tests (real LocalClusters, about 2 minutes on 2 cores), then a
-short campaign: the ci profile's fixed schedules (the issue-11 hang, a lost input, a
-second delivery) on four configurations that exercise resubmission, replicas and
-deduplication. Any failing test or failed gate kills the mutant.
+First the library's tests that run the mutated lines (real LocalClusters), then a short
+campaign: the ci profile's fixed schedules (the issue-11 hang, a lost input, a second
+delivery) on four configurations that exercise resubmission, replicas and deduplication.
+Any failing test or failed gate kills the mutant.
+
+Which tests run a line comes from the coverage map mutants/prepare.py writes (each
+test's own coverage context, as mutmut does): a mutant is tested by the few tests that
+can see it, not by all of them (about 2 minutes). A line with no test of its own (run
+only while modules were imported, like a default, or only in a worker process, where
+coverage does not look) is judged by every test, and so is every mutant without the map.
 
     python mutants/judge.py            # from the project's root
 """
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -21,14 +29,18 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST_TESTS = ["tests/resilience", "tests/checker/test_landing.py"]
 GRID = "replicas=0,2;registry=none,memory;scatter=on;timeout=none,0.5"
 TIMEOUT = 540  # seconds for each part; cosmic-ray's own timeout is above both
+COVERAGE_MAP = ROOT / "build" / "mutants-coverage.json"  # written by mutants/prepare.py
+HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? ", re.MULTILINE)
 
 
 def main() -> int:
-    tests = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                            "-m", "not slow", *FAST_TESTS], cwd=ROOT, timeout=TIMEOUT,
-                           check=False)
-    if tests.returncode != 0:
-        return 1
+    tests = tests_for(mutated_lines())
+    if tests:
+        run = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p",
+                              "no:cacheprovider", "-m", "not slow", *tests],
+                             cwd=ROOT, timeout=TIMEOUT, check=False)
+        if run.returncode != 0:
+            return 1
     with tempfile.TemporaryDirectory(prefix="mutant-campaign-") as scratch:
         campaign = subprocess.run(
             [sys.executable, "-m", "chaos", "campaign", "--profile", "ci", "--targets",
@@ -36,6 +48,39 @@ def main() -> int:
              "--timeout", "20", "--out", str(Path(scratch) / "campaign")],
             cwd=ROOT, timeout=TIMEOUT, check=False, capture_output=True, text=True)
     return 0 if campaign.returncode == 0 else 1
+
+
+def mutated_lines() -> dict[str, set[int]] | None:
+    """The lines cosmic-ray changed (it mutates the working tree in place), by file, as
+    numbered before the change; None when git cannot say."""
+    diff = subprocess.run(["git", "diff", "-U0", "--", "resilience"], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    if diff.returncode != 0:
+        return None
+    lines: dict[str, set[int]] = {}
+    for part in diff.stdout.split("diff --git ")[1:]:
+        name = part.split("\n", 1)[0].split(" b/", 1)[-1]
+        for start, count in HUNK.findall(part):
+            first, n = int(start), 1 if count == "" else int(count)
+            lines.setdefault(name, set()).update(range(first, first + max(n, 1)))
+    return lines
+
+
+def tests_for(lines: dict[str, set[int]] | None) -> list[str]:
+    """The tests that run any of `lines`; every fast test when unsure: no map or no diff,
+    a line run only at import, or a line the test process never ran (it may run in a
+    worker process, where coverage does not look)."""
+    if not lines or not COVERAGE_MAP.exists():
+        return FAST_TESTS
+    runs = json.loads(COVERAGE_MAP.read_text(encoding="utf-8"))
+    tests: set[str] = set()
+    for name, numbers in lines.items():
+        for number in numbers:
+            contexts = runs.get(name, {}).get(str(number))
+            if not contexts:
+                return FAST_TESTS
+            tests.update(contexts)
+    return sorted(tests)
 
 
 if __name__ == "__main__":

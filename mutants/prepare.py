@@ -1,6 +1,8 @@
 """Prepare a cosmic-ray session of `nox -s mutants`: generate the mutants of the recovery
 paths (mutants/cosmic-ray.toml), drop the operators it excludes, and optionally keep
-only some modules and a seeded sample, marking the others skipped.
+only some modules and a seeded sample, marking the others skipped. Then run the fast
+tests once under coverage, each test its own context, and write which tests run each
+line of the library (build/mutants-coverage.json): mutants/judge.py runs only those.
 
     python mutants/prepare.py build/mutants.sqlite [--modules recovery.py,jobs.py]
                               [--sample N] [--seed 0]
@@ -9,6 +11,8 @@ only some modules and a seeded sample, marking the others skipped.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import subprocess
 import sys
@@ -16,6 +20,7 @@ from pathlib import Path
 
 from cosmic_ray.work_db import WorkDB, use_db
 from cosmic_ray.work_item import WorkerOutcome, WorkResult
+from judge import COVERAGE_MAP, FAST_TESTS, ROOT
 
 CONFIG = Path(__file__).with_name("cosmic-ray.toml")
 
@@ -43,7 +48,37 @@ def main(argv: list[str] | None = None) -> int:
         if skipped:
             db.set_multiple_results(skipped, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
     print(f"{len(kept)} mutant(s) to judge ({len(skipped)} left out by --modules/--sample)")
+    if kept:
+        map_tests_to_lines()
     return 0
+
+
+def map_tests_to_lines() -> None:
+    """Which tests run each line of resilience/ (pytest-cov's per-test contexts); lines
+    run only at import have an empty list. Written to COVERAGE_MAP."""
+    from coverage import CoverageData
+
+    data_file = COVERAGE_MAP.with_suffix(".coverage")
+    COVERAGE_MAP.unlink(missing_ok=True)  # a failed run must not leave an old map behind
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
+         "--cov=resilience", "--cov-context=test", "--cov-report=", *FAST_TESTS],
+        cwd=ROOT, env={**os.environ, "COVERAGE_FILE": str(data_file)}, check=False)
+    if tests.returncode != 0:
+        print("the tests failed on the unmutated library: no coverage map, so every test "
+              "judges every mutant", file=sys.stderr)
+        return
+    data = CoverageData(str(data_file))
+    data.read()
+    runs: dict[str, dict[str, list[str]]] = {}
+    for measured in data.measured_files():
+        name = Path(measured).resolve().relative_to(ROOT).as_posix()
+        by_line = data.contexts_by_lineno(measured)
+        runs[name] = {str(line): sorted({c.split("|")[0] for c in contexts if c})
+                      for line, contexts in by_line.items()}
+    COVERAGE_MAP.write_text(json.dumps(runs), encoding="utf-8")
+    print(f"coverage map: {sum(map(len, runs.values()))} lines of {len(runs)} modules -> "
+          f"{COVERAGE_MAP.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

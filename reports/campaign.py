@@ -257,12 +257,16 @@ def _seq_text(seqs: Sequence[int], shown: int = 12) -> str:
 
 
 def _recovery_rows(recoveries: pd.DataFrame, keys: list[str]) -> list[dict[str, Any]]:
-    """One row per group, for worker faults; and one per group for the scheduler's loss
-    (its outage included), which the gates hold to a threshold of its own."""
+    """One row per group, for worker faults, then one per target over all its groups (the
+    campaign-wide figure); and one per group for the scheduler's loss (its outage
+    included), which the gates hold to a threshold of its own."""
     if not len(recoveries):
         return []
     scheduler = of_scheduler(recoveries)
-    return [*_rows(recoveries[~scheduler], keys, ""),
+    workers = recoveries[~scheduler]
+    pooled = (_rows(workers, ["target"], ": all its configurations")
+              if len(workers.groupby(keys)) > workers["target"].nunique() else ())
+    return [*_rows(workers, keys, ""), *pooled,
             *_rows(recoveries[scheduler], keys, " (the scheduler lost)")]
 
 

@@ -19,8 +19,8 @@ measured value, the threshold and the margin.
 from __future__ import annotations
 
 import math
-import statistics
 import os
+import statistics
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields

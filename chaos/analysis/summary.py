@@ -18,6 +18,10 @@ makespan is the time bound, not work):
   (`chaos.analysis.recovery`);
 - `coverage`: hits per fault kind and lifecycle window, and how many of the cells that
   exist in the configuration were hit (`chaos.analysis.coverage`).
+
+and over the whole campaign (`totals`): `recovery_by_target`, the same recovery figures
+for a worker's loss pooled over each target's configurations (the library's beside the
+baseline's, on the same schedules).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+
+import pandas as pd
 
 from chaos.analysis.coverage import coverage_summary
 from chaos.analysis.metrics import makespan_overhead
@@ -74,7 +80,8 @@ def summarise_campaign(runs: Sequence[SummarisedRun], campaign: Mapping[str, Any
     by_slug: dict[str, list[SummarisedRun]] = {slug: [] for slug in slugs}
     for run in runs:
         by_slug.setdefault(run.slug, []).append(run)
-    figures = _overhead_figures(runs)
+    recoveries = recovery_table(run.history for run in runs)
+    figures = _overhead_figures(runs, recoveries)
     kinds = tuple(campaign.get("kinds") or FAULT_KINDS)
     configurations = {
         slug: _configuration_summary(group, figures.get(slug, {}), kinds)
@@ -94,6 +101,7 @@ def summarise_campaign(runs: Sequence[SummarisedRun], campaign: Mapping[str, Any
                          "covered": sum(c["coverage"]["covered"]
                                         for c in configurations.values())},
             "violations": _violation_counts(runs),
+            "recovery_by_target": _recovery_by_target(runs, recoveries),
         },
         "configurations": configurations,
     }
@@ -186,7 +194,8 @@ def _add_fault_free_vs_baseline(configurations: dict[str, dict[str, Any]]) -> No
             summary["fault_free_vs_baseline"] = round(median / reference - 1, 4)
 
 
-def _overhead_figures(runs: Sequence[SummarisedRun]) -> dict[str, dict[str, Any]]:
+def _overhead_figures(runs: Sequence[SummarisedRun],
+                      recoveries: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Makespan overhead (with interval) and recovery times per configuration slug."""
     if not runs:
         return {}
@@ -199,7 +208,6 @@ def _overhead_figures(runs: Sequence[SummarisedRun]) -> dict[str, dict[str, Any]
             "high": rounded(row["high"]), "method": row["method"],
             "faulty_runs": int(row["faulty_runs"]), "clean_runs": int(row["clean_runs"]),
         }
-    recoveries = recovery_table(run.history for run in runs)
     if recoveries.empty:
         return figures
     # A worker's loss and the scheduler's are gated apart: the scheduler's includes an
@@ -211,6 +219,18 @@ def _overhead_figures(runs: Sequence[SummarisedRun]) -> dict[str, dict[str, Any]
         for label, frame in rows.groupby("label", sort=False):
             figures.setdefault(slug_of[str(label)], {})[key] = recovery_figures(frame)
     return figures
+
+
+def _recovery_by_target(runs: Sequence[SummarisedRun],
+                        recoveries: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Each target's recovery from a worker's loss over all its configurations: the
+    campaign-wide percentiles, beside the baseline's on the same schedules."""
+    if recoveries.empty:
+        return {}
+    target_of = {run.verdict.label: run.target for run in runs}
+    workers = recoveries[~of_scheduler(recoveries)]
+    return {str(target): recovery_figures(frame)
+            for target, frame in workers.groupby(workers["label"].map(target_of), sort=False)}
 
 
 # ---------------------------------------------------------------------------- helpers

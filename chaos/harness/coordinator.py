@@ -273,10 +273,12 @@ class Coordinator:
                 self._skip(fault_id, fault, trigger, reason)
                 continue
             victim = choice.victim
-            if fault.kind in GRACEFUL_KINDS and not released and not holder_died:
-                # A graceful shutdown waits for running tasks: let the held one go first
-                # (unless an abrupt fault of this hit killed its worker: a release sent
-                # there would wait out its whole bound for an answer).
+            if (fault.kind in GRACEFUL_KINDS and not released
+                    and hit["worker"] not in self._taken_down()):
+                # A graceful shutdown waits for running tasks: let the held one go first.
+                # Not on a worker a fault of this run took down (this hit's abrupt one, or
+                # an earlier retire): a release sent there would wait out its whole bound
+                # for an answer, and a leaving worker's probe is let go below regardless.
                 self._release_hold(hit["worker"], hit["hold"], decisions, wait=True)
                 released = True
             landing = self._enact(fault_id, fault, trigger, victim, choice.extra)

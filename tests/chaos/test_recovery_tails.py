@@ -9,17 +9,24 @@ to wait for the scatter (up to 30 s), and every other step's delivery waited wit
 
 from __future__ import annotations
 
+import time
+
 from chaos import (
     AtStep,
     Fault,
     FaultSchedule,
+    RandomWorker,
     ReplicaHolder,
     ResultReady,
+    RunningWorker,
     Workload,
     check_history,
     run_schedule,
 )
 from chaos.analysis.tables import recovery_table
+from chaos.harness.coordinator import Coordinator
+from chaos.harness.inflict import Landing, Victim
+from chaos.history import HistoryWriter
 
 FREEZE = 8.0  # seconds: long enough that a wait for the thaw cannot pass for anything else
 
@@ -110,3 +117,45 @@ def test_a_graceful_fault_after_an_abrupt_one_at_the_same_point_does_not_wait_on
     assert waited < 1.0, f"the nanny-close fired {waited:.1f} s after the segfault landed"
     worst = recovery_table([record.history])["to_deliver"].max()
     assert worst < 2.0, f"a recovery took {worst:.1f} s"
+
+
+
+def test_no_waiting_release_goes_to_a_worker_an_earlier_fault_took_down():
+    # Nightly seed 8080, s013 (5.3 s), and a `ci` campaign's s000 (5.1 s): a retire took
+    # a worker while its step ran on; that step's next probe was the hit of a second
+    # graceful fault. Before a graceful fault the coordinator lets the hit's probe go and
+    # waits for it (a graceful close waits for running tasks), so it waited on a worker
+    # already leaving, for the whole bound (5 s), with every held probe of the run.
+    # Which probe arrives from a leaving worker is a race; the decision is not, so the
+    # coordinator is driven here with its own parts (a landing that is immediate).
+    workers = {f"tcp://w{i}": Victim(f"tcp://w{i}", 100 + i, None) for i in range(3)}
+    releases: list[tuple[str, bool]] = []
+
+    class Retired:  # the inflictor's part: every fault lands at once
+        def inflict(self, kind, victim, **_):
+            now = time.time()
+            return Landing(kind, victim.address, victim.pid, "test", now, now)
+
+    schedule = FaultSchedule(
+        (Fault("retire", AtStep(step=0, fraction=0.25, task="t0"), target=RunningWorker()),
+         Fault("nanny-close", AtStep(step=0, fraction=0.5, task="t0"),
+               target=RandomWorker(salt=1))), seed=3)
+    coordinator = Coordinator(
+        schedule=schedule, history=HistoryWriter(), inflictor=Retired(),
+        release_hold=lambda address, hold, decisions, wait=False: releases.append(
+            (address, wait)),
+        find_holders=lambda key: [], live_workers=lambda: dict(workers),
+        started_at=time.time())
+    probe = {"worker": "tcp://w0", "task_id": "t0", "step": 0, "point": "progress",
+             "execution": "e0"}
+
+    coordinator._on_hit({**probe, "fraction": 0.25, "hold": "h1", "armed": ["f0"]})
+    coordinator._on_hit({**probe, "fraction": 0.5, "hold": "h2", "armed": ["f1"]})
+    for lander in coordinator._landers:
+        lander.join(5)
+
+    fired = {fault_id: f.worker for fault_id, f in coordinator._fired.items()}
+    assert fired["f0"] == "tcp://w0" and fired["f1"] != "tcp://w0", fired
+    assert releases[0] == ("tcp://w0", True)  # before the retire: the step must go on
+    assert ("tcp://w0", True) not in releases[1:], (
+        f"a waiting release went to the worker the retire took down: {releases}")

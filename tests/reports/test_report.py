@@ -125,6 +125,25 @@ def test_recoveries_from_the_scheduler_s_loss_have_rows_of_their_own():
     assert "a gate of their own holds them" in html
 
 
+def test_recovery_over_all_of_a_target_s_configurations_has_a_row_of_its_own():
+    """Issue 12's p99 goal is over the whole campaign: each target's recovery from a
+    worker's loss pooled over its configurations, beside the baseline's."""
+    histories = []
+    for number, (registry, outage) in enumerate((("disk", 0.3), ("memory", 0.9))):
+        history = HistoryBuilder(task_registry=registry, run_id=f"s{number}")
+        history.recovered_task("a", "sigkill", outage)
+        history.end()
+        histories.append(history.events)
+    runs = check_runs(histories, lambda start: one_output_each("a"))
+    html = build_campaign_report(runs, max_timelines=0, sampled_timelines=0)
+    section = html.split('id="recovery"')[1].split("<h2")[0]
+    recovery = re.findall(r'<tr><td class="config">([^<]*)</td><td class="num">(\d+)</td>',
+                          section)
+    assert recovery == [("resilience r=0 reg=disk scatter", "1"),
+                        ("resilience r=0 reg=memory scatter", "1"),
+                        ("resilience: all its configurations", "2")]
+
+
 def test_a_report_needs_runs():
     with pytest.raises(ValueError, match="load_runs"):
         build_campaign_report([])

@@ -263,3 +263,21 @@ def test_the_scheduler_s_loss_is_recovered_from_apart_from_a_worker_s():
     assert figures["recovery"]["to_deliver_max"] < 1.0
     assert figures["scheduler_recovery"]["disturbed_steps"] == 1
     assert figures["scheduler_recovery"]["to_deliver_max"] >= 4.0
+
+
+def test_the_summary_pools_each_target_s_recovery_over_its_configurations():
+    runs = []
+    for number, (registry, outage) in enumerate((("disk", 0.3), ("memory", 0.9))):
+        history = HistoryBuilder(task_registry=registry, run_id=f"s{number}")
+        history.recovered_task("a", "sigkill", outage)
+        history.end()
+        runs.append(Summarised.of(history, registry))
+    summary = summarise_campaign(runs, {})
+    each = [c["recovery"] for c in summary["configurations"].values()]
+    assert [figures["disturbed_steps"] for figures in each] == [1, 1]
+    pooled = summary["totals"]["recovery_by_target"]
+    assert list(pooled) == ["resilience"]
+    assert pooled["resilience"]["disturbed_steps"] == 2
+    assert pooled["resilience"]["to_deliver_max"] == max(f["to_deliver_max"] for f in each)
+    assert pooled["resilience"]["to_deliver_p50"] == pytest.approx(
+        sum(f["to_deliver_max"] for f in each) / 2)
