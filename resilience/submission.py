@@ -61,6 +61,10 @@ class StepSubmitter:
             [kwargs for _, _, kwargs in attempts],
             key=[key for key, _, _ in attempts],
             retries=self._retries[step] or None,
+            # Later steps first: a chain runs depth-first, as Dask runs a graph of
+            # dependencies, so outputs come out (and inputs are let go) as early as
+            # they can, and a step after a loss does not queue behind every new task.
+            priority=step,
             pure=False,
             workers=healthy,
             allow_other_workers=healthy is not None,

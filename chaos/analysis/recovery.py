@@ -13,6 +13,9 @@ recovery took at least that long (`never_recovered` counts them).
 `working_p50/p99/max` are the same figures less the time the cluster had no worker at all
 (`without_workers`): the share of a recovery that is the library's and Dask's, not the
 fleet's. When a schedule removes every worker, nothing can run until one is back.
+`alone_p99` is the p99 of the recoveries no later fault landed in (`alone_steps` of
+them): one fault's recovery, where the others also wait out the faults after it (a
+1 s freeze of the worker their next step went to, a second worker retired).
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ def of_scheduler(recoveries: pd.DataFrame) -> pd.Series:
 
 def recovery_figures(frame: pd.DataFrame) -> dict[str, Any]:
     """{disturbed_steps, to_resubmit_median, to_deliver_p50/p90/p99/max, working_p50/p99/
-    max, never_delivered, never_recovered} (seconds, rounded to the millisecond; None when
-    nothing was delivered)."""
+    max, alone_steps, alone_p99, never_delivered, never_recovered} (seconds, rounded to
+    the millisecond; None when nothing was delivered)."""
     delivered = frame["to_deliver"].dropna()
     never = frame["to_deliver"].isna()
     if "task_failed" in frame:
@@ -55,6 +58,10 @@ def recovery_figures(frame: pd.DataFrame) -> dict[str, Any]:
         for q in (50, 99):
             figures[f"working_p{q}"] = rounded(working.dropna().quantile(q / 100))
         figures["working_max"] = rounded((waits - frame["without_workers"]).max())
+    if "later_faults" in frame:
+        alone = frame.loc[frame["later_faults"] == 0, "to_deliver"].dropna()
+        figures["alone_steps"] = len(alone)
+        figures["alone_p99"] = rounded(alone.quantile(0.99)) if len(alone) else None
     figures["to_deliver_median"] = figures["to_deliver_p50"]  # the name summaries had before
     figures["never_delivered"] = int(frame["to_deliver"].isna().sum())
     figures["never_recovered"] = int(never.sum()) if "until_end" in frame else 0

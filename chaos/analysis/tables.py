@@ -48,11 +48,13 @@ def recovery_table(histories: Iterable[History]) -> pd.DataFrame:
     waited for), and `task_failed` whether its task was reported failed.
     `without_workers` is how much of that recovery (to the delivery, or to the end) the
     cluster spent with no worker at all: waiting for capacity, which no library shortens.
+    `later_faults` counts the faults that landed while it recovered: its delivery waited
+    on them too (a freeze of its next step's worker, the fleet cut further).
     """
     rows = [row for history in histories for row in _recovery_rows(history)]
     columns = ["run_id", "label", "fault_id", "kind", "task_id", "index", "step",
                "to_resubmit", "to_reexecute", "to_deliver", "until_end", "task_failed",
-               "without_workers"]
+               "without_workers", "later_faults"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -233,6 +235,7 @@ def _recovery_rows(history: History) -> list[dict[str, Any]]:
             "to_deliver": to_deliver, "until_end": until_end, "task_failed": task_id in failed,
             "without_workers": sum(max(0.0, min(stop, recovered_at) - max(start, landed))
                                    for start, stop in workerless),
+            "later_faults": sum(landed < other["landed_at"] < recovered_at for other in faults),
         })
     return rows
 

@@ -281,3 +281,37 @@ def test_the_summary_pools_each_target_s_recovery_over_its_configurations():
     assert pooled["resilience"]["to_deliver_max"] == max(f["to_deliver_max"] for f in each)
     assert pooled["resilience"]["to_deliver_p50"] == pytest.approx(
         sum(f["to_deliver_max"] for f in each) / 2)
+
+
+def test_a_recovery_that_waited_out_a_later_fault_is_told_apart_from_one_alone():
+    """Issue 12: the slowest recoveries of a nightly also waited out a later fault of
+    the run (a 1 s freeze of the worker their next step went to, a second retire). Each
+    row counts the faults that landed before its delivery; `alone_p99` leaves them out."""
+    history = HistoryBuilder(task_registry="memory", workers=3)
+    history.submit("a")
+    cut = history.invoke("a", worker=0)
+    history.fault(worker=0, fault_id="f0")
+    history.outcome(cut, "info")
+    history.wait(0.2)
+    history.fault(worker=1, kind="freeze", fault_id="f1")  # lands while `a` recovers
+    history.wait(0.9)
+    history.submit("a", attempt=2, reason="resubmitted")
+    history.execute("a", worker=2, attempt=2)
+    history.deliver("a")
+    history.clean_task("b", worker=2)
+    history.submit("c")
+    cut = history.invoke("c", worker=2)
+    history.fault(worker=2, fault_id="f2")
+    history.outcome(cut, "info")
+    history.wait(0.2)
+    history.submit("c", attempt=2, reason="resubmitted")
+    history.execute("c", worker=1, attempt=2)
+    history.deliver("c")
+    history.end()
+
+    rows = recovery_table([history.events]).set_index("task_id")
+    assert rows.loc["a", "later_faults"] == 1 and rows.loc["c", "later_faults"] == 0
+    figures = recovery_figures(rows)
+    assert figures["to_deliver_max"] > 1.0
+    assert figures["alone_steps"] == 1
+    assert figures["alone_p99"] == pytest.approx(rows.loc["c", "to_deliver"], abs=1e-3)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from distributed import Client, LocalCluster
 
 from resilience import ResilientCluster, TaskFailures
 
@@ -74,3 +77,26 @@ def test_retries_may_differ_per_protocol(client, tmp_path):
     summary = ResilientCluster(client, tasks, input="x").distribute([first, flaky],
                                                                     retries=[0, 2])
     assert [o.value for o in summary.outputs] == ["x-ok"]
+
+
+def stamped(payload: Any, *, step: int, **_: Any) -> Any:
+    started = time.time()
+    time.sleep(0.1)
+    return {**payload, f"step{step}": started}
+
+
+def test_a_chain_runs_depth_first_so_outputs_come_out_while_new_tasks_wait():
+    # Dask runs tasks without dependencies in the order given: handed over as tasks of
+    # their own, each task's step 1 queued behind the other admitted tasks' step 0s (on
+    # one worker, 6 of 12 step 0s ran before the first step 1; with the fleet cut to one
+    # worker, that queue made issue 12's slowest recoveries). Later steps go first.
+    tasks = [{"task_id": i} for i in range(12)]
+    steps = [partial(stamped, step=0), partial(stamped, step=1)]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=":0") as one_worker, Client(one_worker) as client:
+        summary = ResilientCluster(client, tasks, input={}).distribute(steps)
+
+    assert len(summary.outputs) == 12 and not summary.failed
+    first_step1 = min(o.value["step1"] for o in summary.outputs)
+    before = sum(o.value["step0"] < first_step1 for o in summary.outputs)
+    assert before <= 4, f"{before} step 0s ran before the first step 1"
