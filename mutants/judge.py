@@ -50,10 +50,10 @@ def main() -> int:
     return 0 if campaign.returncode == 0 else 1
 
 
-def mutated_lines() -> dict[str, set[int]] | None:
+def mutated_lines(root: Path = ROOT) -> dict[str, set[int]] | None:
     """The lines cosmic-ray changed (it mutates the working tree in place), by file, as
     numbered before the change; None when git cannot say."""
-    diff = subprocess.run(["git", "diff", "-U0", "--", "resilience"], cwd=ROOT,
+    diff = subprocess.run(["git", "diff", "-U0", "--", "resilience"], cwd=root,
                           capture_output=True, text=True, check=False)
     if diff.returncode != 0:
         return None
@@ -66,13 +66,14 @@ def mutated_lines() -> dict[str, set[int]] | None:
     return lines
 
 
-def tests_for(lines: dict[str, set[int]] | None) -> list[str]:
+def tests_for(lines: dict[str, set[int]] | None, coverage_map: Path = COVERAGE_MAP
+              ) -> list[str]:
     """The tests that run any of `lines`; every fast test when unsure: no map or no diff,
     a line run only at import, or a line the test process never ran (it may run in a
     worker process, where coverage does not look)."""
-    if not lines or not COVERAGE_MAP.exists():
+    if not lines or not coverage_map.exists():
         return FAST_TESTS
-    runs = json.loads(COVERAGE_MAP.read_text(encoding="utf-8"))
+    runs = json.loads(coverage_map.read_text(encoding="utf-8"))
     tests: set[str] = set()
     for name, numbers in lines.items():
         for number in numbers:

@@ -1,0 +1,49 @@
+"""The mutation judge's choice of tests (mutants/judge.py): only the tests that run the
+mutated lines, and every test whenever that cannot be known."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("judge", ROOT / "mutants" / "judge.py")
+assert spec is not None and spec.loader is not None
+judge = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(judge)
+
+
+def git(folder: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=folder,
+                   check=True, capture_output=True)
+
+
+def test_the_mutated_lines_are_read_from_the_working_tree_as_numbered_before(tmp_path):
+    module = tmp_path / "resilience" / "loop.py"
+    module.parent.mkdir()
+    module.write_text("".join(f"line{i} = {i}\n" for i in range(1, 11)))
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "library")
+    assert judge.mutated_lines(tmp_path) == {}
+    module.write_text(module.read_text().replace("line7 = 7", "line7 = 8"))  # as cosmic-ray
+    assert judge.mutated_lines(tmp_path) == {"resilience/loop.py": {7}}
+
+
+def test_a_mutant_gets_the_tests_that_run_its_line_and_every_test_when_unsure(tmp_path):
+    coverage = tmp_path / "map.json"
+    coverage.write_text(json.dumps({"resilience/loop.py": {
+        "7": ["tests/resilience/test_a.py::test_one", "tests/resilience/test_b.py::test_two"],
+        "8": ["tests/resilience/test_b.py::test_two"],
+        "2": [],  # run only while the module was imported
+    }}))
+    chosen = judge.tests_for({"resilience/loop.py": {7, 8}}, coverage)
+    assert chosen == ["tests/resilience/test_a.py::test_one",
+                      "tests/resilience/test_b.py::test_two"]
+    everything = judge.FAST_TESTS
+    assert judge.tests_for({"resilience/loop.py": {2}}, coverage) == everything
+    assert judge.tests_for({"resilience/loop.py": {9}}, coverage) == everything  # a worker's
+    assert judge.tests_for({"resilience/loop.py": {7}}, tmp_path / "none.json") == everything
+    assert judge.tests_for(None, coverage) == everything
