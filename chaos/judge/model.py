@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from chaos.spec import TaskId
@@ -149,16 +149,11 @@ class InjectedFault:
     fired_at: float
     landed_at: float
     noticed_at: float | None
-    # The scheduler reported a scattered input gone with this worker (its only copy):
-    # a retire lost data after all (every worker retiring at once, with nowhere to go).
-    lost_scattered: bool = False
 
     @property
     def loses_data(self) -> bool:
-        """A retire moves data off first, unless the scheduler said otherwise; a freeze
-        the scheduler never noticed (it resumed within its timeouts) lost nothing."""
-        if self.lost_scattered:
-            return True
+        """A retire moves data off first; a freeze the scheduler never noticed (it
+        resumed within the scheduler's timeouts) lost nothing."""
         if self.kind == "freeze" and self.noticed_at is None:
             return False
         return self.kind not in GRACEFUL_FAULT_KINDS
@@ -285,13 +280,10 @@ def _facts_from_events(events: Iterable[Mapping[str, Any]]) -> RunFacts:
     failed_at_time: dict[TaskId, float] = {}
     evidence: Counter[TaskId] = Counter()
     waited_for_workers = False
-    lost_scattered_on: set[str] = set()
     for event in events:
         kind = event.get("type")
         if kind == "run-start":
             run_start = event
-        elif kind == "worker-removed" and event.get("lost_scattered"):
-            lost_scattered_on.add(str(event.get("worker")))
         elif kind == "fault" and event.get("fired_at") is not None and (
                 event.get("landed_at") is not None or event.get("noticed_at") is not None):
             faults.append(_fault(event))  # a fault that did not land counts for nothing
@@ -321,8 +313,6 @@ def _facts_from_events(events: Iterable[Mapping[str, Any]]) -> RunFacts:
             "the history has no run-start event, so its configuration is unknown; "
             "pass the complete history.jsonl of one run (run-start is its first line)."
         )
-    faults = [replace(fault, lost_scattered=True) if fault.worker in lost_scattered_on
-              else fault for fault in faults]
     faulted_workers = {fault.worker for fault in faults}
     per_step: dict[TaskId, int] = {}
     for (task_id, _, _), count in interrupted.items():

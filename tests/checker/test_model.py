@@ -148,25 +148,6 @@ def test_retire_moves_data_off_so_it_costs_no_holder():
     assert expected_outcome(history.events).must_deliver_all
 
 
-def test_a_retire_the_scheduler_says_took_a_scattered_input_with_it_is_a_loss():
-    # Nightly seed 9090, s018: three retires at one point took every worker at once;
-    # with nowhere to move it, the first worker's removal took t6's input (its only copy,
-    # the scheduler said), and the library without a registry rightly reported t6
-    # failed. The model had held "only graceful faults, so nothing was lost".
-    history = HistoryBuilder(workers=3, max_task_replicas=0)
-    history.submit("t6")
-    history.emit("worker-removed", worker=history.workers[0], expected=True, processing=1,
-                 lost_computed=0, lost_scattered=1, lost_keys=["rs-in-7"])
-    for worker in range(3):
-        history.fault(worker=worker, kind="retire")
-    history.step_error("t6", cause="lost-input")
-    history.task_failed("t6")
-    history.end("failed")
-    expected = expected_outcome(history.events)
-    assert not expected.must_deliver_all or "t6" in dict(expected.excused), expected.explain()
-    assert check_history(history.events, one_output_each("t6")).valid
-
-
 def test_a_retire_costs_a_replicated_input_a_copy():
     # RetireWorker drops the retiring worker's replica when another copy exists: with
     # 2 copies, a retire then a kill elsewhere may take an input's last copy.
