@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST_TESTS = ["tests/resilience", "tests/checker/test_landing.py"]
 GRID = "replicas=0,2;registry=none,memory;scatter=on;timeout=none,0.5"
 TIMEOUT = 540  # seconds for each part; cosmic-ray's own timeout is above both
+TEST_TIMEOUT = 60  # seconds per test: the slowest takes about 20; a mutant that hangs one
+# is killed, and waiting out the suite's 300 s bound made such a mutant cost 5 minutes
 COVERAGE_MAP = ROOT / "build" / "mutants-coverage.json"  # written by mutants/prepare.py
 HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? ", re.MULTILINE)
 
@@ -37,7 +39,8 @@ def main() -> int:
     tests = tests_for(mutated_lines())
     if tests:
         run = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p",
-                              "no:cacheprovider", "-m", "not slow", *tests],
+                              "no:cacheprovider", "-m", "not slow",
+                              f"--timeout={TEST_TIMEOUT}", *tests],
                              cwd=ROOT, timeout=TIMEOUT, check=False)
         if run.returncode != 0:
             return 1
