@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST_TESTS = ["tests/resilience", "tests/checker/test_landing.py"]
 GRID = "replicas=0,2;registry=none,memory;scatter=on;timeout=none,0.5"
 TIMEOUT = 540  # seconds for each part; cosmic-ray's own timeout is above both
-TEST_TIMEOUT = 60  # seconds per test: the slowest takes about 20; a mutant that hangs one
+TEST_TIMEOUT = 60  # seconds per test: the slowest takes 9 (`--durations`); a mutant that hangs one
 # is killed, and waiting out the suite's 300 s bound made such a mutant cost 5 minutes
 COVERAGE_MAP = ROOT / "build" / "mutants-coverage.json"  # written by mutants/prepare.py
 HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? ", re.MULTILINE)
