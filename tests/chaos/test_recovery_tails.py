@@ -119,7 +119,6 @@ def test_a_graceful_fault_after_an_abrupt_one_at_the_same_point_does_not_wait_on
     assert worst < 2.0, f"a recovery took {worst:.1f} s"
 
 
-
 def test_no_waiting_release_goes_to_a_worker_an_earlier_fault_took_down():
     # Nightly seed 8080, s013 (5.3 s), and a `ci` campaign's s000 (5.1 s): a retire took
     # a worker while its step ran on; that step's next probe was the hit of a second
