@@ -263,11 +263,13 @@ def _recovery_rows(recoveries: pd.DataFrame, keys: list[str]) -> list[dict[str, 
     if not len(recoveries):
         return []
     scheduler = of_scheduler(recoveries)
-    workers = recoveries[~scheduler]
-    pooled = (_rows(workers, ["target"], ": all its configurations")
-              if len(workers.groupby(keys)) > workers["target"].nunique() else ())
-    return [*_rows(workers, keys, ""), *pooled,
-            *_rows(recoveries[scheduler], keys, " (the scheduler lost)")]
+    rows: list[dict[str, Any]] = []
+    for _, frame in recoveries[~scheduler].groupby("target", sort=False):
+        groups = list(_rows(frame, keys, ""))
+        rows += groups
+        if len(groups) > 1:
+            rows += _rows(frame, ["target"], ": all its configurations")
+    return [*rows, *_rows(recoveries[scheduler], keys, " (the scheduler lost)")]
 
 
 def _rows(recoveries: pd.DataFrame, keys: list[str], suffix: str) -> Iterable[dict[str, Any]]:

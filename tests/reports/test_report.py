@@ -127,10 +127,13 @@ def test_recoveries_from_the_scheduler_s_loss_have_rows_of_their_own():
 
 def test_recovery_over_all_of_a_target_s_configurations_has_a_row_of_its_own():
     """Issue 12's p99 goal is over the whole campaign: each target's recovery from a
-    worker's loss pooled over its configurations, beside the baseline's."""
+    worker's loss pooled over its configurations, beside the baseline's (a target of one
+    configuration needs no such row)."""
     histories = []
-    for number, (registry, outage) in enumerate((("disk", 0.3), ("memory", 0.9))):
-        history = HistoryBuilder(task_registry=registry, run_id=f"s{number}")
+    for number, (target, registry, outage) in enumerate((
+            ("resilience", "disk", 0.3), ("resilience", "memory", 0.9),
+            ("dask-raw", None, 0.2))):
+        history = HistoryBuilder(target, task_registry=registry, run_id=f"s{number}")
         history.recovered_task("a", "sigkill", outage)
         history.end()
         histories.append(history.events)
@@ -141,7 +144,8 @@ def test_recovery_over_all_of_a_target_s_configurations_has_a_row_of_its_own():
                           section)
     assert recovery == [("resilience r=0 reg=disk scatter", "1"),
                         ("resilience r=0 reg=memory scatter", "1"),
-                        ("resilience: all its configurations", "2")]
+                        ("resilience: all its configurations", "2"),
+                        ("dask-raw r=0 reg=none scatter", "1")]
 
 
 def test_a_report_needs_runs():
