@@ -300,8 +300,7 @@ def _baseline_caught(baselines: Mapping[str, Mapping[str, Any]],
 def _worst_gate(name: str, configurations: Mapping[str, Mapping[str, Any]], limit: float,
                 measure: Callable[[Mapping[str, Any]], float | None],
                 meaning: str, unit: str = "ratio") -> GateResult:
-    measured = {slug: value for slug, c in configurations.items()
-                if (value := measure(c)) is not None and math.isfinite(value)}
+    measured = _finite(configurations, measure)
     if not measured:
         return GateResult(name, "skip", None, limit, "<=", unit,
                           f"not measurable in this campaign ({meaning})")
@@ -314,8 +313,7 @@ def _worst_gate(name: str, configurations: Mapping[str, Mapping[str, Any]], limi
 def _typical_gate(name: str, configurations: Mapping[str, Mapping[str, Any]], limit: float,
                   measure: Callable[[Mapping[str, Any]], float | None],
                   meaning: str) -> GateResult:
-    measured = sorted(value for c in configurations.values()
-                      if (value := measure(c)) is not None and math.isfinite(value))
+    measured = sorted(_finite(configurations, measure).values())
     if not measured:
         return GateResult(name, "skip", None, limit, "<=", "ratio",
                           f"not measurable in this campaign ({meaning})")
@@ -323,6 +321,13 @@ def _typical_gate(name: str, configurations: Mapping[str, Mapping[str, Any]], li
     detail = f"{meaning}; {len(measured)} configurations, {measured[0]:+.0%} to {measured[-1]:+.0%}"
     return GateResult(name, "fail" if typical > limit else "pass", typical, limit, "<=",
                       "ratio", detail)
+
+
+def _finite(configurations: Mapping[str, Mapping[str, Any]],
+            measure: Callable[[Mapping[str, Any]], float | None]) -> dict[str, float]:
+    """Each configuration's measured value, where there is a finite one."""
+    return {slug: value for slug, c in configurations.items()
+            if (value := measure(c)) is not None and math.isfinite(value)}
 
 
 def _regression(configurations: Mapping[str, Mapping[str, Any]],
