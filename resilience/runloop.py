@@ -237,14 +237,10 @@ class RunLoop:
         key = str(future.key)
         job = self._book.by_key.get(key)
         if job is None:
-            return  # no longer tracked: released, failed over, or its step is done
-        if job.done:
-            self._book.forget(job, future)  # a sibling already won: nothing to learn
-            if future.status == "finished":  # a late duplicate, dropped without a fetch
-                self._duplicates += 1
-                self._emit(events.DuplicateSuppressed(
-                    job.task.task_id, job.index, job.step, attempt_of(key), key))
-        elif future.status == "finished":
+            # No longer tracked: released, failed over, or its step is done (finishing a
+            # job untracks its other attempts, so a tracked attempt's job is never done).
+            return
+        if future.status == "finished":
             if key not in self._fetch_jobs:
                 self._fetch_jobs[key] = job
                 to_fetch.append(future)
@@ -341,6 +337,7 @@ class RunLoop:
     def _on_notice(self, notice: WorkerNotice) -> None:
         if notice.action == "removed":  # look for attempts Dask lost track of, soon
             self._limbo.worker_left()
+            self._fetcher.restart_started_before(time.monotonic())
 
     def _find_limbo(self, every: bool = False) -> None:
         """When the `LimboClock` says to look (at `every` attempt after a reconnection):

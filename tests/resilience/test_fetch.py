@@ -62,3 +62,42 @@ def test_a_result_is_not_held_hostage_by_a_frozen_holder_fetched_with_it(client,
     waited = time.monotonic() - started
     assert results.get(ready.key) == ["ready"], f"no result after {waited:.1f} s"
     assert waited < 5, f"the healthy result took {waited:.1f} s"
+
+
+def test_a_fetch_under_way_when_a_holder_dies_is_started_afresh_at_once(client, frozen_pids):
+    """Nightly seed 1111 (`s014-resilience-r1-disk-scatter`): a batch of three results
+    was fetched as the holder of one of them died; that result could never be recomputed,
+    and Dask's gather waited for it, and held the other two, until SLOW_AFTER (2.4 s).
+    The worker-removed notice is the signal: the run loop restarts the fetch then."""
+    healthy, doomed = sorted(client.scheduler_info()["workers"])
+    ready = client.submit(produce, "ready", workers=[healthy], pure=False)
+    # Pinned to the doomed worker's address, which never comes back: not recomputable.
+    lost = client.submit(produce, "lost", workers=[doomed], pure=False)
+    wait([ready, lost], timeout=30)
+    pid = client.run(os.getpid, workers=[doomed])[doomed]
+    frozen_pids.append(pid)
+    os.kill(pid, signal.SIGSTOP)  # the gather reaches it and waits, as on a dying worker
+
+    fetched: queue.Queue[Fetched] = queue.Queue()
+    fetcher = ResultFetcher(client, fetched.put)
+    results: dict[str, object] = {}
+    try:
+        fetcher.start([ready, lost])
+        time.sleep(0.2)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while doomed in client.scheduler_info()["workers"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        killed = time.monotonic()
+        fetcher.restart_started_before(killed)  # what the run loop does on the notice
+        while ready.key not in results and time.monotonic() - killed < 5:
+            with contextlib.suppress(queue.Empty):
+                item = fetched.get(timeout=0.1)
+                results.update(item.results)
+                fetcher.done(item)
+    finally:
+        fetcher.close()
+
+    waited = time.monotonic() - killed
+    assert results.get(ready.key) == ["ready"], f"no result {waited:.1f} s after the removal"
+    assert waited < 1.0, f"the healthy result came {waited:.1f} s after the removal"

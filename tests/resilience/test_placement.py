@@ -1,0 +1,124 @@
+"""Placing step inputs: copies exist when `place` returns, a scatter blocked by a frozen
+worker goes to the workers that answer, the guard is put back with the same settings on a
+new scheduler, and a shared input only frozen workers hold is placed again."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+from resilience import ResilienceConfig, replication
+from resilience.amm_policy import EXTENSION, protect, top_up, unprotect
+from resilience.registry import INITIAL_INPUT
+from resilience.replication import InputPlacement
+from resilience.submission import StepSubmitter
+from resilience.watch import AttemptWatch
+from tests.resilience.kit import wait_until
+
+
+def identity(payload, **_):
+    return payload
+
+
+def holders(client, future) -> set[str]:
+    return set(client.who_has([future]).get(future.key, ()))
+
+
+def guard_settings(dask_scheduler) -> dict:
+    guard = dask_scheduler.extensions.get(EXTENSION)
+    return {} if guard is None else dict(guard.protected)
+
+
+def task_state(key: str, dask_scheduler) -> str | None:
+    task = dask_scheduler.tasks.get(key)
+    return None if task is None else task.state
+
+
+def test_place_returns_once_every_input_has_its_copies(client):
+    placement = InputPlacement(client, ResilienceConfig(task_registry="memory",
+                                                        max_task_replicas=2), "copies")
+    placement.start()
+    try:
+        started = time.monotonic()
+        placed = placement.place([b"a" * 1000, b"b" * 1000, b"c" * 1000])
+        took = time.monotonic() - started
+        assert [len(holders(client, f)) for f in placed] == [2, 2, 2]
+        # Not by waiting out REPLICATION_WAIT: it returns as soon as they exist.
+        assert took < replication.REPLICATION_WAIT / 2, f"place took {took:.2f} s"
+    finally:
+        placement.close()
+
+
+def test_the_guard_is_put_back_with_the_same_settings_after_a_reconnection(client):
+    placement = InputPlacement(client, ResilienceConfig(task_registry="memory",
+                                                        max_task_replicas=2), "again")
+    placement.start()
+    expected = {placement.key_prefix: 2, placement.shared_prefix: None}
+    try:
+        assert client.run_on_scheduler(guard_settings) == expected
+        for prefix in expected:  # what a new scheduler knows of the guard: nothing
+            client.run_on_scheduler(unprotect, prefix)
+        assert client.run_on_scheduler(guard_settings) == {}
+        placement.reconnected()
+        assert client.run_on_scheduler(guard_settings) == expected
+    finally:
+        placement.close()
+
+
+def test_the_guard_copies_every_protected_key_past_one_not_in_memory(client):
+    running = client.submit(time.sleep, 3, key="rs-in-order-0")  # first, and not in memory
+    wait_until(lambda: client.run_on_scheduler(task_state, "rs-in-order-0") == "processing",
+               timeout=5, what="the first key to run")
+    worker = sorted(client.scheduler_info()["workers"])[0]
+    [held] = client.scatter({"rs-in-order-1": b"x" * 1000}, workers=[worker],
+                            hash=False, broadcast=False).values()
+    client.run_on_scheduler(protect, "rs-in-order-", 2)
+    try:
+        client.run_on_scheduler(top_up)
+        wait_until(lambda: len(holders(client, held)) == 2, timeout=2,
+                   what="a second copy of the key in memory")
+    finally:
+        client.run_on_scheduler(unprotect, "rs-in-order-")
+        running.cancel()
+
+
+def test_a_scatter_blocked_by_a_frozen_worker_goes_to_the_workers_that_answer(
+        client, monkeypatch):
+    frozen, answering = sorted(client.scheduler_info()["workers"])
+    monkeypatch.setattr(replication, "PLACEMENT_BASE", 0.5)
+    monkeypatch.setattr(replication, "RESPONSIVE", 1.0)  # heartbeats come every 0.5 s
+    placement = InputPlacement(client, ResilienceConfig(task_registry="memory"), "frozen")
+    pid = client.run(os.getpid, workers=[frozen])[frozen]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(1.2)  # silent for longer than RESPONSIVE
+        placed = placement.place([b"p" * 100 for _ in range(4)])  # some would go to it
+        assert all(holders(client, f) == {answering} for f in placed)
+        # Within AVOID_FOR, later scatters go to the answering workers straight away.
+        started = time.monotonic()
+        [later] = placement.place([b"q" * 100])
+        assert holders(client, later) == {answering}
+        assert time.monotonic() - started < replication.PLACEMENT_BASE
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+        placement.close()
+
+
+def test_a_shared_input_only_frozen_workers_hold_is_placed_again(client):
+    config = ResilienceConfig(task_registry="memory", step_timeout=5)
+    watch = AttemptWatch(client, "suspects", 5)
+    submitter = StepSubmitter(client, config, "suspects", [identity], [0], "shared", watch)
+    submitter.start()
+    try:
+        _, [first] = submitter.submit(0, [("suspects-a", INITIAL_INPUT, {})])
+        _, [same] = submitter.submit(0, [("suspects-b", INITIAL_INPUT, {})])
+        assert same.key == first.key  # held by healthy workers: placed once
+        watch.suspects = holders(client, first)  # every holder stopped answering
+        _, [again] = submitter.submit(0, [("suspects-c", INITIAL_INPUT, {})])
+        assert again.key != first.key
+    finally:
+        submitter.close()
+        watch.close()
