@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaos.campaign.cover import coverage_schedules
 from chaos.campaign.grid import Configuration, GridAxes, build_grid
 from chaos.campaign.regressions import REGRESSION_SCHEDULES
 from chaos.errors import ChaosError
@@ -46,6 +47,7 @@ class CampaignProfile:
     keep_passing: int  # passing runs with faults kept on disk, per configuration
     seed: int | None
     regressions: bool = False  # run the fixed regression schedules before the drawn ones
+    cover: bool = False  # and the coverage schedules: each kind aimed at each window
     # Where and what, unless the command line says otherwise.
     cluster: str = "local"  # the backend: local, processes, address
     kinds: tuple[FaultKind, ...] = DEFAULT_KINDS
@@ -68,10 +70,12 @@ DEPLOY_PINNED = (
 PROFILES: Mapping[str, CampaignProfile] = {
     # CI gates a change: small, and the same schedules every time (a fixed seed), so a
     # failure is a regression rather than a newly drawn schedule; plus the fixed
-    # regression and reach schedules. 3 fault-free runs per configuration: the fewest
-    # that give the overhead's ratio of medians an interval. ~180 runs, ~4 min.
+    # regression and reach schedules, and the coverage schedules (each kind of fault
+    # aimed at each window of a task's life). 3 fault-free runs per configuration: the
+    # fewest that give the overhead's ratio of medians an interval. ~500 runs, ~8 min.
     "ci": CampaignProfile("ci", schedules=4, clean_runs=3, max_faults=3,
-                          run_timeout=RUN_TIMEOUT, keep_passing=1, seed=0, regressions=True),
+                          run_timeout=RUN_TIMEOUT, keep_passing=1, seed=0, regressions=True,
+                          cover=True),
     # A developer's look around: new schedules every time, ~300 runs, ~6 min.
     "dev": CampaignProfile("dev", schedules=15, clean_runs=3, max_faults=3,
                            run_timeout=RUN_TIMEOUT, keep_passing=2, seed=None),
@@ -184,13 +188,14 @@ def plan_campaign(
     keep_passing: int | None = None,
     workers: int = DEFAULT_WORKERS,
     refill: RefillPolicy | None = None,
+    cover: bool | None = None,
 ) -> CampaignPlan:
     """A campaign plan from a profile, with any of its figures overridden.
 
     `configurations` replaces the grid of `targets` x `axes` (e.g. a test's broken
     variant); `schedules` may be a count (drawn with Hypothesis) or the schedules;
     `workload` a Workload, or fields that override the default one (seeded like the
-    campaign).
+    campaign); `cover` adds the coverage schedules (None: if the profile does).
     """
     if profile not in PROFILES:
         raise ChaosError(f"--profile {profile!r}: choose one of {', '.join(PROFILES)}.")
@@ -213,7 +218,9 @@ def plan_campaign(
     if schedules is None or isinstance(schedules, int):
         count = base.schedules if schedules is None else schedules
         fixed = [*base.pinned,
-                 *(regression_schedules(workload, kinds) if base.regressions else ())]
+                 *(regression_schedules(workload, kinds) if base.regressions else ()),
+                 *(coverage_schedules(workload.task_ids(), workload.n_steps, kinds)
+                   if (base.cover if cover is None else cover) else ())]
         pinned = len(fixed)
         drawn = [*fixed, *draw_schedules(count, seed=seed, task_ids=workload.task_ids(),
                                          n_steps=workload.n_steps, max_faults=faults,

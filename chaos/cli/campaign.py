@@ -74,6 +74,9 @@ def add_campaign_command(commands: Any) -> None:
     sub.add_argument("--kinds", help="fault kinds to draw from (default: the profile's; "
                      f"all: {','.join(FAULT_KINDS)})")
     sub.add_argument("--timeout", type=float, help="seconds before a run is declared hung")
+    sub.add_argument("--no-cover", dest="cover", action="store_false", default=None,
+                     help="leave out the coverage schedules (a fault of each kind aimed at "
+                     "each window of a task's life), which the ci profile runs")
     sub.add_argument("--replays", type=int, default=0,
                      help="replay each failing run this many times at the end, and report "
                      "the share of replays that match their original (default 0: none)")
@@ -190,7 +193,7 @@ def _plan(args: argparse.Namespace) -> CampaignPlan:
         axes=parse_grid(args.grid if args.grid is not None else profile.grid),
         schedules=args.schedules, clean_runs=args.clean_runs, max_faults=args.max_faults,
         kinds=kinds, workload=overrides, run_timeout=args.timeout, workers=args.workers,
-        refill=RefillPolicy(args.refill_delay),
+        refill=RefillPolicy(args.refill_delay), cover=args.cover,
     )
 
 

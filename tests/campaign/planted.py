@@ -176,7 +176,7 @@ def run_ci_campaign(bug: PlantedBug | None, folder: Path, *, timeout: float = 60
     grid = bug.grid if bug is not None else "replicas=0;registry=memory;scatter=on"
     out = folder / "campaign"
     command = [sys.executable, "-m", "chaos", "campaign", "--profile", "ci",
-               "--targets", "resilience", "--grid", grid, "--schedules", "0",
+               "--targets", "resilience", "--grid", grid, "--schedules", "0", "--no-cover",
                "--clean-runs", str(bug.clean_runs if bug is not None else 0),
                "--timeout", f"{run_timeout:g}", "--gates", str(PROJECT / "pyproject.toml"),
                "--out", str(out)]

@@ -41,3 +41,17 @@ def test_inline_inputs_have_no_holder_cells():
     coverage = coverage_summary([history.events], kinds=("sigkill",))
     assert coverage["cells"] == 4
     assert not any("holder" in cell for cell in coverage["missing"])
+
+
+def test_raw_dask_has_no_replica_holder_cells():
+    # One copy of each input, held by the worker running its step; the library's own
+    # configurations keep their shared input on every worker, even without replicas.
+    cells = {}
+    for target in ("dask-raw", "resilience"):
+        history = HistoryBuilder(target, workers=3, scatter=True, max_task_replicas=0)
+        history.events[0]["workload"] = {"n_steps": 2}
+        history.end()
+        cells[target] = coverage_summary([history.events], kinds=("sigkill",))
+    assert cells["dask-raw"]["cells"] == 5
+    assert "sigkill @ replica holder" not in cells["dask-raw"]["missing"]
+    assert cells["resilience"]["cells"] == 6
