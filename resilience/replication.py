@@ -14,11 +14,17 @@ each worker that joins; placing the shared input waits (bounded) for its first c
 
 No wait here is long. A scatter goes through the scheduler, which sends each input to
 a worker it believes alive: one that just died is retried for Dask's connect timeout
-(30 s by default), one that froze holds the call until it thaws. So a scatter is bounded
-(`scatter_bound`: 2 s plus the transfer time at 20 MB/s); past that it is retried at
-once on the workers that sent a heartbeat lately, and, failing again, the run loop
-tries again at its next round while it goes on collecting results. (Scatters used to
-wait 30 s, and the run loop with them: the 30-second recovery tails of issue 12.)
+(30 s by default), one that froze holds the call until it thaws. The run loop waits for
+its scatters, so a freeze held it, and every delivery with it, for as long as the
+freeze lasted (nightly seed 2718: 1.2 s for steps whose worker had died, not frozen).
+So a scatter still under way after STALL_AFTER asks every worker to answer within
+PING_TIMEOUT: if one it sends to does not, it is given up, and made again at once to
+those that did (and so are the scatters of the next AVOID_FOR seconds); if all answer,
+it is only slow, and is bounded (`scatter_bound`: 2 s plus the transfer time at
+20 MB/s). A heartbeat cannot tell a frozen worker from a slow one: Dask's come every
+0.5 s or more, so a worker frozen for less than that looks alive; asking is faster and
+sure. (Scatters used to wait 30 s, and the run loop with them: the 30-second recovery
+tails of issue 12.)
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import itertools
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from dask.sizeof import sizeof
 from distributed import Client
@@ -41,24 +47,48 @@ from resilience.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 PLACEMENT_ROUNDS = 3  # re-scatters of inputs lost before their replicas existed
-PLACEMENT_BASE = 2.0  # seconds a scatter or replicate may take, plus the transfer time...
+SCATTER_BASE = 2.0  # seconds a scatter may take, plus the transfer time...
+REPLICATE_BASE = 2.0  # ... and a replicate (Client.replicate: many keys, many workers)...
 TRANSFER_FLOOR = 20e6  # ... at this many bytes per second
 WORKER_WAIT = 2.0  # seconds a scatter waits for a worker to exist before giving up this round
 REPLICATION_WAIT = 2.0  # seconds to wait for new inputs' copies before submitting anyway
 TOP_UP_EVERY = 0.25  # seconds between asking the guard again while copies are missing
-RESPONSIVE = 1.5  # seconds: a worker silent longer is left out after a scatter timed out
-AVOID_FOR = 10.0  # seconds during which scatters go to those responsive workers only
+SILENT_LOOK = 0.03  # ... and before going on without them, when a worker is known silent
+STALL_AFTER = 0.2  # seconds: a scatter still under way then asks the workers to answer...
+PING_TIMEOUT = 0.15  # ... within this many seconds
+AVOID_FOR = 10.0  # seconds during which scatters go to the workers that answered only
 
 
-def scatter_bound(nbytes: int) -> float:
-    """Seconds a scatter or replicate of `nbytes` may take before it is given up."""
-    return PLACEMENT_BASE + nbytes / TRANSFER_FLOOR
+def scatter_bound(nbytes: int, base: float | None = None) -> float:
+    """Seconds a scatter (or, with base=REPLICATE_BASE, a replicate) of `nbytes` may take
+    before it is given up."""
+    return (SCATTER_BASE if base is None else base) + nbytes / TRANSFER_FLOOR
 
 
-def responsive_workers(silence: float, dask_scheduler: Any) -> list[str]:
-    """On the scheduler: running workers heard from (heartbeat) in the last `silence` s."""
-    now = time.time()
-    return [ws.address for ws in dask_scheduler.running if now - ws.last_seen <= silence]
+async def answering(client: Client, timeout: float) -> tuple[list[str], list[str]]:
+    """The cluster's workers, and those of them that answer a request within `timeout`
+    seconds (a frozen worker accepts the connection, but never answers). On the client's
+    event loop."""
+
+    async def answers(address: str) -> bool:
+        try:
+            await asyncio.wait_for(client.rpc(address).identity(), timeout)
+        except Exception:  # frozen, dead, or refusing: not one to scatter to now
+            return False
+        return True
+
+    addresses = list(await client.scheduler.ncores())  # type: ignore[union-attr]
+    replies = await asyncio.gather(*(answers(address) for address in addresses))
+    return addresses, [a for a, answered in zip(addresses, replies, strict=True) if answered]
+
+
+class ScatterStalled(TimeoutError):
+    """A scatter did not finish in time; `answering`: the workers that answered since."""
+
+    def __init__(self, seconds: float, answering: list[str]) -> None:
+        super().__init__(f"a scatter took over {seconds:.2f} s; {len(answering)} worker(s) "
+                         "answer")
+        self.answering = answering
 
 
 class InputPlacement:
@@ -71,7 +101,7 @@ class InputPlacement:
         self.shared_prefix = f"rs-all-{run_id}-"
         self._protected: list[str] = []
         self._ids = itertools.count()
-        self._responsive: tuple[float, list[str]] | None = None  # (until, workers)
+        self._answering: tuple[float, list[str]] | None = None  # (until, workers)
         self._abandoned: list[str] = []  # keys of scatters given up (they may land later)
         # replicate(n=1) could only delete copies: one copy is no replication.
         self._replicas = config.max_task_replicas
@@ -128,7 +158,8 @@ class InputPlacement:
                 self._await_copies([future], None)
             else:  # no guard: one bounded round of copies, which the AMM may undo
                 self._client.replicate([future], n=None, workers=workers,
-                                       callback_timeout=scatter_bound(sizeof(payload)))
+                                       callback_timeout=scatter_bound(sizeof(payload),
+                                                                      REPLICATE_BASE))
         except Exception as error:  # fewer copies only slow a restart down
             logger.info("could not copy the shared input to every worker: %r", error)
         return future
@@ -155,35 +186,48 @@ class InputPlacement:
         return [futures[key] for key in keys]
 
     def _scatter(self, named: dict[str, Any], workers: list[str] | None) -> dict[str, Any]:
-        """Scatter, bounded; on a timeout, once more to the responsive workers only."""
+        """Scatter, bounded; stalled, once more to the workers that answer only."""
         bound = scatter_bound(sum(sizeof(value) for value in named.values()))
         for last in (False, True):
             try:
-                # `timeout` bounds the wait for a worker to exist; `callback_timeout` the
-                # whole call, should a chosen worker be dead or frozen.
-                return dict(self._client.sync(
-                    self._client._scatter, named, workers=self._targets(workers),
-                    hash=False, timeout=WORKER_WAIT, callback_timeout=bound,
-                ))
-            except (TimeoutError, asyncio.TimeoutError) as error:
-                if "No valid workers" in str(error):  # none to scatter to: nothing sent
-                    raise
+                return dict(self._client.sync(self._watched_scatter, named,
+                                              self._targets(workers), bound))
+            except ScatterStalled as stalled:
                 self._abandoned.extend(named)
                 if last:
                     raise
-                responsive = self._client.run_on_scheduler(responsive_workers, RESPONSIVE)
-                logger.info("scattering %d inputs took over %.1f s; trying again on the %d "
-                            "workers heard from lately", len(named), bound, len(responsive))
-                self._responsive = (time.monotonic() + AVOID_FOR, list(responsive))
+                logger.info("%s; scattering %d inputs again to those", stalled, len(named))
+                self._answering = (time.monotonic() + AVOID_FOR, stalled.answering)
         raise AssertionError("unreachable")
+
+    async def _watched_scatter(self, named: dict[str, Any], targets: list[str] | None,
+                               bound: float) -> dict[str, Any]:
+        """The scatter; if it takes over STALL_AFTER, ask the workers, and give it up at
+        once when one of its targets does not answer, else at `bound`."""
+        started = time.monotonic()
+        # `timeout` bounds the wait for a worker to exist ("No valid workers", raised).
+        scatter = asyncio.ensure_future(self._client._scatter(
+            named, workers=targets, hash=False, timeout=WORKER_WAIT))
+        done, _ = await asyncio.wait({scatter}, timeout=STALL_AFTER)
+        if done:
+            return cast(dict[str, Any], scatter.result())
+        workers, live = await answering(self._client, PING_TIMEOUT)
+        # None live: the scatter is waiting for a worker to exist, as it should.
+        if live and set(targets or workers) - set(live):
+            scatter.cancel()
+            raise ScatterStalled(time.monotonic() - started, live)
+        try:  # everyone answers: a slow scatter, not a frozen worker
+            return cast(dict[str, Any], await asyncio.wait_for(
+                scatter, max(0.0, bound - (time.monotonic() - started))))
+        except asyncio.TimeoutError:
+            raise ScatterStalled(time.monotonic() - started, live) from None
 
     def _targets(self, workers: list[str] | None) -> list[str] | None:
         """`workers`, less those that did not answer lately (after a scatter timed out)."""
-        if self._responsive is None or time.monotonic() > self._responsive[0]:
-            self._responsive = None
+        if self._answering is None or not self._silence_known():
             return workers
-        responsive = self._responsive[1]
-        chosen = [w for w in (workers or responsive) if w in responsive]
+        answering = self._answering[1]
+        chosen = [w for w in (workers or answering) if w in answering]
         return chosen or workers
 
     def _replicate(self, futures: list[Any], workers: list[str] | None) -> list[str]:
@@ -193,7 +237,7 @@ class InputPlacement:
         try:
             # Bounded: Dask's replicate can loop for as long as a chosen worker is dead.
             self._client.replicate(futures, n=self._replicas, workers=workers,
-                                   callback_timeout=scatter_bound(0))
+                                   callback_timeout=scatter_bound(0, REPLICATE_BASE))
         except Exception as error:  # a holder died mid-copy; the survivors are checked below
             logger.info("replicating %d inputs was interrupted: %r", len(futures), error)
         who_has = self._client.who_has(futures)
@@ -204,12 +248,17 @@ class InputPlacement:
         running worker), and wait (bounded) until they exist.
 
         The guard only ever copies to running workers, so a worker dying mid-copy costs
-        a retry, never a stuck call (unlike Client.replicate)."""
+        a retry, never a stuck call (unlike Client.replicate). A frozen worker is running
+        to the scheduler, and a copy sent to it lands only when it thaws: copies still
+        missing after a round of TOP_UP_EVERY are left to the guard, in the background,
+        when a worker does not answer (nightly seed 2718: the run loop waited out a
+        freeze here, with every delivery)."""
         deadline = time.monotonic() + REPLICATION_WAIT
-        while True:
+        for round_ in itertools.count():
             running = self._client.run_on_scheduler(amm_policy.top_up)
             wanted = running if replicas is None else min(replicas, running)
-            retry_at = time.monotonic() + TOP_UP_EVERY
+            # A worker known to be silent may be the guard's pick: look once, briefly.
+            retry_at = time.monotonic() + (SILENT_LOOK if self._silence_known() else TOP_UP_EVERY)
             while True:
                 who_has = self._client.who_has(futures)
                 lost = [f.key for f in futures if not who_has.get(f.key)]
@@ -223,6 +272,24 @@ class InputPlacement:
                 if time.monotonic() > retry_at:
                     break
                 time.sleep(0.005)
+            if round_ == 0 and self._a_worker_is_silent():
+                logger.info("%d inputs lack copies, and a worker does not answer; going on, "
+                            "the guard keeps trying in the background", len(short))
+                return lost
+        raise AssertionError("unreachable")
+
+    def _silence_known(self) -> bool:
+        """A worker did not answer within the last AVOID_FOR seconds."""
+        return self._answering is not None and time.monotonic() <= self._answering[0]
+
+    def _a_worker_is_silent(self) -> bool:
+        if self._silence_known():
+            return True
+        workers, live = self._client.sync(answering, self._client, PING_TIMEOUT)
+        if live and set(workers) - set(live):  # later scatters go to those that answer
+            self._answering = (time.monotonic() + AVOID_FOR, live)
+            return True
+        return False
 
     def reconnected(self) -> None:
         """The client is back from a lost scheduler, most likely a new one: put this
