@@ -83,12 +83,12 @@ async def answering(client: Client, timeout: float) -> tuple[list[str], list[str
 
 
 class ScatterStalled(TimeoutError):
-    """A scatter did not finish in time; `answering`: the workers that answered since."""
+    """A scatter did not finish in time; `silent`: the workers that did not answer since."""
 
-    def __init__(self, seconds: float, answering: list[str]) -> None:
-        super().__init__(f"a scatter took over {seconds:.2f} s; {len(answering)} worker(s) "
-                         "answer")
-        self.answering = answering
+    def __init__(self, seconds: float, silent: set[str]) -> None:
+        super().__init__(f"a scatter took over {seconds:.2f} s; {len(silent)} worker(s) "
+                         "do not answer")
+        self.silent = silent
 
 
 class InputPlacement:
@@ -101,7 +101,7 @@ class InputPlacement:
         self.shared_prefix = f"rs-all-{run_id}-"
         self._protected: list[str] = []
         self._ids = itertools.count()
-        self._answering: tuple[float, list[str]] | None = None  # (until, workers)
+        self._silent: tuple[float, set[str]] | None = None  # (until, workers)
         self._abandoned: list[str] = []  # keys of scatters given up (they may land later)
         # replicate(n=1) could only delete copies: one copy is no replication.
         self._replicas = config.max_task_replicas
@@ -186,18 +186,25 @@ class InputPlacement:
         return [futures[key] for key in keys]
 
     def _scatter(self, named: dict[str, Any], workers: list[str] | None) -> dict[str, Any]:
-        """Scatter, bounded; stalled, once more to the workers that answer only."""
+        """Scatter, bounded; stalled, once more to the workers that answer only. Returns
+        a future by key of `named` (a scatter made again is under new keys: the one given
+        up may still land, and must not bring back keys released meanwhile)."""
         bound = scatter_bound(sum(sizeof(value) for value in named.values()))
         for last in (False, True):
+            sent = {f"{key}-again" if last else key: key for key in named}
             try:
-                return dict(self._client.sync(self._watched_scatter, named,
-                                              self._targets(workers), bound))
+                futures = self._client.sync(
+                    self._watched_scatter, {new: named[key] for new, key in sent.items()},
+                    self._targets(workers), bound)
+                return {sent[new]: future for new, future in futures.items()}
             except ScatterStalled as stalled:
-                self._abandoned.extend(named)
+                self._abandoned.extend(sent)
                 if last:
                     raise
-                logger.info("%s; scattering %d inputs again to those", stalled, len(named))
-                self._answering = (time.monotonic() + AVOID_FOR, stalled.answering)
+                logger.info("%s; scattering %d inputs again to the others", stalled,
+                            len(named))
+                if stalled.silent:
+                    self._silent = (time.monotonic() + AVOID_FOR, stalled.silent)
         raise AssertionError("unreachable")
 
     async def _watched_scatter(self, named: dict[str, Any], targets: list[str] | None,
@@ -215,19 +222,22 @@ class InputPlacement:
         # None live: the scatter is waiting for a worker to exist, as it should.
         if live and set(targets or workers) - set(live):
             scatter.cancel()
-            raise ScatterStalled(time.monotonic() - started, live)
+            raise ScatterStalled(time.monotonic() - started, set(workers) - set(live))
         try:  # everyone answers: a slow scatter, not a frozen worker
             return cast(dict[str, Any], await asyncio.wait_for(
                 scatter, max(0.0, bound - (time.monotonic() - started))))
         except asyncio.TimeoutError:
-            raise ScatterStalled(time.monotonic() - started, live) from None
+            raise ScatterStalled(time.monotonic() - started, set()) from None
 
     def _targets(self, workers: list[str] | None) -> list[str] | None:
-        """`workers`, less those that did not answer lately (after a scatter timed out)."""
-        if self._answering is None or not self._silence_known():
+        """`workers`, less those that did not answer lately (after a scatter stalled).
+        Read against the workers there are now: one that answered may have died since,
+        and a scatter naming it fails."""
+        if self._silent is None or not self._silence_known():
             return workers
-        answering = self._answering[1]
-        chosen = [w for w in (workers or answering) if w in answering]
+        silent = self._silent[1]
+        current = list(self._client.nthreads())
+        chosen = [w for w in (workers or current) if w in current and w not in silent]
         return chosen or workers
 
     def _replicate(self, futures: list[Any], workers: list[str] | None) -> list[str]:
@@ -280,14 +290,14 @@ class InputPlacement:
 
     def _silence_known(self) -> bool:
         """A worker did not answer within the last AVOID_FOR seconds."""
-        return self._answering is not None and time.monotonic() <= self._answering[0]
+        return self._silent is not None and time.monotonic() <= self._silent[0]
 
     def _a_worker_is_silent(self) -> bool:
         if self._silence_known():
             return True
         workers, live = self._client.sync(answering, self._client, PING_TIMEOUT)
         if live and set(workers) - set(live):  # later scatters go to those that answer
-            self._answering = (time.monotonic() + AVOID_FOR, live)
+            self._silent = (time.monotonic() + AVOID_FOR, set(workers) - set(live))
             return True
         return False
 

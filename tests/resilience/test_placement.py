@@ -36,6 +36,18 @@ def task_state(key: str, dask_scheduler) -> str | None:
     return None if task is None else task.state
 
 
+def close_once_landed(client, placement: InputPlacement) -> None:
+    """Close once the scatters given up have landed on the thawed worker: the scheduler
+    holds their inputs for this client then, and close() releases them. (One that lands
+    after a run's end stays held until the client disconnects: a known leftover.)"""
+    def landed() -> bool:
+        known = client.run_on_scheduler(lambda dask_scheduler: set(dask_scheduler.tasks))
+        return set(placement._abandoned) <= known
+    with contextlib.suppress(AssertionError):
+        wait_until(landed, timeout=5, what="the scatters given up to land")
+    placement.close()
+
+
 def test_place_returns_once_every_input_has_its_copies(client):
     placement = InputPlacement(client, ResilienceConfig(task_registry="memory",
                                                         max_task_replicas=2), "copies")
@@ -108,6 +120,35 @@ def test_a_scatter_blocked_by_a_frozen_worker_goes_to_the_workers_that_answer(cl
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
+        close_once_landed(client, placement)
+
+
+def test_a_worker_that_answered_and_died_since_is_no_target(client):
+    # Nightly seed 4711: the workers that answered were kept as the only targets for
+    # AVOID_FOR; one was SIGKILLed meanwhile, every scatter naming it failed, and the run
+    # loop retried them for 10 s. Only the silent ones are left out, of those there are.
+    frozen, doomed = sorted(client.scheduler_info()["workers"])
+    placement = InputPlacement(client, ResilienceConfig(task_registry="memory"), "died")
+    pids = client.run(os.getpid)
+    os.kill(pids[frozen], signal.SIGSTOP)
+    try:
+        placement.place([b"p" * 100 for _ in range(4)])  # stalls: `frozen` is silent
+    finally:
+        os.kill(pids[frozen], signal.SIGCONT)
+    try:
+        # Thawed, it is still left out for AVOID_FOR; the one that answered dies.
+        wait_until(lambda: set(placement._abandoned) <= client.run_on_scheduler(
+            lambda dask_scheduler: set(dask_scheduler.tasks)), timeout=5,
+            what="the scatter given up to land")
+        os.kill(pids[doomed], signal.SIGKILL)
+        wait_until(lambda: set(client.scheduler_info()["workers"]) - {frozen, doomed},
+                   timeout=10, what="the killed worker's replacement")
+        [replacement] = set(client.scheduler_info()["workers"]) - {frozen, doomed}
+        started = time.monotonic()
+        [placed] = placement.place([b"r" * 100])
+        assert holders(client, placed) == {replacement}
+        assert time.monotonic() - started < replication.STALL_AFTER
+    finally:
         placement.close()
 
 
