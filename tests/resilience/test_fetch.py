@@ -13,7 +13,7 @@ import os
 import queue
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from distributed import wait
@@ -23,6 +23,21 @@ from resilience.fetch import Fetched, ResultFetcher
 
 def produce(label: str) -> list[str]:
     return [label]
+
+
+def take_results(fetcher: ResultFetcher, fetched: queue.Queue[Fetched], key: str,
+                 seconds: float, on_tick: Callable[[], object] = lambda: None,
+                 ) -> dict[str, object]:
+    """Take the fetcher's outcomes until `key`'s result is among them, or `seconds` pass."""
+    results: dict[str, object] = {}
+    deadline = time.monotonic() + seconds
+    while key not in results and time.monotonic() < deadline:
+        on_tick()
+        with contextlib.suppress(queue.Empty):
+            item = fetched.get(timeout=0.1)
+            results.update(item.results)
+            fetcher.done(item)
+    return results
 
 
 @pytest.fixture
@@ -46,16 +61,11 @@ def test_a_result_is_not_held_hostage_by_a_frozen_holder_fetched_with_it(client,
 
     fetched: queue.Queue[Fetched] = queue.Queue()
     fetcher = ResultFetcher(client, fetched.put)
-    results: dict[str, object] = {}
     started = time.monotonic()
     try:
         fetcher.start([ready, stuck])
-        while ready.key not in results and time.monotonic() - started < 10:
-            fetcher.restart_stalled()  # what the run loop does on each tick
-            with contextlib.suppress(queue.Empty):
-                item = fetched.get(timeout=0.1)
-                results.update(item.results)
-                fetcher.done(item)
+        # restart_stalled: what the run loop does on each tick
+        results = take_results(fetcher, fetched, ready.key, 10, fetcher.restart_stalled)
     finally:
         fetcher.close()
 
@@ -80,7 +90,6 @@ def test_a_fetch_under_way_when_a_holder_dies_is_started_afresh_at_once(client, 
 
     fetched: queue.Queue[Fetched] = queue.Queue()
     fetcher = ResultFetcher(client, fetched.put)
-    results: dict[str, object] = {}
     try:
         fetcher.start([ready, lost])
         time.sleep(0.2)
@@ -90,11 +99,7 @@ def test_a_fetch_under_way_when_a_holder_dies_is_started_afresh_at_once(client, 
             time.sleep(0.01)
         killed = time.monotonic()
         fetcher.restart_started_before(killed)  # what the run loop does on the notice
-        while ready.key not in results and time.monotonic() - killed < 5:
-            with contextlib.suppress(queue.Empty):
-                item = fetched.get(timeout=0.1)
-                results.update(item.results)
-                fetcher.done(item)
+        results = take_results(fetcher, fetched, ready.key, 5)
     finally:
         fetcher.close()
 
