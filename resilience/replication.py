@@ -47,8 +47,7 @@ from resilience.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 PLACEMENT_ROUNDS = 3  # re-scatters of inputs lost before their replicas existed
-SCATTER_BASE = 2.0  # seconds a scatter may take, plus the transfer time...
-REPLICATE_BASE = 2.0  # ... and a replicate (Client.replicate: many keys, many workers)...
+PLACEMENT_BASE = 2.0  # seconds a scatter or replicate may take, plus the transfer time...
 TRANSFER_FLOOR = 20e6  # ... at this many bytes per second
 WORKER_WAIT = 2.0  # seconds a scatter waits for a worker to exist before giving up this round
 REPLICATION_WAIT = 2.0  # seconds to wait for new inputs' copies before submitting anyway
@@ -59,10 +58,9 @@ PING_TIMEOUT = 0.15  # ... within this many seconds
 AVOID_FOR = 10.0  # seconds during which scatters go to the workers that answered only
 
 
-def scatter_bound(nbytes: int, base: float | None = None) -> float:
-    """Seconds a scatter (or, with base=REPLICATE_BASE, a replicate) of `nbytes` may take
-    before it is given up."""
-    return (SCATTER_BASE if base is None else base) + nbytes / TRANSFER_FLOOR
+def scatter_bound(nbytes: int) -> float:
+    """Seconds a scatter or replicate of `nbytes` may take before it is given up."""
+    return PLACEMENT_BASE + nbytes / TRANSFER_FLOOR
 
 
 async def answering(client: Client, timeout: float) -> tuple[list[str], list[str]]:
@@ -158,8 +156,7 @@ class InputPlacement:
                 self._await_copies([future], None)
             else:  # no guard: one bounded round of copies, which the AMM may undo
                 self._client.replicate([future], n=None, workers=workers,
-                                       callback_timeout=scatter_bound(sizeof(payload),
-                                                                      REPLICATE_BASE))
+                                       callback_timeout=scatter_bound(sizeof(payload)))
         except Exception as error:  # fewer copies only slow a restart down
             logger.info("could not copy the shared input to every worker: %r", error)
         return future
@@ -223,11 +220,13 @@ class InputPlacement:
         if live and set(targets or workers) - set(live):
             scatter.cancel()
             raise ScatterStalled(time.monotonic() - started, set(workers) - set(live))
-        try:  # everyone answers: a slow scatter, not a frozen worker
-            return cast(dict[str, Any], await asyncio.wait_for(
-                scatter, max(0.0, bound - (time.monotonic() - started))))
-        except asyncio.TimeoutError:
-            raise ScatterStalled(time.monotonic() - started, set()) from None
+        # Everyone answers: a slow scatter, not a frozen worker. (asyncio.wait, not
+        # wait_for: its own errors, e.g. "No valid workers", are raised as they are.)
+        done, _ = await asyncio.wait({scatter}, timeout=bound - (time.monotonic() - started))
+        if done:
+            return cast(dict[str, Any], scatter.result())
+        scatter.cancel()
+        raise ScatterStalled(time.monotonic() - started, set())
 
     def _targets(self, workers: list[str] | None) -> list[str] | None:
         """`workers`, less those that did not answer lately (after a scatter stalled).
@@ -247,7 +246,7 @@ class InputPlacement:
         try:
             # Bounded: Dask's replicate can loop for as long as a chosen worker is dead.
             self._client.replicate(futures, n=self._replicas, workers=workers,
-                                   callback_timeout=scatter_bound(0, REPLICATE_BASE))
+                                   callback_timeout=scatter_bound(0))
         except Exception as error:  # a holder died mid-copy; the survivors are checked below
             logger.info("replicating %d inputs was interrupted: %r", len(futures), error)
         who_has = self._client.who_has(futures)
@@ -268,7 +267,8 @@ class InputPlacement:
             running = self._client.run_on_scheduler(amm_policy.top_up)
             wanted = running if replicas is None else min(replicas, running)
             # A worker known to be silent may be the guard's pick: look once, briefly.
-            retry_at = time.monotonic() + (SILENT_LOOK if self._silence_known() else TOP_UP_EVERY)
+            look = SILENT_LOOK if self._silence_known() else TOP_UP_EVERY
+            retry_at = time.monotonic() + look
             while True:
                 who_has = self._client.who_has(futures)
                 lost = [f.key for f in futures if not who_has.get(f.key)]
