@@ -26,14 +26,16 @@ from typing import Any
 from chaos.spec import FAULT_KINDS
 
 RESULT_WINDOW = "result computed, not fetched"
+INPUT_WINDOW = "input holder"
 REPLICA_WINDOW = "replica holder"
-HOLDER_WINDOWS = ("input holder", REPLICA_WINDOW)
+HOLDER_WINDOWS = (INPUT_WINDOW, REPLICA_WINDOW)
+IDLE_WINDOW = "between steps"
 
 
 def windows(n_steps: int) -> tuple[str, ...]:
     """Every window of a chain of `n_steps` steps, in a task's order of life."""
     return (*(f"running step {k}" for k in range(n_steps)), RESULT_WINDOW, *HOLDER_WINDOWS,
-            "between steps")
+            IDLE_WINDOW)
 
 
 def fault_windows(history: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
@@ -88,14 +90,14 @@ def _window(fault: Mapping[str, Any], invokes: Mapping[Any, Mapping[str, Any]],
     probed = invokes.get(trigger.get("execution"))
     running_on = probed.get("worker") if probed else None
     if trigger.get("type") == "input-held" or role == "replica-holder":
-        return "input holder" if victim == running_on else "replica holder"
+        return INPUT_WINDOW if victim == running_on else REPLICA_WINDOW
     if probed is not None and victim == running_on:
         if trigger.get("type") == "result-ready" or trigger.get("point") == "result":
             return RESULT_WINDOW
         return f"running step {probed['step']}"
     busy = _running_at(victim, float(fault.get("landed_at") or fault["fired_at"]), invokes,
                        outcomes)
-    return f"running step {busy['step']}" if busy is not None else "between steps"
+    return f"running step {busy['step']}" if busy is not None else IDLE_WINDOW
 
 
 def _running_at(worker: Any, moment: float, invokes: Mapping[Any, Mapping[str, Any]],
