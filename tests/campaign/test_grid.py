@@ -85,8 +85,8 @@ def test_ci_draws_the_same_schedules_every_time_starting_with_the_plainest():
     first = plan_campaign("ci", targets=["dask-raw"])
     again = plan_campaign("ci", targets=["dask-raw"])
     assert first.seed == again.seed == 0
-    # The fixed regression schedules first, then the 4 drawn ones.
-    assert first.schedules == again.schedules and len(first.schedules) == 7
-    plainest = first.schedules[3].faults
+    # The fixed regression and coverage schedules first, then the 4 drawn ones.
+    assert first.schedules == again.schedules and len(first.schedules) == 3 + 18 + 4
+    plainest = first.schedules[first.pinned].faults
     assert len(plainest) == 1 and plainest[0].kind == "sigkill"
     assert plan_campaign("ci", targets=["dask-raw"], seed=5).schedules != first.schedules

@@ -40,7 +40,7 @@ def test_the_schedule_that_emptied_the_cluster_now_completes(harness, tmp_path):
 def test_the_ci_profile_always_runs_the_regression_schedule():
     plan = plan_campaign("ci", targets=("resilience",))
     assert plan.schedules[0] == THREE_GRACEFUL_REMOVALS
-    assert len(plan.schedules) == 7  # 3 fixed ones, then the 4 drawn ones
+    assert len(plan.schedules) == 3 + 18 + 4  # regression, coverage, then drawn ones
     assert "replaced after 1 s" in plan.describe()
 
 
