@@ -14,9 +14,10 @@ import queue
 import signal
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-from distributed import wait
+from distributed import Future, wait
 
 from resilience.fetch import Fetched, ResultFetcher
 
@@ -50,14 +51,22 @@ def frozen_pids() -> Iterator[list[int]]:
             os.kill(pid, signal.SIGCONT)
 
 
-def test_a_result_is_not_held_hostage_by_a_frozen_holder_fetched_with_it(client, frozen_pids):
+def one_result_on_a_frozen_holder(client, frozen_pids: list[int]
+                                  ) -> tuple[Future[Any], Future[Any], str, int]:
+    """A result on a healthy worker, and one pinned to a worker then frozen (SIGSTOP):
+    (ready, on the frozen worker, its address, its pid)."""
     healthy, doomed = sorted(client.scheduler_info()["workers"])
     ready = client.submit(produce, "ready", workers=[healthy], pure=False)
-    stuck = client.submit(produce, "stuck", workers=[doomed], pure=False)
-    wait([ready, stuck], timeout=30)
+    held = client.submit(produce, "held", workers=[doomed], pure=False)
+    wait([ready, held], timeout=30)
     pid = client.run(os.getpid, workers=[doomed])[doomed]
     frozen_pids.append(pid)
     os.kill(pid, signal.SIGSTOP)
+    return ready, held, doomed, pid
+
+
+def test_a_result_is_not_held_hostage_by_a_frozen_holder_fetched_with_it(client, frozen_pids):
+    ready, stuck, _, _ = one_result_on_a_frozen_holder(client, frozen_pids)
 
     fetched: queue.Queue[Fetched] = queue.Queue()
     fetcher = ResultFetcher(client, fetched.put)
@@ -79,14 +88,9 @@ def test_a_fetch_under_way_when_a_holder_dies_is_started_afresh_at_once(client, 
     was fetched as the holder of one of them died; that result could never be recomputed,
     and Dask's gather waited for it, and held the other two, until SLOW_AFTER (2.4 s).
     The worker-removed notice is the signal: the run loop restarts the fetch then."""
-    healthy, doomed = sorted(client.scheduler_info()["workers"])
-    ready = client.submit(produce, "ready", workers=[healthy], pure=False)
-    # Pinned to the doomed worker's address, which never comes back: not recomputable.
-    lost = client.submit(produce, "lost", workers=[doomed], pure=False)
-    wait([ready, lost], timeout=30)
-    pid = client.run(os.getpid, workers=[doomed])[doomed]
-    frozen_pids.append(pid)
-    os.kill(pid, signal.SIGSTOP)  # the gather reaches it and waits, as on a dying worker
+    # `lost` is pinned to the doomed worker's address, which never comes back: it cannot
+    # be recomputed. Frozen, its holder holds the gather, as a dying worker does.
+    ready, lost, doomed, pid = one_result_on_a_frozen_holder(client, frozen_pids)
 
     fetched: queue.Queue[Fetched] = queue.Queue()
     fetcher = ResultFetcher(client, fetched.put)
