@@ -2,7 +2,8 @@
 
 A failure is worth something only if it reproduces. `replay_runs` replays each saved run
 (its schedule.json, with the target, configuration and workload its summary.json
-recorded) `times` times on one cluster, and compares each replay's *signature* with the
+recorded, each "n-th task to start" pinned to the task it was in the original)
+`times` times on one cluster, and compares each replay's *signature* with the
 original's: the verdict's outcome, its violations by class (with counts), and where
 each fault fired (`RunRecord.fault_points`: fault id, kind, trigger, watched task, step,
 fraction, point). The share of replays whose signature matches is what
@@ -110,10 +111,18 @@ def signature(history: Sequence[Mapping[str, Any]], verdict: Verdict) -> Signatu
     for event in sorted((e for e in history if e["type"] == "fault"),
                         key=lambda e: str(e["fault_id"])):
         trigger = event.get("trigger") or {}
-        watched = trigger.get("task", f"nth={trigger['nth']}" if "nth" in trigger else None)
+        # The task the trigger struck: an `nth` resolved at run time, or the one named.
+        watched = trigger.get("task_id", trigger.get("task"))
         points.append((event["fault_id"], event["kind"], trigger.get("type"), watched,
                        trigger.get("step"), trigger.get("fraction"), trigger.get("point")))
     return (verdict.outcome, kinds, tuple(points))
+
+
+def watched_tasks(history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The task each fault of a run struck, by fault id, as its fault event records it."""
+    return {str(event["fault_id"]): event["trigger"]["task_id"] for event in history
+            if event["type"] == "fault" and (event.get("trigger") or {}).get("task_id")
+            is not None}
 
 
 def failing_run_folders(folder: str | os.PathLike[str]) -> list[Path]:
@@ -144,7 +153,7 @@ def replay_runs(folders: Sequence[Path], cluster: ChaosCluster, times: int, out:
         original = signature(history, check_history(history, workload.oracle()))
         configuration = Configuration(str(start["target"]),
                                       TargetConfig.from_dict(start.get("config") or {}))
-        schedule = FaultSchedule.load(folder / SCHEDULE_FILE)
+        schedule = FaultSchedule.load(folder / SCHEDULE_FILE).pinned(watched_tasks(history))
         replays = []
         for attempt in range(times):
             saved = run_and_save(schedule, configuration, workload, cluster,

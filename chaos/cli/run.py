@@ -7,8 +7,10 @@
 `run` writes DIR/history.jsonl, DIR/schedule.json and DIR/summary.json and prints a
 one-screen summary. `replay` runs a saved schedule again with the target,
 configuration and workload recorded next to it (DIR/summary.json), unless flags
-override them. The exit status is 0 for a valid run, 1 when the checker found a
-violation or the run hung or crashed, 2 for a usage or configuration error.
+override them; a trigger on "the n-th task to start" strikes the task it struck in the
+recorded run (DIR/history.jsonl). The exit status is 0 for a valid run, 1 when the
+checker found a violation or the run hung or crashed, 2 for a usage or configuration
+error.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.analysis import summarise_run
+from chaos.campaign.replays import watched_tasks
 from chaos.cli.clusters import add_cluster_options, cluster_flags, open_cluster
 from chaos.errors import ChaosError
 from chaos.harness import (
@@ -32,7 +35,7 @@ from chaos.harness import (
     make_target,
     run_schedule,
 )
-from chaos.history import RUN_SUMMARY_FILE, SCHEDULE_FILE
+from chaos.history import HISTORY_FILE, RUN_SUMMARY_FILE, SCHEDULE_FILE, read_history
 from chaos.history import replay_command as saved_run_replay
 from chaos.spec import DEFAULT_KINDS, FAULT_KINDS, FaultSchedule
 from chaos.workload import Workload
@@ -52,6 +55,8 @@ def _run(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     source = Path(args.schedule)
     schedule = FaultSchedule.load(source)
+    if (source.parent / HISTORY_FILE).is_file():  # strike the tasks the original struck
+        schedule = schedule.pinned(watched_tasks(read_history(source.parent / HISTORY_FILE)))
     recorded = _recorded_run(source.parent / RUN_SUMMARY_FILE)
     workload = _workload(args, recorded.get("workload", {}))
     config = _config(args, recorded.get("config", {}))

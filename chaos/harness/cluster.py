@@ -203,6 +203,7 @@ class ChaosCluster:
             # exact fleet waits it out.
             if settled and (len(snapshot.workers) == wanted
                             or not (self.backend.trim(wanted) or self.backend.exact_fleet)):
+                self.client.run_on_scheduler(scheduler_calls.restart_scatter_rotation)
                 return snapshot
             left = deadline - time.monotonic()
             if snapshot.n_tasks and escalation and time.monotonic() - started > escalation[0][0]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from distributed import utils_comm
 from distributed.core import Status
 
 
@@ -19,6 +20,15 @@ def scheduler_snapshot(dask_scheduler: Any) -> dict[str, Any]:
         "n_tasks": len(dask_scheduler.tasks),
         "allowed_failures": dask_scheduler.allowed_failures,
     }
+
+
+def restart_scatter_rotation(dask_scheduler: Any = None) -> None:
+    """Start Dask's scatter round robin afresh. A scatter's items go to the workers sorted
+    by address, from a module-wide counter that every earlier scatter moved on: reset,
+    every run's first scattered item goes to the first worker, as in the run it replays."""
+    counter = getattr(utils_comm, "_round_robin_counter", None)
+    if isinstance(counter, list) and counter:
+        counter[0] = 0
 
 
 def dependency_holders(key: str, dask_scheduler: Any = None) -> list[str]:

@@ -15,8 +15,8 @@ import json
 import math
 import os
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +162,18 @@ class FaultSchedule:
     def items(self) -> list[tuple[str, Fault]]:
         """(fault_id, fault) pairs, ids positional: f0, f1, ..."""
         return [(f"f{i}", fault) for i, fault in enumerate(self.faults)]
+
+    def pinned(self, watched: Mapping[str, TaskId]) -> FaultSchedule:
+        """This schedule with each `nth` trigger whose fault id is in `watched` turned into
+        a trigger on that task: a replay then strikes the task the original run's "n-th
+        task to start" turned out to be, not whichever starts n-th this time."""
+        faults = []
+        for fault_id, fault in self.items():
+            task = watched.get(fault_id)
+            if task is not None and getattr(fault.trigger, "nth", None) is not None:
+                fault = replace(fault, trigger=replace(fault.trigger, task=task, nth=None))
+            faults.append(fault)
+        return FaultSchedule(tuple(faults), seed=self.seed)
 
     def __str__(self) -> str:
         if not self.faults:

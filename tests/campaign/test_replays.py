@@ -6,23 +6,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chaos.campaign.replays import ReplayReport, RunReplays, signature
+from chaos import AtStep, Fault, FaultSchedule
+from chaos.campaign.replays import ReplayReport, RunReplays, signature, watched_tasks
 from chaos.judge import check_history
 from tests.checker.histories import HistoryBuilder, one_output_each
 
 
-def run(faults: int, lost: int) -> tuple:
+def events(faults: int, lost: int, struck: str = "t0") -> list[dict]:
     history = HistoryBuilder("dask-raw", workers=3)
     for n in range(faults):
         history.emit("fault", fault_id=f"f{n}", kind="sigkill",
-                     trigger={"type": "at-step", "step": 1, "task": "t0", "fraction": 0.5,
-                              "point": "progress"}, worker=history.workers[n], pid=100 + n,
+                     trigger={"type": "at-step", "step": 1, "nth": 1, "task_id": struck,
+                              "fraction": 0.5, "point": "progress"},
+                     worker=history.workers[n], pid=100 + n,
                      fired_at=history.clock, landed_at=history.clock, noticed_at=history.clock)
     tasks = [f"t{i}" for i in range(3)]
     for task in tasks[lost:]:
         history.clean_task(task)
     history.end()
-    return signature(history.events, check_history(history.events, one_output_each(*tasks)))
+    return history.events
+
+
+def run(faults: int, lost: int, struck: str = "t0") -> tuple:
+    history = events(faults, lost, struck)
+    return signature(history, check_history(history, one_output_each("t0", "t1", "t2")))
 
 
 def test_a_replay_matches_only_with_the_same_faults_and_the_same_violations():
@@ -35,3 +42,16 @@ def test_a_replay_matches_only_with_the_same_faults_and_the_same_violations():
     assert report.share == 1 / 3
     assert "1 of 3 replays of 1 runs match their original exactly (33%)" in report.render()
     assert report.to_dict()["per_run"][0]["differing"][0]["faults"]
+
+
+def test_a_replay_must_strike_the_task_the_original_struck():
+    # "The first task to start" is t0 in the original and t1 in this replay: the same
+    # schedule, but not the same fault point.
+    assert run(faults=1, lost=1, struck="t1") != run(faults=1, lost=1, struck="t0")
+
+
+def test_replays_pin_each_nth_trigger_to_the_task_it_struck_in_the_original():
+    original = events(faults=2, lost=1, struck="t2")
+    schedule = FaultSchedule((Fault("sigkill", AtStep(step=1, nth=1, fraction=0.5)),) * 3)
+    pinned = schedule.pinned(watched_tasks(original))
+    assert [fault.trigger.task for fault in pinned.faults] == ["t2", "t2", None]  # f2 never fired

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from chaos import FaultSchedule, read_history
+from chaos.campaign.replays import watched_tasks
 
 SMALL = ["--tasks", "4", "--step-seconds", "0.03", "--payload-bytes", "5000", "--workers", "2"]
 
@@ -17,10 +18,10 @@ def chaos_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def fault_points(folder) -> list[tuple]:
-    """Each fault as the schedule placed it (an `nth` trigger's task may differ per run)."""
+    """Each fault where it struck: the task (an `nth` trigger's as it resolved), step, point."""
     return sorted(
-        (e["fault_id"], e["kind"], e["trigger"]["type"],
-         e["trigger"].get("task", e["trigger"].get("nth")), e["trigger"].get("step"),
+        (e["fault_id"], e["kind"], e["trigger"]["type"], e["trigger"]["task_id"],
+         e["trigger"].get("step"),
          e["trigger"].get("fraction"), e["trigger"].get("point"))
         for e in read_history(folder) if e["type"] == "fault"
     )
@@ -48,7 +49,10 @@ def test_run_then_replay_writes_the_files_and_repeats_the_fault_points(tmp_path)
 
     replayed = chaos_cli("replay", str(first / "schedule.json"), "--out", str(second), *SMALL)
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
-    assert FaultSchedule.load(second / "schedule.json") == schedule
+    # "The 2nd task to start" (f1) is pinned to the task it was in the run.
+    assert FaultSchedule.load(second / "schedule.json") == schedule.pinned(
+        watched_tasks(read_history(first)))
+    assert FaultSchedule.load(second / "schedule.json") != schedule
     again = json.loads((second / "summary.json").read_text())
     assert (again["target"], again["config"], again["workload"]) == (
         summary["target"], summary["config"], summary["workload"])

@@ -202,3 +202,21 @@ def test_settling_waits_out_a_worker_on_its_way_out(harness):
     finally:
         extra.kill()
         extra.wait(timeout=30)
+
+
+def _first_holder(client, futures) -> str:
+    return sorted(client.who_has(futures[:1]).values())[0][0]
+
+
+def test_every_run_scatters_its_first_input_where_the_run_it_replays_did(harness):
+    # Dask's scatter deals items round robin over the workers sorted by address, from a
+    # counter every earlier scatter moved on; a replay must start the deal where its
+    # original did, or a worker's death takes other tasks' inputs with it.
+    client = harness.client
+    first = sorted(harness.settle(timeout=30).workers)[0]
+    for extra in (1, 2):  # earlier runs' scatters, one and two items
+        client.scatter(["moves the rotation on"] * extra, hash=False)
+        harness.settle(timeout=30)
+        inputs = client.scatter(["a run's input"] * 3, hash=False)
+        assert _first_holder(client, inputs) == first
+        del inputs

@@ -137,3 +137,15 @@ def test_the_strategy_shrinks_every_fault_it_needs_to_its_plainest_form():
     for fault in smallest.faults:
         assert fault.trigger == AtStep(step=0, fraction=0.0, task="t0")
         assert fault.target == RunningWorker()
+
+
+def test_a_pinned_schedule_strikes_the_task_its_nth_trigger_resolved_to():
+    nth = Fault("sigkill", ResultReady(step=0, nth=2))
+    named = Fault("exit", AtStep(step=1, task="t5", fraction=0.5))
+    timed = Fault("sigkill", AtTime(1.0))
+    schedule = FaultSchedule((nth, named, timed, Fault("freeze", InputHeld(step=1, nth=3))),
+                             seed=7)
+    pinned = schedule.pinned({"f0": "t1", "f1": "t0", "f2": "t4"})
+    assert pinned.faults[0].trigger == ResultReady(step=0, task="t1")
+    assert pinned.faults[1:] == schedule.faults[1:]  # named, timed, never resolved: as they were
+    assert pinned.seed == 7
