@@ -283,7 +283,8 @@ def _rows(recoveries: pd.DataFrame, keys: list[str], suffix: str) -> Iterable[di
             "deliver_max": _seconds(figures["to_deliver_max"]),
             "working_p99": _seconds(figures["working_p99"]),
             "working_max": _seconds(figures["working_max"]),
-            "alone_p99": _seconds(figures.get("alone_p99")),
+            "isolated_p99": _seconds(figures.get("isolated_p99")),
+            "isolated_max": _seconds(figures.get("isolated_max")),
             "never": figures["never_delivered"],
         }
 

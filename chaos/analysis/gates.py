@@ -47,6 +47,7 @@ class GateThresholds:
     max_fault_free_overhead: float = 1.0
     max_typical_fault_free_overhead: float = 0.5
     max_recovery_seconds: float = 15.0
+    max_isolated_recovery_p99: float = 1.0
     max_scheduler_recovery_seconds: float = 15.0
     regression_tolerance: float = 0.5
     baseline_targets: tuple[str, ...] = ("dask-raw",)
@@ -232,6 +233,11 @@ def evaluate_gates(summary: Mapping[str, Any], thresholds: GateThresholds | None
             lambda c: (c.get("recovery") or {}).get("to_deliver_max"),
             "worst time from a worker fault landing to the delivery of what it disturbed",
             unit="s"),
+        lambda: _worst_gate(
+            "isolated_recovery", systems, thresholds.max_isolated_recovery_p99,
+            lambda c: (c.get("recovery") or {}).get("isolated_p99"),
+            "p99 of one worker fault's recovery with workers: no later fault landed in it, "
+            "and the time with no worker at all left out", unit="s"),
         lambda: _worst_gate(
             "scheduler_recovery_time", systems, thresholds.max_scheduler_recovery_seconds,
             lambda c: (c.get("scheduler_recovery") or {}).get("to_deliver_max"),

@@ -16,6 +16,9 @@ fleet's. When a schedule removes every worker, nothing can run until one is back
 `alone_p99` is the p99 of the recoveries no later fault landed in (`alone_steps` of
 them): one fault's recovery, where the others also wait out the faults after it (a
 1 s freeze of the worker their next step went to, a second worker retired).
+`isolated_p99` and `isolated_max` are both at once (`isolated_steps` of them): one
+fault's recovery, less the time with no worker. That is what the library and Dask
+answer for, and what issue 12's goal (p99 <= 1 s) and its gate measure.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ def of_scheduler(recoveries: pd.DataFrame) -> pd.Series:
 
 def recovery_figures(frame: pd.DataFrame) -> dict[str, Any]:
     """{disturbed_steps, to_resubmit_median, to_deliver_p50/p90/p99/max, working_p50/p99/
-    max, alone_steps, alone_p99, never_delivered, never_recovered} (seconds, rounded to
-    the millisecond; None when nothing was delivered)."""
+    max, alone_steps, alone_p99, isolated_steps, isolated_p99/max, never_delivered,
+    never_recovered} (seconds, rounded to the millisecond; None when nothing was
+    delivered)."""
     delivered = frame["to_deliver"].dropna()
     never = frame["to_deliver"].isna()
     if "task_failed" in frame:
@@ -59,9 +63,16 @@ def recovery_figures(frame: pd.DataFrame) -> dict[str, Any]:
             figures[f"working_p{q}"] = rounded(working.dropna().quantile(q / 100))
         figures["working_max"] = rounded((waits - frame["without_workers"]).max())
     if "later_faults" in frame:
-        alone = frame.loc[frame["later_faults"] == 0, "to_deliver"].dropna()
-        figures["alone_steps"] = len(alone)
-        figures["alone_p99"] = rounded(alone.quantile(0.99)) if len(alone) else None
+        alone = frame["later_faults"] == 0
+        delivered_alone = frame.loc[alone, "to_deliver"].dropna()
+        figures["alone_steps"] = len(delivered_alone)
+        figures["alone_p99"] = (rounded(delivered_alone.quantile(0.99))
+                                if len(delivered_alone) else None)
+        if "without_workers" in frame:
+            isolated = (waits - frame["without_workers"])[alone].dropna()
+            figures["isolated_steps"] = len(isolated)
+            figures["isolated_p99"] = rounded(isolated.quantile(0.99)) if len(isolated) else None
+            figures["isolated_max"] = rounded(isolated.max()) if len(isolated) else None
     figures["to_deliver_median"] = figures["to_deliver_p50"]  # the name summaries had before
     figures["never_delivered"] = int(frame["to_deliver"].isna().sum())
     figures["never_recovered"] = int(never.sum()) if "until_end" in frame else 0

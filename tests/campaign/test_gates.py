@@ -121,6 +121,19 @@ def test_a_recovery_that_stalls_fails_the_recovery_gate():
     assert "resilience-r0-disk-scatter" in gate.detail
 
 
+def test_a_slow_recovery_from_one_fault_with_workers_fails_its_own_gate():
+    # Issue 12's goal: p99 <= 1 s where the library and Dask answer for it. A worst of
+    # 1.8 s waiting for a refill passes recovery_time; 1.2 s with workers does not pass.
+    campaign = copy.deepcopy(HEALTHY)
+    config = campaign["configurations"]["resilience-r0-disk-scatter"]
+    config["recovery"] = {"to_deliver_max": 1.8, "isolated_p99": 0.6}
+    gates = results(evaluate_gates(campaign))
+    assert gates["recovery_time"].status == gates["isolated_recovery"].status == "pass"
+    config["recovery"]["isolated_p99"] = 1.2
+    gate = results(evaluate_gates(campaign))["isolated_recovery"]
+    assert gate.line().startswith("FAIL isolated_recovery: 1.2 s (threshold <= 1.0 s")
+
+
 def test_the_scheduler_s_loss_has_a_recovery_gate_of_its_own():
     campaign = copy.deepcopy(HEALTHY)
     config = campaign["configurations"]["resilience-r0-disk-scatter"]

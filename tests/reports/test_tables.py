@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import pandas as pd
 import pytest
 
 from chaos.analysis import (
@@ -315,3 +316,20 @@ def test_a_recovery_that_waited_out_a_later_fault_is_told_apart_from_one_alone()
     assert figures["to_deliver_max"] > 1.0
     assert figures["alone_steps"] == 1
     assert figures["alone_p99"] == pytest.approx(rows.loc["c", "to_deliver"], abs=1e-3)
+
+
+def test_one_faults_recovery_with_workers_leaves_out_later_faults_and_an_empty_fleet():
+    """Issue 12's gate: a recovery another fault landed in, and the time no worker was
+    there at all, are the fleet's and the schedule's, not the library's."""
+    rows = pd.DataFrame({
+        "task_id": ["waited-out-a-freeze", "waited-for-a-refill", "quick"],
+        "to_resubmit": [0.01, 0.01, 0.01],
+        "to_deliver": [1.5, 1.4, 0.3],
+        "without_workers": [0.0, 0.9, 0.0],
+        "later_faults": [1, 0, 0],
+    })
+    figures = recovery_figures(rows)
+    assert figures["isolated_steps"] == 2
+    assert figures["isolated_max"] == pytest.approx(0.5)
+    assert 0.3 < figures["isolated_p99"] <= 0.5
+    assert figures["to_deliver_max"] == pytest.approx(1.5)
