@@ -60,7 +60,10 @@ def test_replicas_turn_the_amm_off_for_the_run_and_back_on_after(harness, worklo
     assert harness.client.run_on_scheduler(_amm_running) is True
     record = run_schedule(FaultSchedule(()), "prc630", {"max_task_replicas": 2}, workload,
                           harness, timeout=60)
-    assert record.status == "completed" and delivered(record) == set(workload.oracle())
+    # Seen once in CI: t0 dropped with no fault at all. The events that say why, if again:
+    evidence = [e for e in record.history
+                if e["type"] in ("step-error", "worker-removed", "worker-added", "run-end")]
+    assert record.status == "completed" and delivered(record) == set(workload.oracle()), evidence
     assert record.history[0]["config"]["model_of"].startswith("PyRosettaCluster PR #630")
     assert harness.client.run_on_scheduler(_amm_running) is True
 
