@@ -224,11 +224,12 @@ run{{ "s" if timelines|length != 1 }} shown: the failing runs first
 <p class="caption">For every step a fault disturbed: seconds from the kill landing to the step's
 resubmission by the library, to its next execution, and to the first delivery that came from it.
 Curves stop below 1 by the share that never got there. <em>With workers</em> leaves out the
-time the cluster had no worker at all (every worker gone, none yet back): what the library and
+time the cluster had no worker able to run (every worker gone or frozen): what the library and
 Dask took, not the fleet. <em>One fault, with workers</em> also leaves out the recoveries
-another fault landed in before their delivery (a freeze of the worker their next step went
-to, a second worker retired): one fault's recovery on its own, what the library and Dask
-answer for; its p99 is held to 1 s by the <code>isolated_recovery</code> gate.
+another fault weighed on (one that landed before their delivery, or an earlier freeze still
+on) and those from freezes (a pause, not a loss): a lost worker's recovery on its own, what
+the library and Dask answer for; its p99 is held to 1 s by the <code>isolated_recovery</code>
+gate.
 {%- if grouped %} With {{ summary.configurations }} configurations, there is one row of panels per
 target and one curve per way of protecting inputs (registry, replicas, inline inputs, none).
 {%- endif %}

@@ -47,14 +47,17 @@ def recovery_table(histories: Iterable[History]) -> pd.DataFrame:
     seconds from the landing to the run's end (how long a step that never recovered was
     waited for), and `task_failed` whether its task was reported failed.
     `without_workers` is how much of that recovery (to the delivery, or to the end) the
-    cluster spent with no worker at all: waiting for capacity, which no library shortens.
-    `later_faults` counts the faults that landed while it recovered: its delivery waited
-    on them too (a freeze of its next step's worker, the fleet cut further).
+    cluster spent with no worker able to run: none there, or only frozen ones. That is
+    waiting for capacity, which no library shortens.
+    `other_faults` counts the other faults in effect while it recovered: those that landed
+    before its delivery, and a freeze that landed before it and had not yet ended. Its
+    delivery waited on them too (a freeze of its next step's worker or of its input's
+    holder, the fleet cut further).
     """
     rows = [row for history in histories for row in _recovery_rows(history)]
     columns = ["run_id", "label", "fault_id", "kind", "task_id", "index", "step",
                "to_resubmit", "to_reexecute", "to_deliver", "until_end", "task_failed",
-               "without_workers", "later_faults"]
+               "without_workers", "other_faults"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -212,6 +215,7 @@ def _recovery_rows(history: History) -> list[dict[str, Any]]:
     end = history[-1]["time"]
     failed = {e["task_id"] for e in by_type.get("task-failed", [])}
     workerless = _workerless_spans(history)
+    thaws = {e.get("fault_id"): e["time"] for e in by_type.get("fault-ended", [])}
     for (task_id, index, step), fault in _disturbed_steps(history, faults, by_type).items():
         landed = fault["landed_at"]
         steps = [e for e in by_type.get("invoke", []) if _is_step(e, task_id, index, step)]
@@ -235,28 +239,54 @@ def _recovery_rows(history: History) -> list[dict[str, Any]]:
             "to_deliver": to_deliver, "until_end": until_end, "task_failed": task_id in failed,
             "without_workers": sum(max(0.0, min(stop, recovered_at) - max(start, landed))
                                    for start, stop in workerless),
-            "later_faults": sum(landed < other["landed_at"] < recovered_at for other in faults),
+            "other_faults": sum(_in_effect(other, fault, recovered_at, thaws, end)
+                                for other in faults),
         })
     return rows
 
 
+def _in_effect(other: Mapping[str, Any], fault: Mapping[str, Any], recovered_at: float,
+               thaws: Mapping[Any, float], end: float) -> bool:
+    """Whether `other` weighed on `fault`'s recovery: it landed during it, or it is a
+    freeze that landed before and had not ended (its worker still stopped)."""
+    if other is fault:
+        return False
+    landed = fault["landed_at"]
+    if landed < other["landed_at"] < recovered_at:
+        return True
+    return (other.get("kind") == "freeze" and other["landed_at"] <= landed
+            and thaws.get(other.get("fault_id"), end) > landed)
+
+
 def _workerless_spans(history: History) -> list[tuple[float, float]]:
-    """(start, end) times when the cluster had no worker, from the run's membership
-    events (the workers at `run-start`, then `worker-added` and `worker-removed`)."""
+    """(start, end) times when no worker could run a task: none registered, or only
+    frozen ones (from a `freeze` landing to its `fault-ended`). From the workers at
+    `run-start`, then `worker-added`, `worker-removed`, and freezes and thaws."""
     live = {w["address"] for w in history[0].get("workers") or () if isinstance(w, Mapping)}
+    changes: list[tuple[float, str, str]] = []
+    for event in history:
+        if event["type"] in ("worker-added", "worker-removed", "fault-ended"):
+            changes.append((event["time"], event["type"], event["worker"]))
+        elif (event["type"] == "fault" and event.get("kind") == "freeze"
+              and event.get("landed_at") is not None and event.get("worker")):
+            changes.append((event["landed_at"], "frozen", event["worker"]))
+    frozen: set[str] = set()
     spans: list[tuple[float, float]] = []
     since = None if live else history[0]["time"]
-    for event in history:
-        if event["type"] == "worker-added":
-            live.add(event["worker"])
-        elif event["type"] == "worker-removed":
-            live.discard(event["worker"])
+    for when, change, worker in sorted(changes, key=lambda c: c[0]):
+        if change == "worker-added":
+            live.add(worker)
+        elif change == "worker-removed":
+            live.discard(worker)
+        elif change == "frozen":
+            frozen.add(worker)
         else:
-            continue
-        if not live and since is None:
-            since = event["time"]
-        elif live and since is not None:
-            spans.append((since, event["time"]))
+            frozen.discard(worker)
+        able = live - frozen
+        if not able and since is None:
+            since = when
+        elif able and since is not None:
+            spans.append((since, when))
             since = None
     if since is not None:
         spans.append((since, history[-1]["time"]))

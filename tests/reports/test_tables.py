@@ -132,6 +132,31 @@ def test_time_without_any_worker_is_counted_apart_from_the_recovery():
     assert figures["working_max"] == pytest.approx(row["to_deliver"] - 2.0, abs=0.01)
 
 
+def test_time_when_the_only_workers_left_are_frozen_is_counted_apart_too():
+    # Nightly --seed 777, s035: a freeze of the last worker landed just before a retire
+    # took the other; with no later fault and a worker still registered, the retire's
+    # recovery (1.4 s) counted as the library's, although no worker could run until the
+    # thaw 1 s later. The freeze still on also counts as another fault in its way.
+    history = HistoryBuilder(task_registry="memory", run_id="frozen-fleet", workers=2)
+    history.submit("a")
+    history.fault(worker=1, kind="freeze", fault_id="f0")  # the last worker stops
+    retired = history.invoke("a", worker=0)
+    history.fault(worker=0, kind="retire", fault_id="f1")
+    history.outcome(retired, "info")
+    history.emit("worker-removed", worker=history.workers[0])
+    history.wait(1.0)
+    history.emit("fault-ended", fault_id="f0", worker=history.workers[1], how="sigcont")
+    history.submit("a", attempt=2, reason="lost-input")
+    history.execute("a", worker=1, attempt=2)
+    history.deliver("a", attempts=2)
+    history.end()
+
+    [row] = recovery_table([history.events]).to_dict("records")
+    assert row["fault_id"] == "f1" and row["other_faults"] == 1
+    assert row["without_workers"] == pytest.approx(1.0, abs=0.02)
+    assert row["to_deliver"] - row["without_workers"] < 0.2
+
+
 def test_a_step_that_never_recovers_has_nan_latencies():
     history = HistoryBuilder("dask-raw", run_id="lost")
     history.submit("a")
@@ -299,6 +324,7 @@ def test_a_recovery_that_waited_out_a_later_fault_is_told_apart_from_one_alone()
     history.submit("a", attempt=2, reason="resubmitted")
     history.execute("a", worker=2, attempt=2)
     history.deliver("a")
+    history.emit("fault-ended", fault_id="f1", worker=history.workers[1], how="sigcont")
     history.clean_task("b", worker=2)
     history.submit("c")
     cut = history.invoke("c", worker=2)
@@ -308,17 +334,28 @@ def test_a_recovery_that_waited_out_a_later_fault_is_told_apart_from_one_alone()
     history.submit("c", attempt=2, reason="resubmitted")
     history.execute("c", worker=1, attempt=2)
     history.deliver("c")
+    history.fault(worker=0, kind="freeze", fault_id="f3")  # never ends: a stopped worker
+    history.clean_task("d", worker=2)
+    history.submit("e")
+    cut = history.invoke("e", worker=2)
+    history.fault(worker=2, fault_id="f4")
+    history.outcome(cut, "info")
+    history.submit("e", attempt=2, reason="resubmitted")
+    history.execute("e", worker=1, attempt=2)
+    history.deliver("e")
     history.end()
 
     rows = recovery_table([history.events]).set_index("task_id")
-    assert rows.loc["a", "later_faults"] == 1 and rows.loc["c", "later_faults"] == 0
+    assert rows.loc["a", "other_faults"] == 1 and rows.loc["c", "other_faults"] == 0
+    assert rows.loc["e", "other_faults"] == 1  # the earlier freeze f3 still on
     figures = recovery_figures(rows)
     assert figures["to_deliver_max"] > 1.0
     assert figures["alone_steps"] == 1
     assert figures["alone_p99"] == pytest.approx(rows.loc["c", "to_deliver"], abs=1e-3)
+    assert figures["isolated_steps"] == 1
 
 
-def test_one_faults_recovery_with_workers_leaves_out_later_faults_and_an_empty_fleet():
+def test_one_faults_recovery_with_workers_leaves_out_other_faults_and_an_empty_fleet():
     """Issue 12's gate: a recovery another fault landed in, and the time no worker was
     there at all, are the fleet's and the schedule's, not the library's."""
     rows = pd.DataFrame({
@@ -326,10 +363,12 @@ def test_one_faults_recovery_with_workers_leaves_out_later_faults_and_an_empty_f
         "to_resubmit": [0.01, 0.01, 0.01],
         "to_deliver": [1.5, 1.4, 0.3],
         "without_workers": [0.0, 0.9, 0.0],
-        "later_faults": [1, 0, 0],
+        "other_faults": [1, 0, 0],
+        "kind": ["sigkill", "nanny-close", "exit"],
     })
     figures = recovery_figures(rows)
     assert figures["isolated_steps"] == 2
+    assert recovery_figures(rows.assign(kind="freeze"))["isolated_steps"] == 0  # a pause
     assert figures["isolated_max"] == pytest.approx(0.5)
     assert 0.3 < figures["isolated_p99"] <= 0.5
     assert figures["to_deliver_max"] == pytest.approx(1.5)
