@@ -236,8 +236,8 @@ def evaluate_gates(summary: Mapping[str, Any], thresholds: GateThresholds | None
         lambda: _worst_gate(
             "isolated_recovery", systems, thresholds.max_isolated_recovery_p99,
             lambda c: (c.get("recovery") or {}).get("isolated_p99"),
-            "p99 of one worker fault's recovery with workers: no later fault landed in it, "
-            "and the time with no worker at all left out", unit="s"),
+            "p99 of the recovery from one lost worker, with no other fault in its way and "
+            "the time no worker could run left out", unit="s"),
         lambda: _worst_gate(
             "scheduler_recovery_time", systems, thresholds.max_scheduler_recovery_seconds,
             lambda c: (c.get("scheduler_recovery") or {}).get("to_deliver_max"),
