@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 
 from resilience import ResilienceConfig, replication
@@ -60,6 +61,29 @@ def test_place_returns_once_every_input_has_its_copies(client):
         # Not by waiting out REPLICATION_WAIT: it returns as soon as they exist.
         assert took < replication.REPLICATION_WAIT / 2, f"place took {took:.2f} s"
     finally:
+        placement.close()
+
+
+def test_copies_that_never_come_are_waited_for_no_longer_than_the_bound(client, monkeypatch):
+    # Every worker answers, but nothing makes the copies (the guard has forgotten this
+    # run's prefix): placing gives up at REPLICATION_WAIT, with the one copy there is.
+    monkeypatch.setattr(replication, "REPLICATION_WAIT", 0.4)
+    placement = InputPlacement(client, ResilienceConfig(task_registry="memory",
+                                                        max_task_replicas=2), "never")
+    placement.start()
+    client.run_on_scheduler(unprotect, placement.key_prefix)
+    placed: list = []
+    worker = threading.Thread(target=lambda: placed.extend(placement.place([b"a" * 1000])),
+                              daemon=True)
+    try:
+        started = time.monotonic()
+        worker.start()
+        worker.join(timeout=10)
+        assert not worker.is_alive(), "placing waited past its bound for copies"
+        assert time.monotonic() - started < 2.0
+        assert [len(holders(client, f)) for f in placed] == [1]
+    finally:
+        worker.join(timeout=30)
         placement.close()
 
 

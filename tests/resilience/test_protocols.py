@@ -51,6 +51,7 @@ def test_retries_cover_a_transient_protocol_error(client, tmp_path):
     summary = ResilientCluster(client, tasks, input="x").distribute([flaky], retries=1)
     assert sorted(o.value for o in summary.outputs) == ["x-ok"] * 3
     assert summary.resubmissions == 0  # Dask retried; the library did not resubmit
+    assert summary.attempts == 3  # one submission per step: Dask's retry is not one
 
 
 def test_a_protocol_error_is_reported_with_its_traceback_and_not_resubmitted(client, tmp_path):
@@ -100,3 +101,24 @@ def test_a_chain_runs_depth_first_so_outputs_come_out_while_new_tasks_wait():
     first_step1 = min(o.value["step1"] for o in summary.outputs)
     before = sum(o.value["step0"] < first_step1 for o in summary.outputs)
     assert before <= 4, f"{before} step 0s ran before the first step 1"
+
+
+
+def decoys(payload, n, **_):
+    return [f"{payload}-{i}" for i in range(n)]
+
+
+def broken(payload, **_):
+    raise ValueError(f"cannot refine {payload}")
+
+
+def test_a_task_whose_branches_all_failed_names_the_first_failure_and_counts_the_others(client):
+    tasks = [{"task_id": "fans-out", "n": 2}, {"task_id": "single", "n": 1}]
+
+    with pytest.raises(TaskFailures) as raised:
+        ResilientCluster(client, tasks, input="x").distribute([decoys, broken])
+
+    failed = raised.value.failed
+    assert failed["fans-out"].endswith("(and 1 more failed step(s))"), failed
+    assert "cannot refine x-" in failed["fans-out"]
+    assert "more failed step" not in failed["single"] and "cannot refine x-0" in failed["single"]

@@ -83,6 +83,20 @@ def test_the_guard_keeps_copies_that_the_amm_would_drop_and_remakes_lost_ones(cl
     assert status["policies"] == ["ReduceReplicas"]  # the original policy is back
 
 
+def test_while_the_guard_is_on_the_clients_amm_controls_still_reach_the_main_amm(client):
+    # The guard runs an AMM of its own (KeepReplicas); `client.amm.stop()`, as PR #630
+    # asks of users, must still stop the scheduler's main one, not the guard's.
+    client.run_on_scheduler(protect, "rs-in-test-", 2)
+    try:
+        assert client.amm.running() is True
+        client.amm.stop()
+        assert client.run_on_scheduler(amm_status)["running"] is False
+    finally:
+        client.amm.start()
+        client.run_on_scheduler(unprotect, "rs-in-test-")
+    assert client.run_on_scheduler(amm_status)["running"] is True
+
+
 def test_a_run_with_replicas_leaves_the_amm_as_it_found_it(client):
     rc = ResilientCluster(client, [{"task_id": i} for i in range(4)], input="in",
                           max_task_replicas=2)

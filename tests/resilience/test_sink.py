@@ -47,14 +47,18 @@ def folder_state(tmp_path: Path) -> tuple[list[str], list[tuple[str, list[int]]]
     return names, [(line["task_id"], line["index"]) for line in lines]
 
 
-def test_a_kill_between_the_renames_and_the_ledger_commit_leaves_nothing_behind(tmp_path):
+def test_a_kill_between_the_renames_and_the_ledger_commit_leaves_nothing_behind(
+        tmp_path, caplog):
     run = open_run(tmp_path)
     deliver(run, outputs("a"))
     assert run.sink is not None
     run.sink.write(outputs("b", "c"))  # files linked, scores appended: then the kill
     run.registry.close()
 
-    reopened = open_run(tmp_path)
+    with caplog.at_level("INFO", logger="resilience"):
+        reopened = open_run(tmp_path)
+
+    assert "removed 2 output file(s) an interrupted delivery left uncommitted" in caplog.text
 
     assert folder_state(tmp_path) == (["a.0.pkl", SCOREFILE], [("a", [0])])
     assert reopened.registry.is_delivered([("b", (0,)), ("a", (0,))]) == [False, True]
