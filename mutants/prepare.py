@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run(["cr-filter-operators", str(session), str(CONFIG)], check=True)
     wanted = set(args.modules.split(",")) if args.modules else None
     with use_db(str(session), WorkDB.Mode.open) as db:
-        pending = sorted(db.pending_work_items, key=lambda item: item.job_id)
+        # job_ids are fresh uuids at every init: sort by what the mutant is, so that
+        # --sample N --seed S draws the same mutants in every clone.
+        pending = sorted(db.pending_work_items, key=_identity)
         keep = [item for item in pending
                 if wanted is None or item.mutations[0].module_path.name in wanted]
         if args.sample is not None and len(keep) > args.sample:
@@ -51,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     if kept:
         map_tests_to_lines()
     return 0
+
+
+def _identity(item: object) -> tuple[str, int, str, int]:
+    mutation = item.mutations[0]  # type: ignore[attr-defined]
+    return (mutation.module_path.as_posix(), mutation.start_pos[0], mutation.operator_name,
+            mutation.occurrence)
 
 
 def map_tests_to_lines() -> None:

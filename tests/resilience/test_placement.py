@@ -64,6 +64,16 @@ def test_place_returns_once_every_input_has_its_copies(client):
         placement.close()
 
 
+def test_a_silent_worker_is_known_as_such_only_for_its_window(client):
+    # Past AVOID_FOR, a worker that did not answer is a worker like the others again:
+    # copy rounds go back to their usual length.
+    placement = InputPlacement(client, ResilienceConfig(task_registry="memory"), "window")
+    placement._silent = (time.monotonic() + 5.0, {"tcp://10.0.0.1:1"})
+    assert placement._silence_known()
+    placement._silent = (time.monotonic() - 0.01, {"tcp://10.0.0.1:1"})
+    assert not placement._silence_known()
+
+
 def test_copies_that_never_come_are_waited_for_no_longer_than_the_bound(client, monkeypatch):
     # Every worker answers, but nothing makes the copies (the guard has forgotten this
     # run's prefix): placing gives up at REPLICATION_WAIT, with the one copy there is.

@@ -52,6 +52,7 @@ def test_retries_cover_a_transient_protocol_error(client, tmp_path):
     assert sorted(o.value for o in summary.outputs) == ["x-ok"] * 3
     assert summary.resubmissions == 0  # Dask retried; the library did not resubmit
     assert summary.attempts == 3  # one submission per step: Dask's retry is not one
+    assert summary.previously_delivered == 0  # no registry: no earlier session to count
 
 
 def test_a_protocol_error_is_reported_with_its_traceback_and_not_resubmitted(client, tmp_path):

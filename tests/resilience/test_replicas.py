@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from types import SimpleNamespace
 
 import pytest
 from distributed.protocol.serialize import to_serialize
@@ -81,6 +82,12 @@ def test_the_guard_keeps_copies_that_the_amm_would_drop_and_remakes_lost_ones(cl
 
     status = client.run_on_scheduler(amm_status)
     assert status["policies"] == ["ReduceReplicas"]  # the original policy is back
+
+
+def test_a_scheduler_without_an_amm_reports_none_running():
+    # distributed.scheduler.active-memory-manager can be left out of a scheduler's
+    # extensions altogether; then nothing can undo replicas.
+    assert amm_status(SimpleNamespace(extensions={})) == {"running": False, "policies": []}
 
 
 def test_while_the_guard_is_on_the_clients_amm_controls_still_reach_the_main_amm(client):
