@@ -5,6 +5,7 @@ point would (the sink's steps run, the commit does not), then reopens the run.""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -47,18 +48,35 @@ def folder_state(tmp_path: Path) -> tuple[list[str], list[tuple[str, list[int]]]
     return names, [(line["task_id"], line["index"]) for line in lines]
 
 
-def test_a_kill_between_the_renames_and_the_ledger_commit_leaves_nothing_behind(
-        tmp_path, caplog):
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_a_kill_between_the_renames_and_the_ledger_commit_leaves_nothing_behind(tmp_path):
     run = open_run(tmp_path)
     deliver(run, outputs("a"))
     assert run.sink is not None
     run.sink.write(outputs("b", "c"))  # files linked, scores appended: then the kill
     run.registry.close()
 
-    with caplog.at_level("INFO", logger="resilience"):
+    # A handler on the library's own logger, whatever other tests did to the root's.
+    logs, logger = Lines(), logging.getLogger("resilience.durable")
+    level = logger.level
+    logger.addHandler(logs)
+    logger.setLevel(logging.INFO)
+    try:
         reopened = open_run(tmp_path)
+    finally:
+        logger.removeHandler(logs)
+        logger.setLevel(level)
 
-    assert "removed 2 output file(s) an interrupted delivery left uncommitted" in caplog.text
+    assert any("removed 2 output file(s) an interrupted delivery left uncommitted" in line
+               for line in logs.lines), logs.lines
 
     assert folder_state(tmp_path) == (["a.0.pkl", SCOREFILE], [("a", [0])])
     assert reopened.registry.is_delivered([("b", (0,)), ("a", (0,))]) == [False, True]
