@@ -104,7 +104,6 @@ def test_a_chain_runs_depth_first_so_outputs_come_out_while_new_tasks_wait():
     assert before <= 4, f"{before} step 0s ran before the first step 1"
 
 
-
 def decoys(payload, n, **_):
     return [f"{payload}-{i}" for i in range(n)]
 
