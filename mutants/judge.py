@@ -1,9 +1,10 @@
 """Judge one mutant of the library (cosmic-ray's test command): exit 0 if it survives.
 
-First the library's tests that run the mutated lines (real LocalClusters), then a short
-campaign: the ci profile's regression schedules (the issue-11 hang, a lost input, a
-second delivery; not its 18 coverage schedules, which would triple the time) on eight
-configurations that exercise resubmission, replicas and deduplication.
+First the library's tests that run the mutated lines (real LocalClusters, and real `dask
+scheduler` processes for the loss of a scheduler), then a short campaign: the ci
+profile's regression schedules (the issue-11 hang, a lost input, a second delivery; not
+its 18 coverage schedules, which would triple the time) on eight configurations that
+exercise resubmission, replicas and deduplication.
 Any failing test or failed gate kills the mutant.
 
 Which tests run a line comes from the coverage map mutants/prepare.py writes (each
@@ -27,7 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Every library test (about 2 minutes on 2 cores): a sample judged by five of its files
 # let 11 of 16 mutants survive, most of them killed by a test elsewhere in the folder.
-FAST_TESTS = ["tests/resilience", "tests/checker/test_landing.py"]
+# The scheduler-loss tests (real `dask scheduler` processes, 35 s) are the only ones that
+# see the run loop take a new scheduler back: without them `link == "back"` -> `<` lived.
+FAST_TESTS = ["tests/resilience", "tests/checker/test_landing.py",
+              "tests/deploy/test_scheduler_loss.py"]
 GRID = "replicas=0,2;registry=none,memory;scatter=on;timeout=none,0.5"
 TIMEOUT = 540  # seconds for each part; cosmic-ray's own timeout is above both
 TEST_TIMEOUT = 60  # seconds per test: the slowest takes 9 (`--durations`); a mutant that hangs one

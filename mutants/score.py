@@ -1,9 +1,10 @@
 """The mutation score of a `nox -s mutants` session, and every surviving mutant.
 
 Score = killed / (killed + survived - equivalent), over the mutants judged (skipped and
-incompetent ones aside). A survivor listed in mutants/equivalent.toml (by module, line
-and operator, with the one-line argument why it cannot change behaviour) is counted as
-equivalent; every other survivor is printed with its diff: it needs a test that kills it.
+incompetent ones aside). A survivor listed in mutants/equivalent.toml (by module, line,
+operator, and occurrence where one operator makes several mutants of a line; with the
+one-line argument why it cannot change behaviour) is counted as equivalent; every other
+survivor is printed with its diff: it needs a test that kills it.
 
     python mutants/score.py build/mutants.sqlite
 """
@@ -22,7 +23,9 @@ EQUIVALENT = Path(__file__).with_name("equivalent.toml")
 
 def main(argv: list[str]) -> int:
     known = tomllib.loads(EQUIVALENT.read_text(encoding="utf-8")).get("equivalent", [])
-    why = {(e["module"], int(e["line"]), e["operator"]): e["why"] for e in known}
+    # An entry without an occurrence covers every mutant of its operator on its line.
+    why = {(e["module"], int(e["line"]), e["operator"], e.get("occurrence")): e["why"]
+           for e in known}
     killed = survived = incompetent = 0
     survivors, equivalent = [], []
     with use_db(argv[0], WorkDB.Mode.open) as db:
@@ -31,12 +34,13 @@ def main(argv: list[str]) -> int:
                 continue
             mutation = item.mutations[0]
             where = (mutation.module_path.name, mutation.start_pos[0], mutation.operator_name)
+            argument = why.get((*where, mutation.occurrence), why.get((*where, None)))
             if result.test_outcome == TestOutcome.KILLED:
                 killed += 1
             elif result.test_outcome == TestOutcome.INCOMPETENT:
                 incompetent += 1
-            elif where in why:
-                equivalent.append((where, why[where]))
+            elif argument is not None:
+                equivalent.append((where, argument))
             else:
                 survived += 1
                 survivors.append((where, result.diff or ""))

@@ -58,6 +58,15 @@ PING_TIMEOUT = 0.15  # ... within this many seconds
 AVOID_FOR = 10.0  # seconds during which scatters go to the workers that answered only
 
 
+def holders_of(client: Client, futures: Sequence[Any]) -> dict[Any, list[str]]:
+    """The workers holding each future's data, by key; none for a key the scheduler
+    forgot. (Client.who_has raises instead: a scattered input whose only holder died is
+    forgotten at once, and its future cancelled, which is what placing must see.)"""
+    scheduler = cast(Any, client.scheduler)  # None only before a client first connects
+    keys = [future.key for future in futures]
+    return cast(dict[Any, list[str]], client.sync(scheduler.who_has, keys=keys))
+
+
 def scatter_bound(nbytes: int) -> float:
     """Seconds a scatter or replicate of `nbytes` may take before it is given up."""
     return PLACEMENT_BASE + nbytes / TRANSFER_FLOOR
@@ -249,7 +258,7 @@ class InputPlacement:
                                    callback_timeout=scatter_bound(0))
         except Exception as error:  # a holder died mid-copy; the survivors are checked below
             logger.info("replicating %d inputs was interrupted: %r", len(futures), error)
-        who_has = self._client.who_has(futures)
+        who_has = holders_of(self._client, futures)
         return [f.key for f in futures if not who_has.get(f.key)]
 
     def _await_copies(self, futures: list[Any], replicas: int | None) -> list[str]:
@@ -270,7 +279,7 @@ class InputPlacement:
             look = SILENT_LOOK if self._silence_known() else TOP_UP_EVERY
             retry_at = time.monotonic() + look
             while True:
-                who_has = self._client.who_has(futures)
+                who_has = holders_of(self._client, futures)
                 lost = [f.key for f in futures if not who_has.get(f.key)]
                 short = [f for f in futures if 0 < len(who_has.get(f.key, ())) < wanted]
                 if not short:

@@ -9,7 +9,7 @@ from distributed import Client, Future
 
 from resilience.config import ResilienceConfig
 from resilience.registry import INITIAL_INPUT
-from resilience.replication import InputPlacement
+from resilience.replication import InputPlacement, holders_of
 from resilience.watch import AttemptWatch
 from resilience.worker_step import StepCall
 
@@ -104,5 +104,5 @@ class StepSubmitter:
         """A copy on a frozen worker cannot be fetched: it does not count."""
         if self._watch is None or not self._watch.suspects:
             return False
-        holders = set(self._client.who_has([future]).get(future.key, ()))
+        holders = set(holders_of(self._client, [future]).get(future.key, ()))
         return holders <= self._watch.suspects

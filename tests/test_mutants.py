@@ -1,5 +1,6 @@
 """The mutation judge's choice of tests (mutants/judge.py): only the tests that run the
-mutated lines, and every test whenever that cannot be known."""
+mutated lines, and every test whenever that cannot be known; and the survivors argued
+equivalent (mutants/equivalent.toml) still point at the lines they argue about."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ import importlib.util
 import json
 import subprocess
 from pathlib import Path
+
+try:
+    import tomllib
+except ImportError:  # pragma: no cover
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("judge", ROOT / "mutants" / "judge.py")
@@ -47,3 +53,17 @@ def test_a_mutant_gets_the_tests_that_run_its_line_and_every_test_when_unsure(tm
     assert judge.tests_for({"resilience/loop.py": {9}}, coverage) == everything  # a worker's
     assert judge.tests_for({"resilience/loop.py": {7}}, tmp_path / "none.json") == everything
     assert judge.tests_for(None, coverage) == everything
+
+
+def test_every_equivalent_mutant_names_a_line_that_still_reads_as_argued():
+    # The score matches survivors by line number: an edit above a listed line moves it,
+    # and the argument would silently cover whatever mutant lands there instead.
+    entries = tomllib.loads((ROOT / "mutants" / "equivalent.toml").read_text())["equivalent"]
+    moved = []
+    for entry in entries:
+        lines = (ROOT / "resilience" / entry["module"]).read_text().splitlines()
+        found = lines[entry["line"] - 1].strip() if entry["line"] <= len(lines) else None
+        if found != entry["code"]:
+            moved.append(f"{entry['module']}:{entry['line']} reads {found!r}, not "
+                         f"{entry['code']!r}")
+    assert entries and not moved, "\n".join(moved)

@@ -12,11 +12,15 @@ from tests.chaos.test_targets import LOSE_T0
 
 def lose_t0(cluster, workload, registry, runs: int = 3):
     """LOSE_T0 against the model, run again (at most `runs` times) while no step of t0
-    lost its input (see tests/chaos/test_targets.py: rarely, a copy escapes the kills)."""
+    lost its input (see tests/chaos/test_targets.py: rarely, a copy escapes the kills),
+    or while the run ended on a scatter that raced a kill: the model's bare
+    `client.scatter`, like the PR's, raises `CommClosedError` then (seen once in CI),
+    which is the model's behaviour but not what these tests are about."""
     for _ in range(runs):
         record = run_schedule(LOSE_T0, "prc630", {"task_registry": registry}, workload,
                               cluster, timeout=60)
-        if any(e["cause"] == "lost-input" for e in record.events("step-error")):
+        raced = record.status == "failed" and "CommClosedError" in (record.error or "")
+        if not raced and any(e["cause"] == "lost-input" for e in record.events("step-error")):
             break
     return record
 

@@ -88,6 +88,27 @@ def test_a_stopped_run_resumes_its_unfinished_steps_without_charging_them(client
     assert (status["outputs_delivered"], status["steps_in_flight"]) == (12, 0)
 
 
+def add_seed_slowly_first(payload, *, seed, **_):
+    time.sleep(0.5 if seed == 0 else 0)  # the first task admitted is the last to finish
+    return payload + seed
+
+
+def test_the_first_step_admitted_is_resumed_when_it_was_left_unfinished(client, tmp_path):
+    # The registry's first row (seq 1) is the one left over: resumption pages from the
+    # start of the registry, not from the second row.
+    output = tmp_path / "out"
+    run = durable(client, output, tasks(4))
+    outputs = run.generate(add_seed_slowly_first)
+    next(outputs)
+    outputs.close()
+    assert "t0.0.pkl" not in files(output)
+
+    summary = durable(client, output, tasks(4)).distribute(add_seed_slowly_first)
+
+    assert summary.previously_delivered + summary.delivered == 4
+    assert files(output) == {f"t{i}.0.pkl" for i in range(4)}
+
+
 def test_more_tasks_appended_to_the_list_are_run_on_resume(client, tmp_path):
     output = tmp_path / "out"
     durable(client, output, tasks(3)).distribute(add_seed)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from distributed import Client, LocalCluster, get_worker
+from distributed import Client, LocalCluster, get_worker, secede
 
 from resilience import ResilientCluster, TaskFailures
 from tests.resilience.kit import wait_until
@@ -165,6 +165,89 @@ def test_when_two_attempts_both_finish_the_result_is_delivered_once(client):
     assert [(o.task_id, o.index, o.value) for o in summary.outputs] == [("t", (0,), "x")]
     assert summary.duplicates_suppressed == 1
     assert [type(e).__name__ for e in events].count("DuplicateSuppressed") == 1
+
+
+def duplicate_then_the_other_task(payload: Any, *, task_id: str, marks: str, **_: Any) -> Any:
+    """Every attempt waits, holding no worker thread, for the run to speculate; then the
+    task it speculated on first ("first") ends both its attempts, and the other task's
+    first attempt ends after them. The other's later attempts wait for the test's end."""
+    attempt = get_worker().get_current_task().rsplit("-a", 1)[1]
+    folder = Path(marks)
+    secede()
+    first = wait_for_file(folder / "speculated").read_text()
+    if task_id != first:
+        wait_for_file(folder / (f"{first}-a2" if attempt == "1" else "end"))
+        time.sleep(0.1)
+    (folder / f"{task_id}-a{attempt}").touch()
+    return payload
+
+
+def wait_for_file(path: Path, timeout: float = 5.0) -> Path:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return path
+
+
+def test_a_duplicate_does_not_hide_the_results_fetched_after_it(client, tmp_path):
+    # One task's two attempts, then the other's first, finish while the run loop waits on
+    # the observer, and come back in one fetch: the duplicate must not hide the last.
+    completed: dict[str, str] = {}
+
+    def observer(event: Any) -> None:
+        speculated = tmp_path / "speculated"
+        if type(event).__name__ == "StepSubmitted" and event.attempt == 2 and (
+                not speculated.exists()):
+            speculated.write_text(event.task_id)
+            other = ({"t", "u"} - {event.task_id}).pop()
+            wait_for_file(tmp_path / f"{other}-a1")
+            time.sleep(0.2)  # for the last completion to be queued
+        elif type(event).__name__ == "StepCompleted":
+            completed[event.task_id] = event.key
+
+    tasks = [{"task_id": name, "marks": str(tmp_path)} for name in ("t", "u")]
+    rc = ResilientCluster(client, tasks, input="x", task_registry="memory",
+                          step_timeout=0.3, max_attempts=5, on_event=observer)
+    try:
+        summary = rc.distribute(duplicate_then_the_other_task)
+    finally:
+        (tmp_path / "end").touch()
+
+    [other] = {"t", "u"} - {(tmp_path / "speculated").read_text()}
+    assert summary.duplicates_suppressed == 1
+    assert completed[other].endswith("-a1"), completed
+
+
+def first_attempt_slower(payload: Any, **_: Any) -> Any:
+    if get_worker().get_current_task().endswith("-a1"):
+        time.sleep(2.0)
+    return payload
+
+
+def test_an_attempt_that_lost_to_another_is_cancelled_at_once(client):
+    # The speculative attempt wins; the first, still running, is cancelled when the
+    # winner is accepted, not left to hold its worker until it ends by itself.
+    keys: dict[int, str] = {}
+    cancelled_after_win: list[bool] = []
+
+    def forgotten(key: str) -> bool:
+        return not client.run_on_scheduler(lambda dask_scheduler: key in dask_scheduler.tasks)
+
+    def on_event(event: Any) -> None:
+        if type(event).__name__ == "StepSubmitted":
+            keys[event.attempt] = event.key
+        elif type(event).__name__ == "StepCompleted":  # the run loop waits for us here
+            try:
+                wait_until(lambda: forgotten(keys[1]), timeout=1.0, what="the loser cancelled")
+                cancelled_after_win.append(True)
+            except AssertionError:
+                cancelled_after_win.append(False)
+
+    rc = ResilientCluster(client, [{"task_id": "t"}], input="x", task_registry="memory",
+                          step_timeout=0.3, on_event=on_event)
+    assert rc.distribute(first_attempt_slower).outputs[0].attempts == 2
+    assert cancelled_after_win == [True]
+    time.sleep(0.8)  # let the cancelled attempt's thread finish before the next test
 
 
 def test_closing_the_generator_early_cancels_the_rest(client):

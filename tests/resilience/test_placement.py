@@ -64,6 +64,35 @@ def test_place_returns_once_every_input_has_its_copies(client):
         placement.close()
 
 
+def test_an_input_whose_only_holder_died_before_its_copies_is_scattered_again(client):
+    # The holder of the first input is SIGKILLed between the scatter and the copies: that
+    # input is scattered again, under a new key, and the others keep theirs.
+    placement = InputPlacement(client, ResilienceConfig(task_registry="memory",
+                                                        max_task_replicas=2), "orphan")
+    placement.start()
+    copy, killed = placement._replicate, []
+
+    def kill_the_first_holder_then_copy(futures, workers):
+        if not killed:
+            [holder] = holders(client, futures[0])
+            os.kill(client.run(os.getpid, workers=[holder])[holder], signal.SIGKILL)
+            killed.append(key := futures[0].key)
+            wait_until(lambda: not replication.holders_of(client, futures[:1])[key], timeout=10,
+                       what="the scheduler to see the holder gone")
+        return copy(futures, workers)
+
+    placement._replicate = kill_the_first_holder_then_copy
+    try:
+        placed = placement.place([b"a" * 1000, b"b" * 1000])
+        assert killed and placed[0].key != killed[0]
+        assert all(holders(client, f) for f in placed)
+        # Its second copy waits for the killed worker's replacement; the guard makes it.
+        wait_until(lambda: all(len(holders(client, f)) == 2 for f in placed), timeout=10,
+                   what="both inputs' second copies")
+    finally:
+        placement.close()
+
+
 def test_a_silent_worker_is_known_as_such_only_for_its_window(client):
     # Past AVOID_FOR, a worker that did not answer is a worker like the others again:
     # copy rounds go back to their usual length.

@@ -16,7 +16,9 @@ What the PR describes, and what this model does:
   `concurrent.futures.CancelledError` (input lost) is resubmitted from the registry's
   copy of its input, without a bound;
 - `KilledWorker` is not resubmitted: the step is dropped (and nothing reports it);
-- there is no deduplication: every result that arrives is delivered.
+- there is no deduplication: every result that arrives is delivered;
+- a scatter that races a worker's death raises (`CommClosedError`) and ends the run, as
+  a bare `client.scatter` does.
 """
 
 from __future__ import annotations
