@@ -48,6 +48,7 @@ class GateThresholds:
     max_typical_fault_free_overhead: float = 0.5
     max_recovery_seconds: float = 15.0
     max_isolated_recovery_p99: float = 1.0
+    min_aimed_coverage: float = 0.9
     max_scheduler_recovery_seconds: float = 15.0
     regression_tolerance: float = 0.5
     baseline_targets: tuple[str, ...] = ("dask-raw",)
@@ -224,6 +225,7 @@ def evaluate_gates(summary: Mapping[str, Any], thresholds: GateThresholds | None
             lambda c: c.get("inconclusive_share"),
             "share of runs with faults whose scheduled faults did not all land", unit="share"),
         lambda: _baseline_caught(baselines, thresholds),
+        lambda: _aimed_coverage(summary, systems, thresholds.min_aimed_coverage),
         lambda: _worst_gate(
             "makespan_overhead", systems, thresholds.max_makespan_overhead,
             lambda c: (c.get("overhead") or {}).get("median_ratio"),
@@ -301,6 +303,23 @@ def _baseline_caught(baselines: Mapping[str, Mapping[str, Any]],
               "the campaign is too weak to prove anything. Run more schedules (--schedules), "
               "or with sigkill among --kinds")
     return GateResult(name, "fail", float(caught), float(minimum), ">=", "runs", detail)
+
+
+def _aimed_coverage(summary: Mapping[str, Any], systems: Mapping[str, Mapping[str, Any]],
+                    minimum: float) -> GateResult:
+    name, meaning = "aimed_coverage", "share of the (fault kind x window) cells hit"
+    shares = {slug: c["coverage"]["covered"] / c["coverage"]["cells"]
+              for slug, c in systems.items() if c.get("coverage", {}).get("cells")}
+    if not summary.get("campaign", {}).get("aimed_at_every_cell") or not shares:
+        return GateResult(name, "skip", None, minimum, ">=", "share",
+                          f"{meaning}: gated only where the coverage schedules aimed a fault "
+                          "at every cell; drawn schedules hit them by chance")
+    slug, worst = min(shares.items(), key=lambda item: item[1])
+    missing = systems[slug]["coverage"]["missing"]
+    detail = f"{meaning}, every one aimed at; worst {slug}" + (
+        f" (missed {', '.join(missing[:3])})" if missing else "")
+    return GateResult(name, "fail" if worst < minimum else "pass", worst, minimum, ">=",
+                      "share", detail)
 
 
 def _worst_gate(name: str, configurations: Mapping[str, Mapping[str, Any]], limit: float,

@@ -214,8 +214,9 @@ def _recovery_rows(history: History) -> list[dict[str, Any]]:
     rows = []
     end = history[-1]["time"]
     failed = {e["task_id"] for e in by_type.get("task-failed", [])}
-    workerless = _workerless_spans(history)
-    thaws = {e.get("fault_id"): e["time"] for e in by_type.get("fault-ended", [])}
+    freezes = _freeze_spans(history)
+    workerless = _workerless_spans(history, freezes)
+    frozen_until = {fault_id: stop for fault_id, _, _, stop in freezes}
     for (task_id, index, step), fault in _disturbed_steps(history, faults, by_type).items():
         landed = fault["landed_at"]
         steps = [e for e in by_type.get("invoke", []) if _is_step(e, task_id, index, step)]
@@ -239,14 +240,14 @@ def _recovery_rows(history: History) -> list[dict[str, Any]]:
             "to_deliver": to_deliver, "until_end": until_end, "task_failed": task_id in failed,
             "without_workers": sum(max(0.0, min(stop, recovered_at) - max(start, landed))
                                    for start, stop in workerless),
-            "other_faults": sum(_in_effect(other, fault, recovered_at, thaws, end)
+            "other_faults": sum(_in_effect(other, fault, recovered_at, frozen_until, end)
                                 for other in faults),
         })
     return rows
 
 
 def _in_effect(other: Mapping[str, Any], fault: Mapping[str, Any], recovered_at: float,
-               thaws: Mapping[Any, float], end: float) -> bool:
+               frozen_until: Mapping[Any, float], end: float) -> bool:
     """Whether `other` weighed on `fault`'s recovery: it landed during it, or it is a
     freeze that landed before and had not ended (its worker still stopped)."""
     if other is fault:
@@ -255,22 +256,32 @@ def _in_effect(other: Mapping[str, Any], fault: Mapping[str, Any], recovered_at:
     if landed < other["landed_at"] < recovered_at:
         return True
     return (other.get("kind") == "freeze" and other["landed_at"] <= landed
-            and thaws.get(other.get("fault_id"), end) > landed)
+            and frozen_until.get(other.get("fault_id"), end) > landed)
 
 
-def _workerless_spans(history: History) -> list[tuple[float, float]]:
+def _freeze_spans(history: History) -> list[tuple[Any, str, float, float]]:
+    """(fault_id, worker, landed, ended) of every freeze that landed on a worker; one
+    the history never saw end lasts to the run's end."""
+    ended = {e.get("fault_id"): e["time"] for e in history if e["type"] == "fault-ended"}
+    return [(e.get("fault_id"), e["worker"], e["landed_at"],
+             ended.get(e.get("fault_id"), history[-1]["time"]))
+            for e in history if e["type"] == "fault" and e.get("kind") == "freeze"
+            and e.get("landed_at") is not None and e.get("worker")]
+
+
+def _workerless_spans(history: History,
+                      freezes: Sequence[tuple[Any, str, float, float]]
+                      ) -> list[tuple[float, float]]:
     """(start, end) times when no worker could run a task: none registered, or only
-    frozen ones (from a `freeze` landing to its `fault-ended`). From the workers at
-    `run-start`, then `worker-added`, `worker-removed`, and freezes and thaws."""
+    frozen ones (`freezes`, from `_freeze_spans`). From the workers at `run-start`,
+    then `worker-added` and `worker-removed`, and the freezes' starts and ends."""
     live = {w["address"] for w in history[0].get("workers") or () if isinstance(w, Mapping)}
-    changes: list[tuple[float, str, str]] = []
-    for event in history:
-        if event["type"] in ("worker-added", "worker-removed", "fault-ended"):
-            changes.append((event["time"], event["type"], event["worker"]))
-        elif (event["type"] == "fault" and event.get("kind") == "freeze"
-              and event.get("landed_at") is not None and event.get("worker")):
-            changes.append((event["landed_at"], "frozen", event["worker"]))
-    frozen: set[str] = set()
+    changes: list[tuple[float, str, str]] = [
+        (event["time"], event["type"], event["worker"]) for event in history
+        if event["type"] in ("worker-added", "worker-removed")]
+    for _, worker, landed, ended in freezes:
+        changes += [(landed, "frozen", worker), (ended, "thawed", worker)]
+    frozen: set[str] = set()  # (a thaw ends every freeze of its worker: coordinator.py)
     spans: list[tuple[float, float]] = []
     since = None if live else history[0]["time"]
     for when, change, worker in sorted(changes, key=lambda c: c[0]):

@@ -135,6 +135,7 @@ def campaign_description(result: CampaignResult) -> dict[str, Any]:
         "run_timeout": plan.run_timeout,
         "workers": plan.workers,
         "kinds": list(plan.kinds),
+        "aimed_at_every_cell": plan.aimed,
         "refill_delay": plan.refill.delay,
         "workload": plan.workload.to_dict(),
         "excluded": list(plan.excluded),

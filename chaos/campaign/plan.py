@@ -128,6 +128,7 @@ class CampaignPlan:
     max_faults: int = 3
     refill: RefillPolicy = field(default_factory=RefillPolicy)
     pinned: int = 0  # how many of `schedules`, first, are fixed (pinned, regressions)
+    aimed: bool = False  # the coverage schedules are among them: every cell is aimed at
 
     def runs(self) -> list[RunSpec]:
         """Every run, interleaved: round i holds fault-free run i and schedule i of every
@@ -217,16 +218,17 @@ def plan_campaign(
     pinned = 0
     if schedules is None or isinstance(schedules, int):
         count = base.schedules if schedules is None else schedules
+        aimed = base.cover if cover is None else cover
         fixed = [*base.pinned,
                  *(regression_schedules(workload, kinds) if base.regressions else ()),
                  *(coverage_schedules(workload.task_ids(), workload.n_steps, kinds)
-                   if (base.cover if cover is None else cover) else ())]
+                   if aimed else ())]
         pinned = len(fixed)
         drawn = [*fixed, *draw_schedules(count, seed=seed, task_ids=workload.task_ids(),
                                          n_steps=workload.n_steps, max_faults=faults,
                                          kinds=kinds)]
     else:
-        drawn = list(schedules)
+        drawn, aimed = list(schedules), False
     for name, value in (("clean_runs", clean_runs), ("keep_passing", keep_passing)):
         if value is not None and value < 0:
             raise ChaosError(f"{name}={value}: use 0 or more.")
@@ -241,5 +243,5 @@ def plan_campaign(
         keep_passing=base.keep_passing if keep_passing is None else keep_passing,
         workers=workers, excluded=excluded, kinds=tuple(kinds), max_faults=faults,
         refill=RefillPolicy() if refill is None else refill,
-        pinned=pinned,
+        pinned=pinned, aimed=aimed,
     )

@@ -29,6 +29,7 @@ from chaos.history import (
     RUN_SUMMARY_FILE,
     SCHEDULE_FILE,
     read_history,
+    watched_tasks,
 )
 from chaos.judge import Verdict, check_history
 from chaos.spec import FaultSchedule
@@ -116,13 +117,6 @@ def signature(history: Sequence[Mapping[str, Any]], verdict: Verdict) -> Signatu
         points.append((event["fault_id"], event["kind"], trigger.get("type"), watched,
                        trigger.get("step"), trigger.get("fraction"), trigger.get("point")))
     return (verdict.outcome, kinds, tuple(points))
-
-
-def watched_tasks(history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The task each fault of a run struck, by fault id, as its fault event records it."""
-    return {str(event["fault_id"]): event["trigger"]["task_id"] for event in history
-            if event["type"] == "fault" and (event.get("trigger") or {}).get("task_id")
-            is not None}
 
 
 def failing_run_folders(folder: str | os.PathLike[str]) -> list[Path]:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from chaos.analysis import summarise_run
-from chaos.campaign.replays import watched_tasks
 from chaos.cli.clusters import add_cluster_options, cluster_flags, open_cluster
 from chaos.errors import ChaosError
 from chaos.harness import (
@@ -35,7 +34,13 @@ from chaos.harness import (
     make_target,
     run_schedule,
 )
-from chaos.history import HISTORY_FILE, RUN_SUMMARY_FILE, SCHEDULE_FILE, read_history
+from chaos.history import (
+    HISTORY_FILE,
+    RUN_SUMMARY_FILE,
+    SCHEDULE_FILE,
+    read_history,
+    watched_tasks,
+)
 from chaos.history import replay_command as saved_run_replay
 from chaos.spec import DEFAULT_KINDS, FAULT_KINDS, FaultSchedule
 from chaos.workload import Workload

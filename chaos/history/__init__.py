@@ -5,7 +5,8 @@
 
 The history is the single source of truth: the checker, the analysis and the report
 are pure functions of it. `replay_command` is the one-line command that runs a saved
-run again; `versions` and `git_commit` are what `run-start` records of its provenance.
+run again, and `watched_tasks` the tasks its faults struck (a replay strikes them
+again); `versions` and `git_commit` are what `run-start` records of its provenance.
 """
 
 from chaos.history.format import (
@@ -22,6 +23,7 @@ from chaos.history.replay import (
     DEFAULT_TIMEOUT,
     DEFAULT_WORKERS,
     replay_command,
+    watched_tasks,
 )
 from chaos.history.upgrade import history_version, upgraded
 from chaos.history.writer import HistoryWriter
@@ -42,4 +44,5 @@ __all__ = [
     "replay_command",
     "upgraded",
     "versions",
+    "watched_tasks",
 ]

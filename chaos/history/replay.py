@@ -1,4 +1,5 @@
-"""The one-line command that replays a saved run: `python -m chaos replay DIR/schedule.json`.
+"""The one-line command that replays a saved run: `python -m chaos replay DIR/schedule.json`,
+and what a replay reads from the run's history to strike where the original struck.
 
 Kept apart (and free of heavy imports) because the campaign writes it into each run's
 summary.json and the HTML report prints it for every failing run: both must agree.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from chaos.history.format import SCHEDULE_FILE
 
@@ -37,3 +40,10 @@ def replay_command(folder: str | os.PathLike[str], *, workers: int | None = None
     if refill_delay != DEFAULT_REFILL_DELAY:
         command += ["--refill-delay", "never" if refill_delay is None else f"{refill_delay:g}"]
     return shlex.join(command)
+
+
+def watched_tasks(history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The task each fault of a run struck, by fault id, as its fault event records it."""
+    return {str(event["fault_id"]): event["trigger"]["task_id"] for event in history
+            if event["type"] == "fault" and (event.get("trigger") or {}).get("task_id")
+            is not None}

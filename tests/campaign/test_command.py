@@ -37,11 +37,14 @@ def test_a_small_campaign_writes_its_folder_and_fails_on_a_broken_gate(tmp_path)
     assert set(summary["configurations"]) == {"resilience-r0-memory-scatter",
                                               "dask-raw-scatter"}
     assert summary["campaign"]["runs"] == summary["campaign"]["planned_runs"] == 8
+    assert summary["campaign"]["aimed_at_every_cell"] is False  # --no-cover
     raw = summary["configurations"]["dask-raw-scatter"]
     assert raw["violations"]["lost"]["count"] >= 1  # sigkill, no protection: it loses
 
     gates = json.loads((out / "gates.json").read_text())
     assert gates["passed"] is False
+    [aimed] = [g for g in gates["gates"] if g["name"] == "aimed_coverage"]
+    assert aimed["status"] == "skip"
     [caught] = [g for g in gates["gates"] if g["name"] == "baseline_caught_losing"]
     assert caught["status"] == "fail" and caught["threshold"] == 100
     assert caught["excess"] == 100 - caught["measured"]

@@ -7,7 +7,7 @@ import pytest
 
 from chaos import run_and_save
 from chaos.analysis.coverage import coverage_summary, windows
-from chaos.campaign import RUN_TIMEOUT
+from chaos.campaign import RUN_TIMEOUT, plan_campaign
 from chaos.campaign.cover import coverage_schedules
 from chaos.spec import DEFAULT_KINDS
 from tests.campaign.kit import RESILIENCE_GRID, WORKLOAD
@@ -20,6 +20,15 @@ def test_each_kind_gets_every_window_in_three_schedules_of_two_faults():
     assert len(windows(WORKLOAD.n_steps)) == 6
     # A scheduler kill has no worker to aim at: no coverage schedules.
     assert coverage_schedules(WORKLOAD.task_ids(), 2, ["scheduler-kill"]) == []
+
+
+def test_a_plan_says_whether_its_schedules_aim_at_every_cell():
+    # The aimed_coverage gate holds only campaigns that aimed a fault at every cell.
+    assert plan_campaign("ci", schedules=0).aimed
+    assert not plan_campaign("ci", schedules=0, cover=False).aimed
+    assert not plan_campaign("nightly", schedules=0).aimed
+    assert plan_campaign("nightly", schedules=0, cover=True).aimed
+    assert not plan_campaign("ci", schedules=[]).aimed  # schedules given: none added
 
 
 @pytest.mark.parametrize("kind", ["sigkill", "retire"])

@@ -199,3 +199,26 @@ def test_a_loud_failure_the_faults_cannot_explain_fails_its_gate():
     gate = results(report)["unexplained_failures"]
     assert gate.status == "fail" and gate.measured == 8
     assert "resilience-r0-none-scatter: 8" in gate.detail
+
+
+def test_a_campaign_that_aimed_at_every_cell_fails_where_its_faults_missed_many():
+    """Issue 11: the ci profile's coverage schedules must hit the cells they aim at."""
+    def covered(config: dict, hit: int, missing: list[str]) -> dict:
+        return {**config, "coverage": {"cells": 36, "covered": hit, "missing": missing}}
+
+    aimed = copy.deepcopy(HEALTHY)
+    aimed["campaign"]["aimed_at_every_cell"] = True
+    configs = aimed["configurations"]
+    configs["resilience-r0-disk-scatter"] = covered(
+        configs["resilience-r0-disk-scatter"], 35, ["sigkill @ input holder"])
+    configs["dask-raw-scatter"] = covered(configs["dask-raw-scatter"], 5, [])  # not gated
+    assert results(evaluate_gates(aimed))["aimed_coverage"].status == "pass"
+
+    configs["resilience-r2-none-scatter"] = covered(
+        configuration("resilience"), 30, ["retire @ input holder", "exit @ between steps"])
+    gate = results(evaluate_gates(aimed))["aimed_coverage"]
+    assert gate.status == "fail" and gate.measured == pytest.approx(30 / 36)
+    assert "resilience-r2-none-scatter" in gate.detail and "retire @ input holder" in gate.detail
+
+    aimed["campaign"]["aimed_at_every_cell"] = False  # drawn schedules: reported only
+    assert results(evaluate_gates(aimed))["aimed_coverage"].status == "skip"

@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from chaos import AtStep, Fault, FaultSchedule
-from chaos.campaign.replays import ReplayReport, RunReplays, signature, watched_tasks
+from chaos.campaign.replays import ReplayReport, RunReplays, signature
+from chaos.history import watched_tasks
 from chaos.judge import check_history
 from tests.checker.histories import HistoryBuilder, one_output_each
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from chaos import FaultSchedule, read_history
-from chaos.campaign.replays import watched_tasks
+from chaos.history import watched_tasks
 
 SMALL = ["--tasks", "4", "--step-seconds", "0.03", "--payload-bytes", "5000", "--workers", "2"]
 
