@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from distributed import get_worker
 
 from resilience import ConfigError, RegistryError, ResilientCluster, TaskFailures
 from resilience.durable import open_durable_run
@@ -107,6 +108,29 @@ def test_the_first_step_admitted_is_resumed_when_it_was_left_unfinished(client, 
 
     assert summary.previously_delivered + summary.delivered == 4
     assert files(output) == {f"t{i}.0.pkl" for i in range(4)}
+
+
+def add_seed_slowly_at_first(payload, *, seed, **_):
+    if get_worker().get_current_task().endswith("-a1"):
+        time.sleep(0.8)  # past step_timeout: a second attempt is submitted
+    return payload + seed
+
+
+def test_a_step_submitted_again_has_its_attempts_written_to_the_registry(client, tmp_path):
+    # A resumed run charges a step the attempts it already had: the registry must know.
+    output = tmp_path / "out"
+    written = []
+
+    def on_event(event):
+        if type(event).__name__ == "StepSubmitted" and event.attempt == 2:
+            with sqlite3.connect(output / "registry.sqlite") as db:
+                written.extend(db.execute("SELECT attempts FROM steps").fetchall())
+
+    summary = durable(client, output, tasks(1), step_timeout=0.3,
+                      on_event=on_event).distribute(add_seed_slowly_at_first)
+
+    assert summary.attempts == 2 and written == [(2,)]
+    time.sleep(0.6)  # let the first attempt's thread finish before the next test
 
 
 def test_more_tasks_appended_to_the_list_are_run_on_resume(client, tmp_path):

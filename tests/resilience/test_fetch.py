@@ -80,7 +80,9 @@ def test_a_result_is_not_held_hostage_by_a_frozen_holder_fetched_with_it(client,
 
     waited = time.monotonic() - started
     assert results.get(ready.key) == ["ready"], f"no result after {waited:.1f} s"
-    assert waited < 5, f"the healthy result took {waited:.1f} s"
+    # Issue 12: no wait over 2 s without an event saying why; the restart is that event's
+    # cause, so the healthy result comes soon after 2 s (a slack for a loaded host).
+    assert waited < 2.8, f"the healthy result took {waited:.1f} s"
 
 
 def test_a_fetch_under_way_when_a_holder_dies_is_started_afresh_at_once(client, frozen_pids):

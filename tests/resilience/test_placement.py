@@ -159,6 +159,24 @@ def test_the_guard_copies_every_protected_key_past_one_not_in_memory(client):
         running.cancel()
 
 
+def test_a_copy_lost_with_no_worker_leaving_is_made_again_within_the_interval(client):
+    # No membership change wakes the guard (a copy dropped by its worker, say): its own
+    # AMM runs every KEEP_INTERVAL = 0.5 s, so the copy is back well within a second.
+    [held] = client.scatter({"rs-in-interval-0": b"x" * 1000}, hash=False).values()
+    client.run_on_scheduler(protect, "rs-in-interval-", 2)
+    try:
+        wait_until(lambda: len(holders(client, held)) == 2, timeout=5, what="two copies")
+        dropped = sorted(holders(client, held))[0]
+        client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.request_remove_replicas(
+            dropped, [held.key], stimulus_id="test-drop"))
+        started = time.monotonic()
+        wait_until(lambda: len(holders(client, held)) == 2, timeout=3,
+                   what="the dropped copy made again")
+        assert time.monotonic() - started < 0.9
+    finally:
+        client.run_on_scheduler(unprotect, "rs-in-interval-")
+
+
 def test_a_scatter_blocked_by_a_frozen_worker_goes_to_the_workers_that_answer(client):
     # Nightly seed 2718: the run loop waited out a 1 s freeze in a scatter, and the
     # delivery of steps whose worker had died (not frozen) waited with it. A freeze just
