@@ -213,7 +213,11 @@ def test_the_scorefile_has_one_line_per_output_with_its_scalar_kwargs(client, tm
     task_list = [{"task_id": "x", "seed": 2, "weights": [1, 2], "label": "alpha"}]
     durable(client, output, task_list).distribute(double)
 
-    lines = [json.loads(line) for line in (output / SCOREFILE).read_text().splitlines()]
+    raw = (output / SCOREFILE).read_text().splitlines()
+    lines = [json.loads(line) for line in raw]
+    # Canonical JSON (sorted keys): a task's line reads the same whatever the order of
+    # its kwargs, so two runs' scorefiles can be compared line by line.
+    assert raw == [json.dumps(line, sort_keys=True) for line in lines]
 
     assert [(line["task_id"], line["index"], line["file"]) for line in lines] == [
         ("x", [0], "x.0.pkl"), ("x", [1], "x.1.pkl")]
