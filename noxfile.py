@@ -99,7 +99,8 @@ def mutants(session: nox.Session) -> None:
     fetch, stalled attempts) with cosmic-ray: each mutant is judged by the fast tests
     plus a short campaign (mutants/judge.py); prints the score and every survivor.
     Arguments after `--` go to mutants/prepare.py, e.g. `nox -s mutants -- --modules
-    recovery.py --sample 20`."""
+    recovery.py --sample 20`; `nox -s mutants -- --again` judges again only the last
+    session's survivors (after writing tests for them)."""
     session.install("-e", ".[test]", "cosmic-ray>=8.7", "pytest-cov>=5")
     db = "build/mutants.sqlite"
     session.run("python", "mutants/prepare.py", db, *session.posargs)

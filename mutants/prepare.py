@@ -6,6 +6,11 @@ line of the library (build/mutants-coverage.json): mutants/judge.py runs only th
 
     python mutants/prepare.py build/mutants.sqlite [--modules recovery.py,jobs.py]
                               [--sample N] [--seed 0]
+    python mutants/prepare.py build/mutants.sqlite --again
+
+`--again` keeps the last session and judges again only the mutants that survived it:
+what one runs after writing tests for them. The library must be as it was then (its
+commit is kept beside the session), or the mutants would not be those of the code.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ import argparse
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 from cosmic_ray.work_db import WorkDB, use_db
-from cosmic_ray.work_item import WorkerOutcome, WorkResult
+from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 from judge import COVERAGE_MAP, FAST_TESTS, ROOT
 
 CONFIG = Path(__file__).with_name("cosmic-ray.toml")
@@ -31,10 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modules", help="comma-separated file names under resilience/")
     parser.add_argument("--sample", type=int, help="judge at most this many mutants")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--again", action="store_true",
+                        help="judge again only the survivors of the last session")
     args = parser.parse_args(argv)
     session = Path(args.session)
+    if args.again:
+        return judge_survivors_again(session)
     session.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["cosmic-ray", "init", str(CONFIG), str(session), "--force"], check=True)
+    _stamp(session).write_text(_git("rev-parse", "HEAD").stdout)
     subprocess.run(["cr-filter-operators", str(session), str(CONFIG)], check=True)
     wanted = set(args.modules.split(",")) if args.modules else None
     with use_db(str(session), WorkDB.Mode.open) as db:
@@ -53,6 +64,38 @@ def main(argv: list[str] | None = None) -> int:
     if kept:
         map_tests_to_lines()
     return 0
+
+
+def judge_survivors_again(session: Path) -> int:
+    """Forget the results of the session's survivors, so that `cosmic-ray exec` judges
+    them again (with the tests written since), and map the tests to lines anew."""
+    stamp = _stamp(session)
+    if not session.exists() or not stamp.exists():
+        sys.exit(f"--again: no earlier session at {session}; run without --again first.")
+    commit = stamp.read_text().strip()
+    if _git("diff", "--quiet", commit, "--", "resilience").returncode != 0:
+        sys.exit(f"--again: resilience/ changed since the session's commit {commit[:10]}, "
+                 "so its mutants are not mutants of this code; start a new session.")
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        survivors = [item.job_id for item, result in db.completed_work_items
+                     if result.worker_outcome == WorkerOutcome.NORMAL
+                     and result.test_outcome == TestOutcome.SURVIVED]
+    with sqlite3.connect(session) as raw:  # cosmic-ray's WorkDB cannot forget a result
+        raw.executemany("DELETE FROM work_results WHERE job_id = ?",
+                        [(job_id,) for job_id in survivors])
+    print(f"{len(survivors)} survivor(s) of the last session to judge again")
+    if survivors:
+        map_tests_to_lines()
+    return 0
+
+
+def _stamp(session: Path) -> Path:
+    return session.with_suffix(".commit")
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                          check=False)
 
 
 def _identity(item: object) -> tuple[str, int, str, int]:
