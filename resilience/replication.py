@@ -49,7 +49,8 @@ logger = logging.getLogger(__name__)
 PLACEMENT_ROUNDS = 3  # re-scatters of inputs lost before their replicas existed
 PLACEMENT_BASE = 2.0  # seconds a scatter or replicate may take, plus the transfer time...
 TRANSFER_FLOOR = 20e6  # ... at this many bytes per second
-WORKER_WAIT = 2.0  # seconds a scatter waits for a worker to exist before giving up this round
+WORKER_WAIT = 2.0  # seconds the scheduler holds a scatter for a worker to exist (bounded
+# sooner by STALL_AFTER: with no worker at all, the run loop must count and say it waits)
 REPLICATION_WAIT = 2.0  # seconds to wait for new inputs' copies before submitting anyway
 TOP_UP_EVERY = 0.25  # seconds between asking the guard again while copies are missing
 SILENT_LOOK = 0.03  # ... and before going on without them, when a worker is known silent
@@ -87,6 +88,10 @@ async def answering(client: Client, timeout: float) -> tuple[list[str], list[str
     addresses = list(await client.scheduler.ncores())  # type: ignore[union-attr]
     replies = await asyncio.gather(*(answers(address) for address in addresses))
     return addresses, [a for a, answered in zip(addresses, replies, strict=True) if answered]
+
+
+class NoWorkers(RuntimeError):
+    """The cluster has no worker to place inputs on (the run loop tries again)."""
 
 
 class ScatterStalled(TimeoutError):
@@ -225,7 +230,10 @@ class InputPlacement:
         if done:
             return cast(dict[str, Any], scatter.result())
         workers, live = await answering(self._client, PING_TIMEOUT)
-        # None live: the scatter is waiting for a worker to exist, as it should.
+        if not workers:  # the scheduler would wait WORKER_WAIT for one, and the run loop
+            scatter.cancel()  # with it, before it can count (and say) it waits for workers
+            raise NoWorkers("no worker to scatter to")
+        # None live: the scatter is waiting for a worker to answer, as it should.
         if live and set(targets or workers) - set(live):
             scatter.cancel()
             raise ScatterStalled(time.monotonic() - started, set(workers) - set(live))

@@ -64,6 +64,7 @@ def test_every_equivalent_mutant_names_a_line_that_still_reads_as_argued():
         lines = (ROOT / "resilience" / entry["module"]).read_text().splitlines()
         found = lines[entry["line"] - 1].strip() if entry["line"] <= len(lines) else None
         if found != entry["code"]:
+            now = [n for n, line in enumerate(lines, 1) if line.strip() == entry["code"]]
             moved.append(f"{entry['module']}:{entry['line']} reads {found!r}, not "
-                         f"{entry['code']!r}")
+                         f"{entry['code']!r} (now at line(s) {now or 'none'})")
     assert entries and not moved, "\n".join(moved)
