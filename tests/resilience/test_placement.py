@@ -93,6 +93,41 @@ def test_an_input_whose_only_holder_died_before_its_copies_is_scattered_again(cl
         placement.close()
 
 
+def test_copies_made_by_client_replicate_are_waited_for_no_longer_than_the_bound(client):
+    # Without the guard, copies are Client.replicate's, which waits for as long as a
+    # chosen worker does not answer (dask/distributed #6578): bounded at PLACEMENT_BASE
+    # (2 s). The other worker freezes once the input is scattered, before its copy.
+    config = ResilienceConfig(task_registry="memory", max_task_replicas=2,
+                              replica_guard="require-amm-off")
+    placement = InputPlacement(client, config, "bounded")
+    pids = client.run(os.getpid)
+    copy, frozen = placement._replicate, []
+
+    def freeze_the_other_then_copy(futures, workers):
+        [holder] = holders(client, futures[0])
+        frozen.extend(pid for address, pid in pids.items() if address != holder)
+        os.kill(frozen[0], signal.SIGSTOP)
+        started = time.monotonic()
+        try:
+            return copy(futures, workers)
+        finally:
+            frozen.append(time.monotonic() - started)
+
+    placement._replicate = freeze_the_other_then_copy
+    client.amm.stop()  # what require-amm-off asks of the cluster
+    try:
+        placement.start()
+        [placed] = placement.place([b"b" * 100])
+        assert len(holders(client, placed)) == 1  # the copy is not there, yet
+        assert frozen[1] < 2.6, f"the copies took {frozen[1]:.2f} s"  # 2 s, and a slack
+    finally:
+        if frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(frozen[0], signal.SIGCONT)
+        placement.close()
+        client.amm.start()
+
+
 def test_a_silent_worker_is_known_as_such_only_for_its_window(client):
     # Past AVOID_FOR, a worker that did not answer is a worker like the others again:
     # copy rounds go back to their usual length.
