@@ -16,6 +16,7 @@ import pytest
 from distributed import Client, LocalCluster, get_worker, secede
 
 from resilience import ResilientCluster, TaskFailures
+from resilience.watch import find_forgotten
 from tests.resilience.kit import wait_until
 
 
@@ -251,6 +252,17 @@ def test_an_attempt_that_lost_to_another_is_cancelled_at_once(client):
     assert rc.distribute(first_attempt_slower).outputs[0].attempts == 2
     assert cancelled_after_win == [True]
     time.sleep(0.8)  # let the cancelled attempt's thread finish before the next test
+
+
+def test_a_scheduler_that_cannot_say_which_attempts_it_forgot_names_none(local_cluster):
+    # The limbo check asks the scheduler; when it cannot answer (the connection lost, or
+    # this library missing on a remote scheduler), the run goes on: no attempt is failed
+    # over on that account, and nothing is raised into the run loop.
+    closed = Client(local_cluster, timeout="5s")
+    closed.close()
+    started = time.monotonic()
+    assert find_forgotten(closed, ["rs-any-a1"]) == []
+    assert time.monotonic() - started < 5
 
 
 def test_closing_the_generator_early_cancels_the_rest(client):

@@ -5,6 +5,7 @@ new scheduler, and a shared input only frozen workers hold is placed again."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import threading
@@ -176,6 +177,37 @@ def test_the_guard_is_put_back_with_the_same_settings_after_a_reconnection(clien
         assert client.run_on_scheduler(guard_settings) == expected
     finally:
         placement.close()
+
+
+def break_the_guard(dask_scheduler) -> None:
+    dask_scheduler.stashed_guard = dask_scheduler.extensions[EXTENSION]
+    dask_scheduler.extensions[EXTENSION] = object()  # unprotect() raises on it
+
+
+def mend_the_guard(dask_scheduler) -> None:
+    dask_scheduler.extensions[EXTENSION] = dask_scheduler.__dict__.pop("stashed_guard")
+
+
+def test_a_guard_that_cannot_be_removed_is_logged_and_closing_goes_on(client):
+    # close() runs at the end of every run, in its finally: a guard the scheduler cannot
+    # remove (the cluster going away, say) is worth a warning, not an error over the run's.
+    placement = InputPlacement(client, ResilienceConfig(task_registry="memory",
+                                                        max_task_replicas=2), "stuck")
+    placement.start()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("resilience.replication")
+    logger.addHandler(handler)
+    client.run_on_scheduler(break_the_guard)
+    try:
+        placement.close()
+    finally:
+        logger.removeHandler(handler)
+        client.run_on_scheduler(mend_the_guard)
+        for prefix in (placement.key_prefix, placement.shared_prefix):
+            client.run_on_scheduler(unprotect, prefix)
+    assert any("could not remove the replica guard" in r.getMessage() for r in records)
 
 
 def test_the_guard_copies_every_protected_key_past_one_not_in_memory(client):
