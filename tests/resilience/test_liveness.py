@@ -58,7 +58,8 @@ def sleepy(payload: Any, *, task_id: str, **_: Any) -> Any:
 
 def test_without_a_registry_a_step_past_its_timeout_is_reported(client):
     tasks = [{"task_id": "slow"}, {"task_id": "fast"}]
-    rc = ResilientCluster(client, tasks, input="x", step_timeout=0.5)
+    seen: list[Any] = []
+    rc = ResilientCluster(client, tasks, input="x", step_timeout=0.5, on_event=seen.append)
 
     with pytest.raises(TaskFailures) as raised:
         rc.distribute(sleepy)
@@ -66,6 +67,10 @@ def test_without_a_registry_a_step_past_its_timeout_is_reported(client):
     assert set(raised.value.failed) == {"slow"}
     assert "ran longer than step_timeout=0.5s" in raised.value.failed["slow"]
     assert [o.task_id for o in raised.value.summary.outputs] == ["fast"]
+    # The attempt given up on is reported as such, before its task is failed.
+    ended = [(type(e).__name__, getattr(e, "cause", None)) for e in seen
+             if getattr(e, "task_id", None) == "slow" and type(e).__name__ != "StepSubmitted"]
+    assert ended == [("StepFailed", "step-timeout"), ("TaskFailed", None)]
     time.sleep(1.6)  # let the cancelled attempt's thread finish before the next test
 
 
