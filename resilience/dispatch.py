@@ -2,8 +2,10 @@
 inputs of resubmitted steps, and the batched submission of attempts.
 
 A submission that fails (no worker to scatter to, say) is tried again at the next
-round until `worker_wait_timeout`; then its steps fail. The `Dispatcher` decides, the
-run loop reports: steps that must fail come back from `submit_pending()` with why.
+round until `worker_wait_timeout`; then its steps fail, or, when the cluster has no
+worker at all, the run ends (`out_of_workers`), as a wait for workers does. The
+`Dispatcher` decides, the run loop reports: steps that must fail come back from
+`submit_pending()` with why.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ class Dispatcher:
         self._retries = retries
         self._worker_wait = worker_wait
         self._reasons = reasons
+        # No worker for worker_wait_timeout while submitting: the run loop ends the run
+        # (every task reported at once, not one admitted batch failed per round).
+        self.out_of_workers = False
         self._on_done = on_done  # told when an attempt's future settles
         self._emit = emit
         self._failing_since: float | None = None  # submissions failing since then
@@ -122,8 +127,9 @@ class Dispatcher:
             self._book.pending.extend(batch)
             return []
         if self._worker_wait.count_workers() == 0:
-            return [(job, self._reasons.no_workers().format(step=job.step), False)
-                    for job, _ in batch]
+            self.out_of_workers = True
+            self._book.pending.extend(batch)
+            return []
         return [(job, self._reasons.unsubmittable(job.step, repr(error)), True)
                 for job, _ in batch]
 

@@ -9,7 +9,8 @@ notice instead of polling for it.
 
 Why not the scheduler's "all" topic, which has these too: a client holds one handler per
 topic (ours would replace the user's), and "all" also carries every gather and
-run_on_scheduler call. The plugin needs this library on the scheduler; without it the
+run_on_scheduler call. The plugin needs this library on the scheduler (a run checks
+that at its start: `resilience.environment`); should the scheduler refuse it anyway, the
 run goes on with the loop's periodic checks (`available` is False then).
 """
 
@@ -53,7 +54,7 @@ class WorkerNotices:
 
     def start(self) -> bool:
         """Subscribe and install the plugin; False (and a log line) when the scheduler
-        cannot run it, e.g. this library is not installed there."""
+        refuses it (the run then finds departures by periodic checks)."""
         self._client.subscribe_topic(self.topic, self._receive)
         try:
             self._client.register_plugin(DepartureReporter(self.topic), name=self.topic)

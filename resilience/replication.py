@@ -123,14 +123,10 @@ class InputPlacement:
         """Install the guard (replicas must survive the AMM) before anything is submitted."""
         if not self._config.scatter:
             return
-        if self._config.replica_guard == "policy" and self._replicates:
-            self._install_guard()
-        elif self._config.replica_guard == "policy":
-            try:  # only the shared input's copies to keep: without the guard, still run
-                self._protect(self.shared_prefix, None)
-            except Exception as error:
-                logger.info("no replica guard on the scheduler (%r): the AMM may drop the "
-                            "shared input's extra copies", error)
+        if self._config.replica_guard == "policy":
+            if self._replicates:
+                self._protect(self.key_prefix, self._replicas)
+            self._protect(self.shared_prefix, None)
         if not self._replicates:
             return
         status = self._client.run_on_scheduler(amm_policy.amm_status)
@@ -351,15 +347,3 @@ class InputPlacement:
     def _protect(self, prefix: str, n: int | None) -> None:
         self._client.run_on_scheduler(amm_policy.protect, prefix, n)
         self._protected.append(prefix)
-
-    def _install_guard(self) -> None:
-        try:
-            self._protect(self.key_prefix, self._replicas)
-            self._protect(self.shared_prefix, None)
-        except Exception as error:
-            raise ConfigError(
-                f"could not install the replica guard on the scheduler ({error!r}). Install "
-                "resilience-testbed in the scheduler's environment, or switch ReduceReplicas "
-                "off (distributed.scheduler.active-memory-manager.start: false) and pass "
-                "replica_guard='require-amm-off'."
-            ) from error

@@ -130,6 +130,8 @@ class RunLoop:
                 self._dispatch.admit()
                 for job, reason, for_good in self._dispatch.submit_pending():
                     self._fail(job, reason, for_good)
+                if self._dispatch.out_of_workers:
+                    self._fail_unfinished(self._reasons.no_workers())
                 if not self._book.waiting:
                     self._fail_unaccounted()
                     if self._admission.exhausted:

@@ -59,7 +59,7 @@ def find_forgotten(client: Client, keys: list[str]) -> list[str]:
         return []
     try:
         return list(client.run_on_scheduler(forgotten, keys))
-    except Exception as error:  # e.g. this library is not installed on the scheduler
+    except Exception as error:  # e.g. a scheduler going away
         logger.debug("cannot ask the scheduler which keys it forgot: %r", error)
         return []
 
@@ -123,7 +123,7 @@ class AttemptWatch:
             try:
                 held, silent = self._client.run_on_scheduler(survey, silence, late_workers)
                 return dict(held), set(silent)
-            except Exception as error:  # e.g. this library is not installed on the scheduler
+            except Exception as error:  # e.g. a scheduler going away
                 logger.warning("cannot ask the scheduler for silent workers (%r); only hung "
                                "protocols, not frozen workers, will be found", error)
                 self._surveying = False

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from distributed import Client, LocalCluster
 
 from chaos.errors import ClusterError
-from chaos.harness import scheduler_calls
+from chaos.harness import processes, scheduler_calls
 from chaos.harness.backends import AddressBackend, ClusterBackend, LocalBackend, open_backend
 from chaos.harness.inflict import Victim
 from chaos.harness.membership import PLUGIN_NAME, MembershipReporter
@@ -196,13 +196,16 @@ class ChaosCluster:
         self.restore_capacity()
         while True:
             snapshot = self.refresh()
-            settled = len(snapshot.workers) >= wanted and snapshot.n_tasks == 0
+            # A worker killed in the run before may still be registered for a moment
+            # after its nanny started the next one: its removal would land in this run.
+            ready = (len(snapshot.workers) >= wanted and snapshot.n_tasks == 0
+                     and not self._registered_but_dead(snapshot))
             # A replacement started for a worker that then came back leaves a spare:
             # trimmed here, between runs, so every run starts on the same fleet. A worker
             # the backend already let go of may still be registered for a moment: an
             # exact fleet waits it out.
-            if settled and (len(snapshot.workers) == wanted
-                            or not (self.backend.trim(wanted) or self.backend.exact_fleet)):
+            if ready and (len(snapshot.workers) == wanted
+                  or not (self.backend.trim(wanted) or self.backend.exact_fleet)):
                 self.client.run_on_scheduler(scheduler_calls.restart_scatter_rotation)
                 return snapshot
             left = deadline - time.monotonic()
@@ -218,6 +221,14 @@ class ChaosCluster:
                 )
             self.restore_capacity()
             time.sleep(0.01)
+
+    def _registered_but_dead(self, snapshot: ClusterSnapshot) -> list[str]:
+        """Workers the scheduler still lists whose process is gone (seen from this host
+        only: `local_signals` backends)."""
+        if not self.local_signals:
+            return []
+        return [address for address, victim in snapshot.workers.items()
+                if victim.pid is not None and processes.settled(victim.pid, "gone")]
 
     def _release_leftovers(self) -> None:
         self.client.run_on_scheduler(scheduler_calls.release_client_keys, self.client.id)

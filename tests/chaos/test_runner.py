@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import uuid
 
@@ -15,6 +17,7 @@ from chaos import (
     read_history,
     run_schedule,
 )
+from chaos.harness.processes import process_state
 from chaos.history import HISTORY_VERSION
 from chaos.probes import probed
 from tests.chaos.kit import delivered, one_fault
@@ -202,6 +205,18 @@ def test_settling_waits_out_a_worker_on_its_way_out(harness):
     finally:
         extra.kill()
         extra.wait(timeout=30)
+
+
+def test_settling_waits_until_a_killed_worker_has_left_the_scheduler(harness):
+    # CI once saw a fault-free run begin with a `worker-removed`: the worker killed by
+    # the test before was still registered when settling counted its workers.
+    victim = sorted(harness.settle(timeout=30).workers.values(), key=lambda v: v.address)[0]
+    os.kill(victim.pid, signal.SIGKILL)
+    while process_state(victim.pid) not in (None, "Z", "X"):
+        time.sleep(0.001)
+    snapshot = harness.settle(timeout=30)
+    assert victim.address not in snapshot.workers, snapshot.worker_list()
+    assert len(snapshot.workers) == 3
 
 
 def _first_holder(client, futures) -> str:

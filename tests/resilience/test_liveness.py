@@ -4,6 +4,7 @@ arrives twice is delivered once."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import threading
@@ -151,6 +152,32 @@ def test_a_user_callback_blocking_dasks_callback_thread_does_not_stall_the_run(c
 
     assert sorted(o.task_id for o in summary.outputs) == [0, 1, 2]
     assert elapsed < 10
+
+
+class Errors(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_an_on_event_callback_that_raises_is_logged_and_the_run_goes_on(client):
+    def broken_progress_bar(event: Any) -> None:
+        raise RuntimeError("the user's progress bar broke")
+
+    rc = ResilientCluster(client, [{"task_id": i} for i in range(3)], input="x",
+                          on_event=broken_progress_bar)
+    errors, logger = Errors(), logging.getLogger("resilience")  # the library's own logger
+    logger.addHandler(errors)
+    try:
+        summary = rc.distribute(quick)
+    finally:
+        logger.removeHandler(errors)
+
+    assert sorted(o.task_id for o in summary.outputs) == [0, 1, 2]
+    assert any(line.startswith("on_event raised on StepSubmitted(") for line in errors.lines)
 
 
 def slow_first_attempt(payload: Any, **_: Any) -> Any:

@@ -4,9 +4,12 @@ point would (the sink's steps run, the commit does not), then reopens the run.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import resource
+import signal
 from pathlib import Path
 
 import pytest
@@ -136,6 +139,70 @@ def test_a_file_that_is_not_ours_is_never_overwritten(tmp_path):
     run.registry.close()
     open_run(tmp_path)  # and a restart's reconcile does not take it for ours
     assert theirs.read_text() == "someone else's file"
+
+
+def test_a_file_that_appears_during_the_write_is_left_alone_and_unstaged(tmp_path):
+    # Between write()'s check and the link someone else's file appeared: the delivery
+    # fails, and the entry is unstaged so that a restart does not remove that file.
+    run = open_run(tmp_path)
+    assert run.sink is not None
+    entry = Delivery("a", (0,), 1, file=output_name("a", (0,)), score="{}")
+    run.registry.stage_outputs([entry])  # as write() does after its check
+    theirs = tmp_path / "out" / output_name("a", (0,))
+    theirs.write_text("someone else's file")
+
+    with pytest.raises(OutputError, match="not in this run's ledger"):
+        run.sink._write_file(entry, {"pose": "a"})
+
+    assert not list((tmp_path / "out").glob(".*.tmp"))
+    run.registry.close()
+    open_run(tmp_path)
+    assert theirs.read_text() == "someone else's file"
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int):
+    """Files of this process cannot grow past `limit` bytes (RLIMIT_FSIZE): a disk
+    that fills, for this process only. Writes past it fail with EFBIG."""
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the default kills us
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+def test_a_disk_too_full_for_an_output_fails_the_delivery_and_a_rerun_writes_it(tmp_path):
+    run = open_run(tmp_path)
+    deliver(run, outputs("a"))
+    assert run.sink is not None
+    big = [(Output("b", (0,), b"x" * 2_000_000, 1, (1,)), {"task_id": "b"}, 0.0)]
+
+    with file_size_limit(1_000_000), pytest.raises(
+            OutputError, match=r"could not write the output .*b\.0\.pkl \(File too large\)"):
+        run.sink.write(big)
+
+    assert not list((tmp_path / "out").glob(".*.tmp"))
+    assert folder_state(tmp_path) == (["a.0.pkl", SCOREFILE], [("a", [0])])
+    run.registry.close()
+    deliver(open_run(tmp_path), big)
+    assert load_output(tmp_path / "out" / "b.0.pkl") == b"x" * 2_000_000
+
+
+def test_a_disk_too_full_for_the_scorefile_leaves_no_partial_line(tmp_path):
+    run = open_run(tmp_path)
+    deliver(run, outputs("a"))
+    assert run.sink is not None
+    scores = tmp_path / "out" / SCOREFILE
+    before = scores.read_bytes()
+
+    with file_size_limit(len(before) + 5), pytest.raises(
+            OutputError, match=r"could not append to .*scores\.json \(File too large\)"):
+        run.sink._append_scores(['{"task_id": "b", "index": [0]}'])  # 5 bytes fit
+
+    assert scores.read_bytes() == before
 
 
 @pytest.mark.parametrize(("task_id", "name"), [

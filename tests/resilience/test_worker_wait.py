@@ -86,3 +86,38 @@ def test_workers_that_come_back_end_the_wait(workerless):
     assert summary.delivered == 2
     returned = [e for e in seen if isinstance(e, WorkersReturned)]
     assert len(returned) == 1 and returned[0].waited > 0
+
+
+@pytest.mark.parametrize("scatter", [True, False])
+def test_a_durable_run_without_workers_reports_every_task_and_resumes_them_all(
+        workerless, tmp_path, scatter):
+    # Five tasks, room for two: a wait for workers that times out must report the two
+    # in flight, and the three never started; resumed with room for one, the second
+    # resumed step is still on the registry's pages and must be reported too. None is
+    # failed for good: with a worker, the same run then delivers all five. Scattered
+    # inputs end alike (their scatters fail rather than their steps wait): they once
+    # failed one admitted batch per round instead.
+    cluster, client = workerless
+
+    def session(max_in_flight: int, wait: float = 1.0) -> ResilientCluster:
+        return ResilientCluster(client, [{"task_id": i} for i in range(5)], input="x",
+                                scatter=scatter, task_registry="disk",
+                                output_path=str(tmp_path / "out"),
+                                max_in_flight=max_in_flight, worker_wait_timeout=wait)
+
+    with pytest.raises(TaskFailures) as first:
+        session(max_in_flight=2).distribute(quick)
+    assert set(first.value.failed) == {0, 1, 2, 3, 4}
+    never = {i for i, reason in first.value.failed.items() if reason.startswith("never started")}
+    assert never == {2, 3, 4}, first.value.failed
+    assert "never started: step 0 could not finish: the cluster had no workers" \
+        in first.value.failed[2]
+
+    with pytest.raises(TaskFailures) as resumed:
+        session(max_in_flight=1).distribute(quick)
+    assert set(resumed.value.failed) == {0, 1, 2, 3, 4}
+
+    cluster.scale(1)
+    client.wait_for_workers(1, timeout=30)
+    summary = session(max_in_flight=5, wait=30).distribute(quick)
+    assert summary.delivered == 5
