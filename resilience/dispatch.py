@@ -11,6 +11,7 @@ worker at all, the run ends (`out_of_workers`), as a wait for workers does. The
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -118,7 +119,11 @@ class Dispatcher:
         return failures
 
     def _submission_failed(self, batch: list[Submission], error: Exception) -> list[Failure]:
-        """Retry next round; past worker_wait_timeout of failures, fail the batch."""
+        """Retry next round; past worker_wait_timeout of failures, fail the batch. A value
+        that cannot be pickled fails it at once: it never will be."""
+        if _unpicklable(error):
+            return [(job, self._reasons.unserializable(job.step, repr(error)), True)
+                    for job, _ in batch]
         now = time.monotonic()
         if self._failing_since is None:
             self._failing_since = now
@@ -150,3 +155,10 @@ class Dispatcher:
             else:
                 job.payload = record.payload
         return [(job, reason) for job, reason in batch if job.payload is not DROPPED], missing
+
+
+def _unpicklable(error: Exception) -> bool:
+    """Dask's serialization refused a value (it raises TypeError("Could not serialize
+    object of type ...")), or pickle did."""
+    return isinstance(error, pickle.PicklingError) or (
+        isinstance(error, TypeError) and "serialize" in str(error))

@@ -95,6 +95,14 @@ class FailureReasons:
             "Check that the scheduler and workers are reachable from this client."
         )
 
+    def unserializable(self, step: int, error: str) -> str:
+        """Its input or task arguments cannot be pickled: no retry would help."""
+        return (
+            f"{self._where(step)} could not be submitted: its input or task arguments "
+            f"cannot be serialized ({_first_line(error)}); retrying cannot help. Pass values "
+            "that cloudpickle can serialize."
+        )
+
     def no_workers(self) -> str:
         """A template with `{step}`: the cluster had no workers for too long."""
         return (

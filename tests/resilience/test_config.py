@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
-from resilience import ConfigError, ResilientCluster
+from resilience import ConfigError, ResilientCluster, TaskFailures
 from resilience.config import resolve_retries
 from resilience.tasks import task_specs
 
@@ -97,6 +100,24 @@ def test_bad_protocols_or_retries_are_refused_when_the_run_starts(client, protoc
         rc.generate(protocols, retries=retries)
     with pytest.raises(ConfigError, match=_literal(says)):
         rc.distribute(protocols, retries=retries)
+
+
+@pytest.mark.parametrize("scatter", [True, False])
+@pytest.mark.parametrize("where", ["input", "task"])
+def test_a_value_that_cannot_be_pickled_fails_its_tasks_at_once_saying_so(client, scatter, where):
+    # It was retried as if the cluster were unreachable, for worker_wait_timeout, then
+    # reported with "Check that the scheduler and workers are reachable".
+    lock = threading.Lock()
+    tasks = [{"task_id": i, **({"lock": lock} if where == "task" else {})} for i in range(2)]
+    rc = ResilientCluster(client, tasks, input=lock if where == "input" else "x",
+                          scatter=scatter, worker_wait_timeout=30)
+    started = time.monotonic()
+    with pytest.raises(TaskFailures) as raised:
+        rc.distribute(identity)
+    assert time.monotonic() - started < 5
+    assert set(raised.value.failed) == {0, 1}
+    assert all("cannot be serialized" in reason and "lock" in reason
+               for reason in raised.value.failed.values()), raised.value.failed
 
 
 def test_a_generator_of_tasks_cannot_be_run_twice(client):
