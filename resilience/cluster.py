@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 from distributed import Client
 
 from resilience.config import REGISTRY_FILE, resolve_retries
@@ -184,4 +185,12 @@ def _protocol_chain(protocols: Sequence[Protocol] | Protocol) -> list[Protocol]:
                 f"protocols[{step}]={protocol!r} is not callable; each protocol is a function "
                 "protocol(payload, **task_kwargs)."
             )
+        try:  # else every step would fail at submission, blamed on its input
+            cloudpickle.dumps(protocol)
+        except Exception as error:
+            raise ConfigError(
+                f"protocols[{step}]={protocol!r} cannot be pickled ({error}); Dask sends "
+                "each protocol to the workers, so keep locks, open files and clients out "
+                "of what it refers to (create them inside the protocol)."
+            ) from error
     return chain

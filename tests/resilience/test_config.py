@@ -102,6 +102,24 @@ def test_bad_protocols_or_retries_are_refused_when_the_run_starts(client, protoc
         rc.distribute(protocols, retries=retries)
 
 
+LOCK = threading.Lock()
+
+
+def uses_a_lock(payload, **_):
+    with LOCK:
+        return payload
+
+
+uses_a_lock.__module__ = "__main__"  # pickled by value, as a notebook's function is
+
+
+def test_a_protocol_that_cannot_be_pickled_is_refused_when_the_run_starts(client):
+    rc = ResilientCluster(client, [{}], input="x")
+    with pytest.raises(ConfigError, match=r"^protocols\[1\]=<function uses_a_lock .*> cannot "
+                                          r"be pickled \(cannot pickle '_thread.lock'"):
+        rc.distribute([identity, uses_a_lock])
+
+
 @pytest.mark.parametrize("scatter", [True, False])
 @pytest.mark.parametrize("where", ["input", "task"])
 def test_a_value_that_cannot_be_pickled_fails_its_tasks_at_once_saying_so(client, scatter, where):
