@@ -15,7 +15,7 @@ from distributed import Client
 
 from resilience.config import REGISTRY_FILE, resolve_retries
 from resilience.durable import DurableRun, open_durable_run
-from resilience.environment import check_scheduler
+from resilience.environment import check_cluster
 from resilience.errors import ConfigError, SchedulerLost, TaskFailures
 from resilience.outputs import Output, RunSummary
 from resilience.registry import MemoryRegistry, TaskRegistry
@@ -121,7 +121,7 @@ class ResilientCluster:
 
     def _run(self, chain: list[Protocol], retry_counts: list[int],
              keep_outputs: bool) -> Iterator[Output]:
-        check_scheduler(self.client)
+        check_cluster(self.client)
         tasks = self._take_tasks()
         path, scratch = self.config.durable_registry_path, None
         if self.config.task_registry == "disk" and path is None:

@@ -1,4 +1,5 @@
-"""The scheduler must be able to import this library, checked once as a run starts.
+"""The scheduler must be able to import this library, checked once as a run starts
+(with the client's connection).
 
 Dask deserializes task graphs on the scheduler, so there every step of a run names this
 library's code. Without this check a scheduler that lacks it failed every task with
@@ -25,9 +26,14 @@ def installed_version() -> str | None:
         return None
 
 
-def check_scheduler(client: Client) -> None:
-    """Raise ConfigError when the scheduler cannot import this library, or has another
-    version of it."""
+def check_cluster(client: Client) -> None:
+    """Raise ConfigError when the client is not connected, or its scheduler cannot
+    import this library, or has another version of it."""
+    if client.status != "running":
+        raise ConfigError(
+            f"the client is {client.status!r}, not connected to a scheduler: pass a "
+            "running Client (a closed one cannot run anything)."
+        )
     try:
         theirs = client.run_on_scheduler(installed_version)
     except ImportError as error:

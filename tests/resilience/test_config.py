@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from distributed import Client
 
 from resilience import ConfigError, ResilientCluster, TaskFailures
 from resilience.config import resolve_retries
@@ -136,6 +137,14 @@ def test_a_value_that_cannot_be_pickled_fails_its_tasks_at_once_saying_so(client
     assert set(raised.value.failed) == {0, 1}
     assert all("cannot be serialized" in reason and "lock" in reason
                for reason in raised.value.failed.values()), raised.value.failed
+
+
+def test_a_closed_client_is_refused_with_a_clear_error(client):
+    closed = Client(client.scheduler.address, timeout="10s")
+    rc = ResilientCluster(closed, [{}], input=1)
+    closed.close()
+    with pytest.raises(ConfigError, match="the client is 'closed', not connected"):
+        rc.distribute(identity)
 
 
 def test_a_generator_of_tasks_cannot_be_run_twice(client):
