@@ -7,6 +7,8 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from distributed.protocol import serialize
+
 from resilience.errors import ProtocolError
 from resilience.watch import report_start
 
@@ -38,7 +40,9 @@ class StepCall:
         if self.start_topic is not None:
             report_start(self.start_topic)
         try:
-            return as_outputs(self.protocol(payload, **kwargs))
+            outputs = as_outputs(self.protocol(payload, **kwargs))
+            check_serializable(outputs)
+            return outputs
         except Exception as error:
             raise ProtocolError(
                 protocol_name(self.protocol),
@@ -56,3 +60,16 @@ def as_outputs(result: Any) -> list[Any]:
     if isinstance(result, Iterator):
         return list(result)
     return [result]
+
+
+def check_serializable(outputs: list[Any]) -> None:
+    """Raise TypeError, with its cause, when Dask could not send these outputs on. Such
+    a result never leaves its worker: it was fetched again and again, and the run hung.
+    Dask's own serialization, with out-of-band buffers: no copy of large arrays."""
+    try:
+        serialize(outputs, on_error="raise")
+    except TypeError as error:
+        cause: BaseException = error
+        while (inner := cause.__cause__ or cause.__context__) is not None:
+            cause = inner
+        raise TypeError(f"an output of the protocol cannot be serialized ({cause})") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -34,6 +35,23 @@ def test_protocols_return_one_many_a_generator_or_nothing(client):
         ("tuple", (0,), "x-a"), ("tuple", (1,), "x-b"),
     ]
     assert summary.failed == {}  # returning nothing is not a failure
+
+
+def returns_a_lock(payload: Any, **_: Any) -> Any:
+    return [payload, threading.Lock()]  # a lock cannot be pickled
+
+
+@pytest.mark.timeout(60)  # the run hung here, fetching that output for ever
+@pytest.mark.parametrize("chain", [[returns_a_lock], [returns_a_lock, shapes]])
+def test_a_protocol_whose_output_cannot_be_pickled_fails_its_task_saying_so(client, chain):
+    rc = ResilientCluster(client, [{"task_id": "one"}], input="x", task_registry="memory")
+    started = time.monotonic()
+    with pytest.raises(TaskFailures) as raised:
+        rc.distribute(chain)
+    assert time.monotonic() - started < 10
+    assert "step 0 (returns_a_lock) raised" in raised.value.failed["one"]
+    assert ("an output of the protocol cannot be serialized (cannot pickle '_thread.lock' "
+            "object)") in raised.value.failed["one"]
 
 
 def flaky(payload: Any, *, marker_dir: str, task_id: str, **_: Any) -> Any:
