@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from distributed.protocol import serialize
+from distributed.protocol.serialize import serialize
 
 from resilience.errors import ProtocolError
 from resilience.watch import report_start
