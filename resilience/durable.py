@@ -19,6 +19,7 @@ from typing import Any
 from resilience.errors import RegistryError
 from resilience.fingerprint import TaskIdDigest, protocol_names, protocols_fingerprint
 from resilience.registry import StepRecord
+from resilience.session_lock import refuse_if_in_use
 from resilience.signing import key_path
 from resilience.sink import OutputSink
 from resilience.sqlite_registry import SQLiteRegistry
@@ -76,6 +77,7 @@ def open_durable_run(
     task fingerprint; the caller goes on drawing from the same iterator.
     """
     if start_afresh:
+        refuse_if_in_use(path)  # its session would go on writing what was moved aside
         _move_aside(path, output_path)
     registry = SQLiteRegistry(path, key)
     try:

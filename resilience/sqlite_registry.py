@@ -24,6 +24,7 @@ from typing import Any
 from resilience.errors import RegistryError
 from resilience.outputs import TaskId
 from resilience.registry import Delivery, RecordKey, StepRecord, TaskRegistry
+from resilience.session_lock import SessionLock
 from resilience.signing import check_key
 from resilience.sqlite_file import Reading, RegistryFile, Transaction, is_empty
 from resilience.sqlite_rows import (
@@ -57,20 +58,30 @@ class SQLiteRegistry(TaskRegistry):
         self.path = Path(path)
         if key is not None:
             key = check_key(key)
+        self._session = SessionLock(self.path)
+        if not read_only:  # before anything is read: a second session is refused
+            self._session.acquire()
+        try:
+            self._file = self._open(key, read_only)
+        except BaseException:
+            self._session.release(undo=True)
+            raise
+        self.run_id = self._file.run_id
+        self._db = self._file.db
+        self._rows = RowCodec(self._file.signer, self.path)
+
+    def _open(self, key: bytes | None, read_only: bool) -> RegistryFile:
         self.created = is_empty(self.path)
         if self.created and read_only:
             raise RegistryError(f"{self.path} does not exist, or is empty: no registry there.")
         try:
-            self._file = (RegistryFile.create(self.path, key) if self.created
-                          else RegistryFile.open(self.path, key, read_only))
+            return (RegistryFile.create(self.path, key) if self.created
+                    else RegistryFile.open(self.path, key, read_only))
         except sqlite3.DatabaseError as error:
             raise RegistryError(
                 f"cannot read the task registry {self.path}: {error}. The file may be "
                 "truncated or not a registry; it was left untouched."
             ) from error
-        self.run_id = self._file.run_id
-        self._db = self._file.db
-        self._rows = RowCodec(self._file.signer, self.path)
 
     # -- run metadata --------------------------------------------------------------
 
@@ -165,6 +176,7 @@ class SQLiteRegistry(TaskRegistry):
 
     def close(self) -> None:
         self._file.close()
+        self._session.release()
 
     # -- admission, ledger and failures ----------------------------------------------
 

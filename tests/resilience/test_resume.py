@@ -25,8 +25,12 @@ from pathlib import Path
 import pytest
 from distributed import Client
 
+from resilience import RegistryError, SQLiteRegistry
+from resilience.durable import open_durable_run
+from resilience.session_lock import lock_path
 from resilience.sink import SCOREFILE, load_output, output_name
 from resilience.status import run_status
+from tests.resilience import resume_client
 from tests.resilience.resume_client import expected_outputs
 
 SCRIPT = Path(__file__).with_name("resume_client.py")
@@ -134,7 +138,7 @@ def check_exactly_once(output: Path, story: list[str], replay: str) -> None:
     expected = expected_outputs(TASKS)
     names = {output_name(task_id, index): value for (task_id, index), value in expected.items()}
     files = {path.name for path in output.iterdir()}
-    bookkeeping = {SCOREFILE, "registry.sqlite", "registry.sqlite.key"}
+    bookkeeping = {SCOREFILE, "registry.sqlite", "registry.sqlite.key", "registry.sqlite.lock"}
     assert files - bookkeeping == set(names), (
         f"missing {sorted(set(names) - files)}, stray {sorted(files - set(names) - bookkeeping)}"
         + where)
@@ -193,4 +197,36 @@ def test_a_head_node_that_owned_its_cluster_resumes_on_a_new_one(output, tmp_pat
     summary, story = kill_and_resume("local", output, seed, 2, tmp_path)
 
     check_exactly_once(output, story, f"RESUME_SEEDS={seed} pytest {__file__} -k head_node")
+    assert summary["failed"] == {}
+
+
+def test_a_second_session_is_refused_while_the_first_runs_and_resumes_once_it_is_gone(
+        client, output, tmp_path):
+    # A head node taken for dead that still runs: a second session beside it would redo
+    # its unfinished steps and interleave their writes with its own; starting afresh
+    # would move its files aside under it.
+    first = ClientProcess(client.scheduler.address, output, tmp_path / "client.log")
+    registry = output / "registry.sqlite"
+    in_use = rf"is in use by another session of this run \(pid {first.process.pid} on "
+    try:
+        first._wait_started()
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while not (lock_path(registry).exists() and lock_path(registry).read_text()):
+            assert time.monotonic() < deadline and first.process.poll() is None
+            time.sleep(0.005)
+        with pytest.raises(RegistryError, match=in_use):
+            SQLiteRegistry(registry)  # what a session opens first
+        with pytest.raises(RegistryError, match=in_use):
+            open_durable_run(registry, None, output, [resume_client.fold], iter([]),
+                             start_afresh=True)
+        assert not list(tmp_path.glob("out.replaced-*"))  # nothing was moved aside
+    finally:
+        first.stop()  # SIGKILL: its lock goes with it
+        assert first.process.stdout is not None
+        first.process.stdout.close()
+
+    summary = ClientProcess(client.scheduler.address, output, tmp_path / "client.log").finish()
+
+    check_exactly_once(output, ["a second session refused, then the first killed"],
+                       f"pytest {__file__} -k second_session")
     assert summary["failed"] == {}
