@@ -9,6 +9,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from resilience.durable import open_durable_run
 from resilience.sink import SCOREFILE, load_output
 from resilience.sqlite_registry import SQLiteRegistry
 from resilience.status import format_status, run_status
+from tests.resilience.kit import wait_until
 
 
 def double(payload, *, seed, **_):
@@ -108,6 +110,46 @@ def test_the_first_step_admitted_is_resumed_when_it_was_left_unfinished(client, 
 
     assert summary.previously_delivered + summary.delivered == 4
     assert files(output) == {f"t{i}.0.pkl" for i in range(4)}
+
+
+def add_seed_slowly_when_odd(payload, *, seed, **_):
+    time.sleep(0.5 if payload % 2 else 0)  # the second lineage of `double` is the slow one
+    return payload + seed
+
+
+def shared_inputs(dask_scheduler=None) -> list[str]:
+    """The scheduler's keys of runs' shared inputs (scattered: no transition logs them)."""
+    return [str(key) for key in dask_scheduler.tasks if str(key).startswith("rs-all-")]
+
+
+def test_a_resumed_run_with_no_first_step_left_does_not_place_the_initial_input(
+        client, tmp_path):
+    # The initial input is every step 0's: a session with only later steps to run must
+    # not scatter it (a pose of megabytes) for nothing.
+    output = tmp_path / "out"
+    chain = [double, add_seed_slowly_when_odd]
+    outputs = durable(client, output, tasks(1)).generate(chain)
+    next(outputs)  # lineage 0 delivered; lineage 1's step 1 still runs
+    outputs.close()
+    wait_until(lambda: not client.run_on_scheduler(shared_inputs), timeout=5,
+               what="the first session's shared input to be released")
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def look() -> None:
+        while not stop.wait(0.01):
+            seen.extend(client.run_on_scheduler(shared_inputs))
+
+    looking = threading.Thread(target=look, daemon=True)
+    looking.start()
+    try:
+        summary = durable(client, output, tasks(1)).distribute(chain)
+    finally:
+        stop.set()
+        looking.join(timeout=10)
+
+    assert (summary.previously_delivered, summary.delivered) == (1, 1)
+    assert seen == []
 
 
 def add_seed_slowly_at_first(payload, *, seed, **_):
