@@ -44,9 +44,14 @@ class SessionLock:
         """Take the lock, or raise RegistryError naming the session that holds it."""
         if fcntl is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._made = not self.path.exists()
-        file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (until release)
+        except OSError as error:  # the registry's own opening says what is wrong
+            logger.warning("cannot create %s (%s): this session holds no lock", self.path,
+                           error)
+            return
         try:
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
