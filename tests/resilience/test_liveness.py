@@ -18,7 +18,7 @@ from distributed import Client, LocalCluster, get_worker, secede
 
 from resilience import ResilientCluster, TaskFailures
 from resilience.watch import find_forgotten
-from tests.resilience.kit import wait_until
+from tests.resilience.kit import logged, wait_until
 
 
 def quick(payload: Any, **_: Any) -> Any:
@@ -154,30 +154,17 @@ def test_a_user_callback_blocking_dasks_callback_thread_does_not_stall_the_run(c
     assert elapsed < 10
 
 
-class Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def test_an_on_event_callback_that_raises_is_logged_and_the_run_goes_on(client):
     def broken_progress_bar(event: Any) -> None:
         raise RuntimeError("the user's progress bar broke")
 
     rc = ResilientCluster(client, [{"task_id": i} for i in range(3)], input="x",
                           on_event=broken_progress_bar)
-    errors, logger = Errors(), logging.getLogger("resilience")  # the library's own logger
-    logger.addHandler(errors)
-    try:
+    with logged(level=logging.ERROR) as errors:
         summary = rc.distribute(quick)
-    finally:
-        logger.removeHandler(errors)
 
     assert sorted(o.task_id for o in summary.outputs) == [0, 1, 2]
-    assert any(line.startswith("on_event raised on StepSubmitted(") for line in errors.lines)
+    assert any(line.startswith("on_event raised on StepSubmitted(") for line in errors)
 
 
 def slow_first_attempt(payload: Any, **_: Any) -> Any:
@@ -250,7 +237,9 @@ def test_a_duplicate_does_not_hide_the_results_fetched_after_it(client, tmp_path
         (tmp_path / "end").touch()
 
     [other] = {"t", "u"} - {(tmp_path / "speculated").read_text()}
-    assert summary.duplicates_suppressed == 1
+    # At least one: on a loaded machine a third attempt of the first task may come (and
+    # end) too, a second duplicate (seen once, with a mutation session running).
+    assert summary.duplicates_suppressed >= 1
     assert completed[other].endswith("-a1"), completed
 
 

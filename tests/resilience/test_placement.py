@@ -17,7 +17,7 @@ from resilience.registry import INITIAL_INPUT
 from resilience.replication import InputPlacement
 from resilience.submission import StepSubmitter
 from resilience.watch import AttemptWatch
-from tests.resilience.kit import wait_until
+from tests.resilience.kit import logged, wait_until
 
 
 def identity(payload, **_):
@@ -194,20 +194,15 @@ def test_a_guard_that_cannot_be_removed_is_logged_and_closing_goes_on(client):
     placement = InputPlacement(client, ResilienceConfig(task_registry="memory",
                                                         max_task_replicas=2), "stuck")
     placement.start()
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("resilience.replication")
-    logger.addHandler(handler)
     client.run_on_scheduler(break_the_guard)
     try:
-        placement.close()
+        with logged("resilience.replication", logging.WARNING) as warnings:
+            placement.close()
     finally:
-        logger.removeHandler(handler)
         client.run_on_scheduler(mend_the_guard)
         for prefix in (placement.key_prefix, placement.shared_prefix):
             client.run_on_scheduler(unprotect, prefix)
-    assert any("could not remove the replica guard" in r.getMessage() for r in records)
+    assert any("could not remove the replica guard" in message for message in warnings)
 
 
 def test_the_guard_copies_every_protected_key_past_one_not_in_memory(client):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import resource
 import signal
@@ -19,6 +18,7 @@ from resilience.durable import DurableRun, open_durable_run
 from resilience.errors import OutputError
 from resilience.registry import Delivery
 from resilience.sink import SCOREFILE, load_output, output_name
+from tests.resilience.kit import logged
 
 
 def protocol(payload, **_):
@@ -51,15 +51,6 @@ def folder_state(tmp_path: Path) -> tuple[list[str], list[tuple[str, list[int]]]
     return names, [(line["task_id"], line["index"]) for line in lines]
 
 
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def test_a_kill_between_the_renames_and_the_ledger_commit_leaves_nothing_behind(tmp_path):
     run = open_run(tmp_path)
     deliver(run, outputs("a"))
@@ -67,19 +58,11 @@ def test_a_kill_between_the_renames_and_the_ledger_commit_leaves_nothing_behind(
     run.sink.write(outputs("b", "c"))  # files linked, scores appended: then the kill
     run.registry.close()
 
-    # A handler on the library's own logger, whatever other tests did to the root's.
-    logs, logger = Lines(), logging.getLogger("resilience.durable")
-    level = logger.level
-    logger.addHandler(logs)
-    logger.setLevel(logging.INFO)
-    try:
+    with logged("resilience.durable") as lines:
         reopened = open_run(tmp_path)
-    finally:
-        logger.removeHandler(logs)
-        logger.setLevel(level)
 
     assert any("removed 2 output file(s) an interrupted delivery left uncommitted" in line
-               for line in logs.lines), logs.lines
+               for line in lines), lines
 
     assert folder_state(tmp_path) == (["a.0.pkl", SCOREFILE], [("a", [0])])
     assert reopened.registry.is_delivered([("b", (0,)), ("a", (0,))]) == [False, True]

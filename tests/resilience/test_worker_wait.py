@@ -16,6 +16,7 @@ from distributed import Client, LocalCluster
 
 from resilience import ResilientCluster, TaskFailures
 from resilience.events import WaitingForWorkers, WorkersReturned
+from tests.resilience.kit import logged
 
 
 def quick(payload: Any, **_: Any) -> Any:
@@ -30,15 +31,6 @@ def workerless() -> Iterator[tuple[LocalCluster, Client]]:
         yield cluster, client
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.mark.parametrize("scatter", [True, False])
 def test_a_wait_for_workers_is_announced_and_bounded(workerless, scatter):
     _, client = workerless
@@ -46,20 +38,12 @@ def test_a_wait_for_workers_is_announced_and_bounded(workerless, scatter):
     rc = ResilientCluster(client, [{"task_id": i} for i in range(3)], input="x",
                           scatter=scatter, task_registry="memory", worker_wait_timeout=1.5,
                           on_event=seen.append)
-    # A handler on the library's own logger: what a user's logging configuration sees,
-    # whatever other tests did to the root logger's handlers.
-    logs, logger = Records(), logging.getLogger("resilience")
-    logger.addHandler(logs)
-    try:
-        with pytest.raises(TaskFailures) as raised:
-            rc.distribute(quick)
-    finally:
-        logger.removeHandler(logs)
+    with logged(level=logging.WARNING) as warnings, pytest.raises(TaskFailures) as raised:
+        rc.distribute(quick)
 
     waits = [e for e in seen if isinstance(e, WaitingForWorkers)]
     assert len(waits) == 1 and waits[0].unfinished == 3 and waits[0].timeout == 1.5
-    assert any("no workers" in r.getMessage() and r.levelno == logging.WARNING
-               for r in logs.records)
+    assert any("no workers" in message for message in warnings), warnings
     assert set(raised.value.failed) == {0, 1, 2}
 
 
