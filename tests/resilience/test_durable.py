@@ -110,6 +110,9 @@ def test_the_first_step_admitted_is_resumed_when_it_was_left_unfinished(client, 
 
     assert summary.previously_delivered + summary.delivered == 4
     assert files(output) == {f"t{i}.0.pkl" for i in range(4)}
+    # t0's interrupted first attempt is not charged: its resumed attempt is its first.
+    assert "t0" in {o.task_id for o in summary.outputs}
+    assert {o.attempts for o in summary.outputs} == {1}
 
 
 def add_seed_slowly_when_odd(payload, *, seed, **_):

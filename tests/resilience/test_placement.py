@@ -121,7 +121,8 @@ def test_copies_made_by_client_replicate_are_waited_for_no_longer_than_the_bound
         placement.start()
         [placed] = placement.place([b"b" * 100])
         assert len(holders(client, placed)) == 1  # the copy is not there, yet
-        assert frozen[1] < 2.6, f"the copies took {frozen[1]:.2f} s"  # 2 s, and a slack
+        # 2 s, and a slack; and not less: a healthy copy slower than 1 s is still waited for
+        assert 2.0 <= frozen[1] < 2.6, f"the copies took {frozen[1]:.2f} s"
     finally:
         if frozen:
             with contextlib.suppress(ProcessLookupError):

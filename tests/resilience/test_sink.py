@@ -10,6 +10,7 @@ import os
 import resource
 import signal
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -141,6 +142,14 @@ def test_a_file_that_appears_during_the_write_is_left_alone_and_unstaged(tmp_pat
     run.registry.close()
     open_run(tmp_path)
     assert theirs.read_text() == "someone else's file"
+
+
+def test_a_scorefile_line_keeps_its_times_to_the_millisecond(tmp_path):
+    run = open_run(tmp_path)
+    assert run.sink is not None
+    [entry] = run.sink.write([(Output("a", (0,), "pose", 1, (1,)), {}, 1_700_000_000.123456)])
+    line = json.loads(cast(str, entry.score))
+    assert line["started_at"] == 1_700_000_000.123
 
 
 @contextlib.contextmanager
