@@ -16,7 +16,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,6 +166,7 @@ def run_and_save(
     run_id: str | None = None,
     target_factory: TargetFactory = make_target,
     refill: RefillPolicy | None = None,
+    replay_of: Sequence[Mapping[str, Any]] | None = None,
 ) -> SavedRun:
     """Run `schedule` against `configuration`, judge it, and save it replayably.
 
@@ -181,7 +182,8 @@ def run_and_save(
         try:
             record = run_schedule(schedule, target_factory(configuration.target),
                                   configuration.config, workload, cluster, out=path,
-                                  timeout=timeout, run_id=run_id, refill=refill)
+                                  timeout=timeout, run_id=run_id, refill=refill,
+                                  replay_of=replay_of)
             break
         except ClusterError:
             if attempt == 2:

@@ -134,9 +134,11 @@ def failing_run_folders(folder: str | os.PathLike[str]) -> list[Path]:
 def replay_runs(folders: Sequence[Path], cluster: ChaosCluster, times: int, out: Path, *,
                 target_factory: TargetFactory = make_target,
                 refill: RefillPolicy | None = None,
-                on_replay: Callable[[Path, int], None] | None = None) -> ReplayReport:
+                on_replay: Callable[[Path, int], None] | None = None,
+                lockstep: bool = True) -> ReplayReport:
     """Replay each saved run `times` times on `cluster` (into `out/<run>/<i>/`), with
-    `refill` or else the refill delay the run was recorded with."""
+    `refill` or else the refill delay the run was recorded with; in `lockstep` with the
+    original's order of events (`chaos.harness.lockstep`), unless told otherwise."""
     if times < 1:
         raise ChaosError(f"--times {times}: replay each run at least once.")
     results = []
@@ -155,7 +157,8 @@ def replay_runs(folders: Sequence[Path], cluster: ChaosCluster, times: int, out:
                                  timeout=float(start.get("timeout") or 60.0),
                                  target_factory=target_factory,
                                  refill=refill or RefillPolicy(
-                                     start.get("refill_delay", DEFAULT_REFILL_DELAY)))
+                                     start.get("refill_delay", DEFAULT_REFILL_DELAY)),
+                                 replay_of=history if lockstep else None)
             replays.append(signature(saved.record.history, saved.verdict))
             if on_replay is not None:
                 on_replay(folder, attempt)

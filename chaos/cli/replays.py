@@ -28,6 +28,9 @@ def add_replays_command(commands: Any) -> None:
     sub.add_argument("--limit", type=int, help="replay at most this many runs")
     sub.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     sub.add_argument("--keep", help="keep the replays' run folders here (default: dropped)")
+    sub.add_argument("--free", action="store_true",
+                     help="replay without keeping to the original's order of events (only "
+                          "the fault points are pinned): how often a failure recurs by itself")
     sub.add_argument("--dask-logs", action="store_true", help="show Dask's own logging")
     sub.set_defaults(command=replays_main)
 
@@ -44,7 +47,8 @@ def replays_main(args: argparse.Namespace) -> int:
     quiet: dict[str, Any] = {} if args.dask_logs else {"silence_logs": logging.CRITICAL}
     with ChaosCluster.local(args.workers, **quiet) as cluster, \
             tempfile.TemporaryDirectory(prefix="chaos-replays-") as scratch:
-        report = replay_runs(runs, cluster, args.times, Path(args.keep or scratch))
+        report = replay_runs(runs, cluster, args.times, Path(args.keep or scratch),
+                             lockstep=not args.free)
     print(report.render())
     (folder / "replays.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n",
                                        encoding="utf-8")

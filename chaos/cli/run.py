@@ -8,7 +8,8 @@
 one-screen summary. `replay` runs a saved schedule again with the target,
 configuration and workload recorded next to it (DIR/summary.json), unless flags
 override them; a trigger on "the n-th task to start" strikes the task it struck in the
-recorded run (DIR/history.jsonl). The exit status is 0 for a valid run, 1 when the
+recorded run (DIR/history.jsonl), and the replay keeps to that run's order of events
+(`chaos.harness.lockstep`; `--free` not to). The exit status is 0 for a valid run, 1 when the
 checker found a violation or the run hung or crashed, 2 for a usage or configuration
 error.
 """
@@ -19,7 +20,7 @@ import argparse
 import json
 import logging
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,17 +61,24 @@ def _run(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     source = Path(args.schedule)
     schedule = FaultSchedule.load(source)
-    if (source.parent / HISTORY_FILE).is_file():  # strike the tasks the original struck
-        schedule = schedule.pinned(watched_tasks(read_history(source.parent / HISTORY_FILE)))
+    original = (read_history(source.parent / HISTORY_FILE)
+                if (source.parent / HISTORY_FILE).is_file() else None)
+    if original is not None:  # strike the tasks the original struck
+        schedule = schedule.pinned(watched_tasks(original))
     recorded = _recorded_run(source.parent / RUN_SUMMARY_FILE)
     workload = _workload(args, recorded.get("workload", {}))
     config = _config(args, recorded.get("config", {}))
     target = args.target or recorded.get("target") or "resilience"
-    return _execute(args, schedule, target, config, workload)
+    # Keep to the original's order of events, unless told not to or the run differs.
+    same_run = (original is not None and workload.to_dict() == original[0].get("workload")
+                and target == original[0].get("target"))
+    return _execute(args, schedule, target, config, workload,
+                    replay_of=original if same_run and not args.free else None)
 
 
 def _execute(args: argparse.Namespace, schedule: FaultSchedule, target: str,
-             config: TargetConfig, workload: Workload) -> int:
+             config: TargetConfig, workload: Workload,
+             replay_of: Sequence[Mapping[str, Any]] | None = None) -> int:
     runner = make_target(target)  # refuse an unavailable target before starting a cluster
     runner.check(config)
     out = Path(args.out)
@@ -78,7 +86,8 @@ def _execute(args: argparse.Namespace, schedule: FaultSchedule, target: str,
     schedule.save(out / SCHEDULE_FILE)
     with _cluster(args) as cluster:
         record = run_schedule(schedule, runner, config, workload, cluster, out=out,
-                              timeout=args.timeout, refill=RefillPolicy(args.refill_delay))
+                              timeout=args.timeout, refill=RefillPolicy(args.refill_delay),
+                              replay_of=replay_of)
     summary = summarise_run(record.history, replay_command(out, args),
                             history_path=record.history_path)
     (out / RUN_SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -154,6 +163,9 @@ def add_run_commands(commands: Any) -> None:
     run.set_defaults(command=_run)
     replay = commands.add_parser("replay", help="run a saved schedule.json again")
     replay.add_argument("schedule", help="the schedule.json a previous run wrote")
+    replay.add_argument("--free", action="store_true",
+                        help="do not keep to the original's order of events (its history, "
+                             "when beside the schedule, is kept to by default)")
     replay.set_defaults(command=_replay)
     for sub in (run, replay):
         _common(sub)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaos.harness.inflict import Inflictor, Landing, Victim
+from chaos.harness.lockstep import Lockstep
 from chaos.harness.observations import RunObservations
 from chaos.harness.victims import Choice, FindHolders, choose_victim
 from chaos.history import HistoryWriter
@@ -50,7 +51,8 @@ LiveWorkers = Callable[[], dict[str, Victim]]
 
 def probe_plan(schedule: FaultSchedule, run_id: str, *,
                report_fractions: tuple[float, ...] = (0.5,), hold_timeout: float = 10.0,
-               topic: str = "chaos", scheduler: str | None = None) -> ProbePlan:
+               topic: str = "chaos", scheduler: str | None = None,
+               lockstep: Lockstep | None = None) -> ProbePlan:
     """The probe plan of a run: where the schedule's logical triggers may fire."""
     armed = []
     for fault_id, fault in schedule.items():
@@ -58,7 +60,10 @@ def probe_plan(schedule: FaultSchedule, run_id: str, *,
         if isinstance(trigger, (AtStep, ResultReady, InputHeld)):
             armed.append(ArmedPoint(fault_id, trigger.step, trigger.point, float(trigger.fraction),
                                     trigger.task))
-    return ProbePlan(run_id, tuple(armed), report_fractions, hold_timeout, topic, scheduler)
+    if lockstep is None or lockstep.board is None:
+        return ProbePlan(run_id, tuple(armed), report_fractions, hold_timeout, topic, scheduler)
+    return ProbePlan(run_id, tuple(armed), report_fractions, hold_timeout, topic, scheduler,
+                     lockstep.order.results, lockstep.board, lockstep.patience)
 
 
 @dataclass
@@ -79,8 +84,8 @@ class Coordinator:
 
     def __init__(self, *, schedule: FaultSchedule, history: HistoryWriter, inflictor: Inflictor,
                  release_hold: ReleaseHold, find_holders: FindHolders, live_workers: LiveWorkers,
-                 started_at: float, on_worker_left: Callable[[str], None] | None = None
-                 ) -> None:
+                 started_at: float, on_worker_left: Callable[[str], None] | None = None,
+                 lockstep: Lockstep | None = None) -> None:
         self.schedule = schedule
         self.history = history
         self.inflictor = inflictor
@@ -89,6 +94,7 @@ class Coordinator:
         self._live_workers = live_workers
         self._started_at = started_at
         self._on_worker_left = on_worker_left  # the fleet's refill, told of each departure
+        self._lockstep = lockstep  # a replay keeping to its original's order, or None
         self._faults = dict(schedule.items())
         self._lock = threading.Lock()
         self.seen = RunObservations()
@@ -241,6 +247,8 @@ class Coordinator:
                     self._release_hold(item["worker"], item["hold"], {})
 
     def _on_hit(self, hit: dict[str, Any]) -> None:
+        if self._too_early(hit):
+            return
         decisions: dict[str, Any] = {}
         holder_died = False
         released = False
@@ -287,6 +295,18 @@ class Coordinator:
         if not released and not holder_died:
             self._release_hold(hit["worker"], hit["hold"], decisions)
 
+    def _too_early(self, hit: dict[str, Any]) -> bool:
+        """In a lockstep replay: put the hit back for a while if one of its faults fired
+        later in the original (the client had done more by then). Its probe stays held."""
+        if self._lockstep is None:
+            return False
+        since = hit.setdefault("hit_at", time.monotonic())
+        if not any(self._lockstep.too_early(fault_id, since) for fault_id in hit.get("armed", ())
+                   if fault_id in self._faults and fault_id not in self._spent):
+            return False
+        threading.Timer(0.005, self._inbox.put, (("hit", hit),)).start()
+        return True
+
     def _fire_timed(self, firing_id: str, fault: Fault, offset: float) -> None:
         self._spent.add(firing_id)
         fault_id = firing_id.split(".")[0]
@@ -306,6 +326,8 @@ class Coordinator:
         fired = _Fired(fault_id, fault, trigger, victim.address, time.time(), extra=extra)
         with self._lock:
             self._fired[fault_id] = fired
+        if self._lockstep is not None:  # the client goes on as the fault lands, as it did
+            self._lockstep.fired(fault_id)
         if fault.kind in GRACEFUL_KINDS:
             thread = threading.Thread(target=self._land, args=(fired, victim), daemon=True,
                                       name=f"chaos-{fault.kind}-{fault_id}")
@@ -340,6 +362,8 @@ class Coordinator:
             self._written.add(fired.fault_id)
         landing = fired.landing or Landing(fired.fault.kind, fired.worker, None, "nanny",
                                            fired.fired_at, None, "the fault did not finish landing")
+        if self._lockstep is not None:
+            self._lockstep.settled(fired.fault_id)
         self.history.emit(
             "fault", fault_id=fired.fault_id, kind=fired.fault.kind, trigger=fired.trigger,
             target=fired.fault.target.to_json(), worker=landing.worker, pid=landing.pid,
@@ -368,6 +392,8 @@ class Coordinator:
               cause: str = "no-victim") -> None:
         self._skipped.add(fault_id)
         self._spent.add(fault_id)
+        if self._lockstep is not None:
+            self._lockstep.settled(fault_id)
         self.history.emit("fault-skipped", fault_id=fault_id, kind=fault.kind, trigger=trigger,
                           target=fault.target.to_json(), reason=reason, cause=cause)
 

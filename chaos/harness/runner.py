@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +27,7 @@ from chaos.errors import ClusterError
 from chaos.harness.cluster import ChaosCluster
 from chaos.harness.coordinator import Coordinator, probe_plan
 from chaos.harness.inflict import Inflictor
+from chaos.harness.lockstep import DEFAULT_PATIENCE, Lockstep, ReplayOrder
 from chaos.harness.refill import FleetRefill, RefillPolicy
 from chaos.harness.targets import Target, TargetConfig, TargetRun, make_target
 from chaos.history import HISTORY_FILE, HistoryWriter, git_commit, versions
@@ -93,13 +94,15 @@ def run_schedule(
     report_fractions: tuple[float, ...] = (0.5,),
     settle_timeout: float = 30.0,
     refill: RefillPolicy | None = None,
+    replay_of: Sequence[Mapping[str, Any]] | None = None,
 ) -> RunRecord:
     """Run `workload` on `target` under `config` while `schedule` injects faults.
 
     `out` is a folder (the history goes to `out/history.jsonl`) or None (kept in
     memory only). `timeout` bounds the target's run; a run past it is "hung".
     `refill` says when a worker that left for good is replaced during the run (default:
-    `RefillPolicy()`, after 1 s), as an autoscaler would.
+    `RefillPolicy()`, after 1 s), as an autoscaler would. `replay_of`, the history of an
+    earlier run of this schedule, makes this run keep to its order (`Lockstep`).
     """
     refill = RefillPolicy() if refill is None else refill
     runner = make_target(target) if isinstance(target, str) else target
@@ -111,9 +114,14 @@ def run_schedule(
             raise ClusterError(f"fault kind {fault.kind!r}: {why}.")
     run_id = run_id or uuid.uuid4().hex[:12]
     seed = schedule.seed if seed is None else seed
+    # A step may be slow: the results after it wait for it that long without diverging.
+    # The board of results is a folder, so only workers on this host keep to it.
+    lockstep = None if replay_of is None else Lockstep(
+        ReplayOrder.of(replay_of), patience=DEFAULT_PATIENCE + 2 * workload.step_seconds,
+        shared_board=cluster.local_signals)
     plan = probe_plan(schedule, run_id, report_fractions=report_fractions,
                       hold_timeout=hold_timeout, topic=cluster.topic,
-                      scheduler=cluster.scheduler_address)
+                      scheduler=cluster.scheduler_address, lockstep=lockstep)
     protocols: list[Any] = probed(workload.protocols(), plan)
     path = Path(out) / HISTORY_FILE if out is not None else None
     began = time.monotonic()
@@ -126,7 +134,8 @@ def run_schedule(
                  schedule=schedule.to_dict(), workload=workload.to_dict(), seed=seed,
                  versions=versions(), git_commit=git_commit(), workers=snapshot.worker_list(),
                  local_signals=cluster.local_signals, timeout=timeout,
-                 refill_delay=refill.delay, cluster=cluster.backend.describe())
+                 refill_delay=refill.delay, cluster=cluster.backend.describe(),
+                 lockstep=replay_of is not None)
     started = time.time()
     coordinator: Coordinator | None = None
 
@@ -143,7 +152,7 @@ def run_schedule(
         schedule=schedule, history=history, inflictor=inflictor,
         release_hold=cluster.release_hold, find_holders=cluster.input_holders,
         live_workers=cluster.live_workers, started_at=started,
-        on_worker_left=fleet.worker_left,
+        on_worker_left=fleet.worker_left, lockstep=lockstep,
     )
     scratch = Path(tempfile.mkdtemp(prefix=f"chaos-{run_id}-"))
     status: RunStatus = "crashed"
@@ -153,6 +162,8 @@ def run_schedule(
     cluster.attach(run_id, coordinator)
     try:
         coordinator.start()
+        if lockstep is not None:
+            lockstep.start(history)
         run = TargetRun(cluster.client, workload, protocols, settings, history, scratch)
         stacks = path.with_name(STACKS_FILE) if path is not None else None
         status, error, makespan, stuck = _drive(runner, run, timeout, stacks)
@@ -162,6 +173,8 @@ def run_schedule(
     finally:
         phases["run"] = time.monotonic() - began - phases["settle"]
         fleet.close()
+        if lockstep is not None:
+            lockstep.stop()
         try:
             _wind_down(run_id, cluster, coordinator, inflictor)
         finally:

@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,6 +26,7 @@ class HistoryWriter:
         self._events: list[dict[str, Any]] = []
         self._closed = False
         self._file: IO[str] | None = None
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("w", encoding="utf-8")
@@ -41,7 +43,15 @@ class HistoryWriter:
             if self._file is not None:
                 self._file.write(line + "\n")
                 self._file.flush()
-            return event
+            listeners = list(self._listeners)
+        for listener in listeners:  # outside the lock: a listener may emit
+            listener(event)
+        return event
+
+    def listen(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Call `listener(event)` with every event emitted from now on."""
+        with self._lock:
+            self._listeners.append(listener)
 
     @property
     def events(self) -> tuple[dict[str, Any], ...]:

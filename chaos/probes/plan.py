@@ -7,6 +7,7 @@ each probed protocol.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from chaos.spec import ProbePoint, TaskId
 
@@ -39,6 +40,11 @@ class ProbePlan:
     # For probes that run outside any Dask worker (PyRosettaCluster runs protocols in a
     # subprocess of the worker): they report through a client of this scheduler.
     scheduler: str | None = None
+    # A lockstep replay (chaos.harness.lockstep): results finish in this order, kept on
+    # this board (a folder the workers share), each waiting at most `turn_patience` s.
+    result_order: tuple[tuple[Any, ...], ...] = ()
+    turn_board: str | None = None
+    turn_patience: float = 0.5
 
     def stops(self, step: int, task_id: TaskId | None) -> tuple[float, ...]:
         """The progress fractions at which a protocol of this step should call progress()."""

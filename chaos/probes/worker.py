@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaos.probes.plan import ArmedPoint, ProbePlan
+from chaos.probes.turns import take_turn
 from chaos.spec import ProbePoint, TaskId
 
 
@@ -70,6 +71,8 @@ class ProbedProtocol:
                                cpu=execution.cpu())
                 raise
             execution.reach("result", 1.0)
+            if self.plan.turn_board is not None:
+                execution.take_turn()
             n_outputs = len(result) if isinstance(result, list) else int(result is not None)
             execution.emit("ok", n_outputs=n_outputs, duration=time.time() - started,
                            cpu=execution.cpu())
@@ -210,6 +213,16 @@ class _Execution:
                           cpu=self.cpu())
             return
         self._hold(point, fraction, armed)
+
+    def take_turn(self) -> None:
+        """In a lockstep replay: finish in the order the original's results did."""
+        plan = self.plan
+        assert plan.turn_board is not None
+        given_up = take_turn(plan.turn_board, plan.result_order,
+                             (self.task_id, self.index, self.step), plan.turn_patience)
+        if given_up:
+            self.emit("lockstep-diverged", waiting=f"result of {self.task_id} step {self.step}",
+                      missing=given_up[:10], patience=plan.turn_patience)
 
     def _matches(self, armed: ArmedPoint, point: ProbePoint, fraction: float) -> bool:
         if armed.step != self.step or armed.point != point or armed.fraction != fraction:

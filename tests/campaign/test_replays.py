@@ -7,9 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from chaos import AtStep, Fault, FaultSchedule
-from chaos.campaign.replays import ReplayReport, RunReplays, signature
-from chaos.history import watched_tasks
+from chaos.campaign.execute import run_and_save
+from chaos.campaign.grid import Configuration
+from chaos.campaign.replays import ReplayReport, RunReplays, replay_runs, signature
+from chaos.harness import TargetConfig
+from chaos.history import read_history, watched_tasks
 from chaos.judge import check_history
+from chaos.workload import Workload
 from tests.checker.histories import HistoryBuilder, one_output_each
 
 
@@ -56,3 +60,16 @@ def test_replays_pin_each_nth_trigger_to_the_task_it_struck_in_the_original():
     schedule = FaultSchedule((Fault("sigkill", AtStep(step=1, nth=1, fraction=0.5)),) * 3)
     pinned = schedule.pinned(watched_tasks(original))
     assert [fault.trigger.task for fault in pinned.faults] == ["t2", "t2", None]  # f2 never fired
+
+
+def test_replay_runs_keep_in_lockstep_with_the_original_unless_told_not_to(harness, tmp_path):
+    workload = Workload(n_tasks=3, n_steps=1, payload_bytes=1_000, step_seconds=0.02, seed=1)
+    configuration = Configuration("dask-raw", TargetConfig())
+    saved = run_and_save(FaultSchedule((), seed=0), configuration, workload, harness,
+                         tmp_path / "original", timeout=60)
+    for lockstep in (True, False):
+        report = replay_runs([saved.folder], harness, 1, tmp_path / str(lockstep),
+                             lockstep=lockstep)
+        assert report.share == 1.0
+        replayed = read_history(tmp_path / str(lockstep) / "original" / "0")
+        assert replayed[0]["lockstep"] is lockstep

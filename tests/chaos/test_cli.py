@@ -58,6 +58,26 @@ def test_run_then_replay_writes_the_files_and_repeats_the_fault_points(tmp_path)
         summary["target"], summary["config"], summary["workload"])
     points = fault_points(first)
     assert points and fault_points(second) == points
+    # The replay kept to the run's order of events; with --free it does not.
+    assert read_history(second)[0]["lockstep"] is True
+    free = chaos_cli("replay", str(first / "schedule.json"), "--out", str(tmp_path / "free"),
+                     "--free", *SMALL)
+    assert free.returncode == 0, free.stdout + free.stderr
+    assert read_history(tmp_path / "free")[0]["lockstep"] is False
+
+
+def test_replays_keep_in_lockstep_unless_told_free(tmp_path):
+    ran = chaos_cli("run", "--target", "dask-raw", "--seed", "3", "--faults", "0", "--out",
+                    str(tmp_path / "runs" / "r0"), *SMALL)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    summary = tmp_path / "runs" / "r0" / "summary.json"  # taken for a failing run
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "valid": False}))
+    for flags, lockstep in (([], True), (["--free"], False)):
+        kept = tmp_path / f"kept-{lockstep}"
+        done = chaos_cli("replays", str(tmp_path / "runs"), "--times", "1", "--keep", str(kept),
+                         "--workers", "2", *flags)
+        assert "replaying 1 failing run(s) 1 time(s) each" in done.stdout, done.stderr
+        assert read_history(kept / "r0" / "0")[0]["lockstep"] is lockstep
 
 
 def test_a_bad_option_exits_2_naming_it(tmp_path):

@@ -1,0 +1,233 @@
+"""Lockstep replay: a replay that keeps to the order of events of the run it replays.
+
+Pinning a schedule fixes *where* its faults strike, not *when* the rest of the run gets
+there. Which tasks a killed worker costs depends on the order in which results came
+(a naive loop scatters each next input round robin as its result arrives), and on
+what the client was doing as the worker died (a scatter under way ends a naive loop).
+Both are timing, and two runs of one schedule differ in them by milliseconds.
+
+So a lockstep replay keeps to its original three ways:
+
+- its steps finish in the original's order, each fault's notice in its place among
+  them: the workers keep to `ReplayOrder.results` on a board on this host's disk
+  (`chaos.probes.turns`), with no round trip;
+- each fault fires only once the client has done what it had done in the original when
+  that fault fired (`ReplayOrder.fault_turns`);
+- the client goes no further than it had got when the fault fired, or when the
+  scheduler noticed it (`ReplayOrder.notice_turns`), until that happened here too.
+
+What the client did is its history, read as *landmarks*: submits, accepted results,
+errors, deliveries and failures, each with its ordinal among equals. Every wait is
+bounded by `patience`: a replay that departs from its original (a result or a landmark
+that never comes) goes on, and says where in a `lockstep-diverged` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chaos.history import HistoryWriter
+from chaos.probes.turns import FAULT_PATIENCE, fault_entry, mark_done
+
+# What the client did, in the order it did it: the events a target writes.
+LANDMARK_TYPES = frozenset({"submit", "step-completed", "step-error", "deliver", "task-failed"})
+# Long enough for a result to come and the client's next landmarks to follow (tens of
+# ms); short enough that a replay that left its original still ends near its time.
+DEFAULT_PATIENCE = 0.5
+_CLOCK_TRIGGERS = ("at-time", "poisson")  # faults that keep to the clock, not the client
+
+Landmark = tuple[str, Any, tuple[int, ...], Any]  # (type, task_id, index, step)
+Result = tuple[Any, tuple[int, ...], Any, int]  # (task_id, index, step, nth)
+
+
+def landmark_of(event: Mapping[str, Any]) -> Landmark | None:
+    """The landmark an event is, or None for events no target writes."""
+    if event.get("type") not in LANDMARK_TYPES:
+        return None
+    return (event["type"], event.get("task_id"), tuple(event.get("index") or ()),
+            event.get("step"))
+
+
+@dataclass(frozen=True)
+class ReplayOrder:
+    """What a replay keeps to, read from its original's history: the results in order
+    (with the faults' entries), the landmarks in order, and how many landmarks came
+    before each fault fired and before the scheduler noticed it."""
+
+    results: tuple[tuple[Any, ...], ...]
+    landmarks: tuple[tuple[Landmark, int], ...]
+    fault_turns: Mapping[str, int]
+    notice_turns: Mapping[str, int]
+
+    @classmethod
+    def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
+        seen: Counter[Landmark] = Counter()
+        landmarks: list[tuple[Landmark, int]] = []
+        times: list[float] = []
+        for event in history:
+            mark = landmark_of(event)
+            if mark is not None:
+                seen[mark] += 1
+                landmarks.append((mark, seen[mark]))
+                times.append(float(event["time"]))
+
+        def before(moment: float) -> int:
+            return sum(t < moment for t in times)
+
+        faults = [event for event in history if event["type"] == "fault"
+                  and (event.get("trigger") or {}).get("type") not in _CLOCK_TRIGGERS]
+        fired = {str(e["fault_id"]): before(float(e.get("fired_at") or e["time"])) for e in faults}
+        # Only where the client went on between the firing and the notice: a client busy
+        # with one step all along (a scatter to the dying worker) raced the notice, and a
+        # replay must let it race again.
+        noticed = {fault_id: turn for fault_id, turn in (
+            (str(e["fault_id"]), before(float(e["noticed_at"])))
+            for e in faults if e.get("noticed_at")) if turn > fired[fault_id]}
+        return cls(_results_in_order(history, landmarks), tuple(landmarks), fired, noticed)
+
+
+def _results_in_order(history: Sequence[Mapping[str, Any]],
+                      landmarks: Sequence[tuple[Landmark, int]]) -> tuple[tuple[Any, ...], ...]:
+    """The results in the order the workers finished them, with each fault's entry
+    where the scheduler noticed it (a result that came after a worker's death was
+    noticed waits for it), except that the results the client took keep the order it
+    took them in (two results a fraction of a millisecond apart may reach it either way
+    round, and that order decides where the next inputs go)."""
+    invoked: dict[str, tuple[Any, tuple[int, ...], Any]] = {}
+    done: Counter[tuple[Any, tuple[int, ...], Any]] = Counter()
+    timed: list[tuple[float, tuple[Any, ...]]] = []
+    for event in history:
+        if event["type"] == "invoke":
+            invoked[event["execution"]] = (event.get("task_id"), tuple(event.get("index") or ()),
+                                           event.get("step"))
+        elif event["type"] == "ok" and event.get("execution") in invoked:
+            key = invoked[event["execution"]]
+            done[key] += 1
+            timed.append((float(event["time"]), (*key, done[key])))
+        elif event["type"] == "fault":
+            settled = event.get("noticed_at") or event.get("fired_at") or event["time"]
+            timed.append((float(settled), fault_entry(str(event["fault_id"]))))
+    finished = [entry for _, entry in sorted(timed, key=lambda pair: pair[0])]
+    taken = [(mark[1], mark[2], mark[3], nth) for mark, nth in landmarks
+             if mark[0] == "step-completed"]
+    chosen = set(finished) & set(taken)
+    slots = iter(result for result in taken if result in chosen)
+    return tuple(next(slots) if entry in chosen else entry for entry in finished)
+
+
+class Lockstep:
+    """One lockstep replay: its board of results, its faults held until their turn, and
+    its client held at each fault's last landmark until the fault has fired (and been
+    noticed, where the original's had been by its next landmark)."""
+
+    def __init__(self, order: ReplayOrder, *, patience: float = DEFAULT_PATIENCE,
+                 shared_board: bool = True) -> None:
+        self.order = order
+        self.patience = patience
+        # Without a folder all workers share, results come in whatever order they come.
+        self.board = tempfile.mkdtemp(prefix="chaos-turns-") if shared_board else None
+        self._history: HistoryWriter | None = None
+        self._lock = threading.Lock()
+        self._seen: Counter[Landmark] = Counter()
+        self._reached = 0  # landmarks[:reached] all happened in this replay
+        self._moved_at = time.monotonic()  # when `_reached` last moved on
+        self._stopped = False
+        self._fired = {fault_id: threading.Event() for fault_id in order.fault_turns}
+        self._noticed = {fault_id: threading.Event() for fault_id in order.fault_turns}
+
+    def start(self, history: HistoryWriter) -> None:
+        self._history = history
+        history.listen(self.observe)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+        for event in (*self._fired.values(), *self._noticed.values()):
+            event.set()
+        if self.board is not None:
+            shutil.rmtree(self.board, ignore_errors=True)
+
+    # ------------------------------------------------------------------ the client
+
+    def observe(self, event: Mapping[str, Any]) -> None:
+        """An event of this replay's history (called by the writer, on its thread).
+
+        At a fault's last landmark before it fired (or before it was noticed) in the
+        original, the client (the thread that wrote it) waits here until it has fired
+        (been noticed) here too. Not on an event loop's thread, which the fault's own
+        trigger may need.
+        """
+        mark = landmark_of(event)
+        if mark is None:
+            return
+        with self._lock:
+            self._seen[mark] += 1
+            landmarks = self.order.landmarks
+            while (self._reached < len(landmarks)
+                   and self._seen[landmarks[self._reached][0]] >= landmarks[self._reached][1]):
+                self._reached += 1
+                self._moved_at = time.monotonic()
+            due = [(f"fault {fault_id} to fire", self._fired[fault_id], self.patience)
+                   for fault_id, turn in self.order.fault_turns.items()
+                   if turn == self._reached]
+            due += [(f"fault {fault_id} to be noticed", self._noticed[fault_id], FAULT_PATIENCE)
+                    for fault_id, turn in self.order.notice_turns.items()
+                    if turn == self._reached]
+        if _on_event_loop():
+            return
+        for waiting, happened, bound in due:
+            if not happened.wait(bound) and self._history is not None:
+                self._history.emit("lockstep-diverged", waiting=f"the client for {waiting}",
+                                   missing=[], patience=bound)
+
+    # ------------------------------------------------------------------ the faults
+
+    def fired(self, fault_id: str) -> None:
+        """Fault `fault_id` is firing (or will not): the client may go on."""
+        if fault_id in self._fired:
+            self._fired[fault_id].set()
+
+    def settled(self, fault_id: str) -> None:
+        """The scheduler noticed fault `fault_id` (or it will not land): the client, and
+        the results that came after it in the original, may go on."""
+        self.fired(fault_id)
+        if fault_id in self._noticed:
+            self._noticed[fault_id].set()
+        if self.board is not None:
+            mark_done(self.board, fault_entry(fault_id))
+
+    def too_early(self, fault_id: str, since: float) -> bool:
+        """Whether fault `fault_id`, whose trigger was hit at `since` (monotonic), should
+        wait: the client has not yet done what it had done when the fault fired in the
+        original. Not once no landmark has come for `patience` seconds (then the replay
+        has left its original, and says so). The caller asks again a little later rather
+        than block: the fault holding up this one may be the next to be decided."""
+        turn = self.order.fault_turns.get(fault_id)
+        with self._lock:
+            if turn is None or self._stopped or self._reached >= turn:
+                return False
+            if time.monotonic() - max(since, self._moved_at) < self.patience:
+                return True
+            missing = [[*mark[:2], list(mark[2]), mark[3]]
+                       for mark, nth in self.order.landmarks[self._reached:turn]
+                       if self._seen[mark] < nth]
+        assert self._history is not None
+        self._history.emit("lockstep-diverged", waiting=f"fault {fault_id}",
+                           missing=missing[:10], patience=self.patience)
+        return False
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -1,0 +1,107 @@
+"""Results in turn: a lockstep replay's steps finish in the order its original's did.
+
+The original's order is the plan's `result_order`: (task_id, index, step, nth) of each
+result, in the order they were computed. A step that reaches its result point claims
+its ordinal among equal results (a second attempt of a step is nth=2), waits until every
+result before it in the order is done, and marks itself done. The board is a folder on
+this host's disk, shared by the worker processes: a claim is an exclusive create, a done
+mark a file, and a wait a poll of a few milliseconds, so keeping to the order costs no
+round trip to the harness (holding a worker for one would change what it runs next).
+
+A result that never comes (the replay left its original) stops nobody for longer than
+`patience` seconds: the waiter marks it done itself, and reports that it did. A fault's
+entry (the harness marks it when the scheduler noticed the fault) is waited for up to
+FAULT_PATIENCE: a graceful shutdown may take seconds to land.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ResultKey = tuple[Any, tuple[int, ...], int]  # (task_id, index, step)
+_POLL = 0.001  # seconds between looks at the board
+FAULT_PATIENCE = 10.0
+# A result marked done still has to travel: from the task's thread to its worker's event
+# loop, then on a stream batched every 2 ms to the scheduler, and on to the client. The
+# result after it finishes this much later (two batch intervals), so that it cannot
+# overtake it on the way; more would space results the original had close together.
+IN_FLIGHT = 0.004
+
+
+def take_turn(board: str, order: Sequence[tuple[Any, ...]], key: ResultKey,
+              patience: float) -> list[list[Any]]:
+    """Wait for this result's turn on `board`; the earlier results given up on."""
+    folder = Path(board)
+    nth = _claim(folder, key)
+    entry = (key[0], tuple(key[1]), key[2], nth)
+    entries = [(e[0], tuple(e[1]), e[2], e[3]) for e in order]
+    # A result the original never had waits for nobody.
+    waiting = entries[:entries.index(entry)] if entry in entries else []
+    before = list(waiting)
+    started = time.monotonic()
+    given_up: list[list[Any]] = []
+    while waiting:
+        waiting = [e for e in waiting if not _mark(folder, e, "done").exists()]
+        bound = FAULT_PATIENCE if any(_is_fault(e) for e in waiting) else patience
+        if waiting and time.monotonic() - started >= bound:
+            for missing in waiting:
+                _done(folder, missing)
+                given_up.append([missing[0], list(missing[1]), missing[2], missing[3]])
+            break
+        if waiting:
+            time.sleep(_POLL)
+    if before:  # let the last one before this reach the scheduler first
+        last = max(_done_at(folder, e) for e in before)
+        time.sleep(max(0.0, last + IN_FLIGHT - time.time()))
+    _done(folder, entry)
+    return given_up
+
+
+def fault_entry(fault_id: str) -> tuple[Any, ...]:
+    """A fault's place in the order: the results after it wait until it settled."""
+    return (f"fault {fault_id}", (), None, 1)
+
+
+def mark_done(board: str, entry: tuple[Any, ...]) -> None:
+    """Mark `entry` done on the board (the harness does, for a fault that settled)."""
+    with contextlib.suppress(FileNotFoundError):  # the replay ended and took its board
+        _done(Path(board), entry)
+
+
+def _done(folder: Path, entry: tuple[Any, ...]) -> None:
+    # The time is written, not left to the file's mtime: that may lag by a clock tick.
+    _mark(folder, entry, "done").write_text(repr(time.time()))
+
+
+def _done_at(folder: Path, entry: tuple[Any, ...]) -> float:
+    try:
+        return float(_mark(folder, entry, "done").read_text() or 0.0)
+    except (OSError, ValueError):  # being written this instant: it is done about now
+        return time.time()
+
+
+def _is_fault(entry: tuple[Any, ...]) -> bool:
+    return isinstance(entry[0], str) and entry[0].startswith("fault ") and entry[2] is None
+
+
+def _claim(folder: Path, key: ResultKey) -> int:
+    """This result's ordinal among results of the same step and lineage, board-wide."""
+    nth = 1
+    while True:
+        try:
+            os.close(os.open(_mark(folder, (*key, nth), "claim"), os.O_CREAT | os.O_EXCL))
+            return nth
+        except FileExistsError:
+            nth += 1
+
+
+def _mark(folder: Path, entry: tuple[Any, ...], kind: str) -> Path:
+    task_id, index, step, nth = entry
+    name = hashlib.sha1(repr((task_id, tuple(index), step)).encode()).hexdigest()[:16]
+    return folder / f"{name}.{nth}.{kind}"

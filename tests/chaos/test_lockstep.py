@@ -1,0 +1,160 @@
+"""Lockstep replay (chaos.harness.lockstep): what a replay reads from its original, and
+how it holds the client and the faults to it. The last test replays on the shared
+harness cluster an original whose results came in an order no free run would give."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from chaos import Fault, FaultSchedule, ResultReady
+from chaos.harness import run_schedule
+from chaos.harness.lockstep import Lockstep, ReplayOrder
+from chaos.history import HistoryWriter
+from chaos.probes.turns import fault_entry
+from chaos.workload import Workload
+from tests.checker.histories import HistoryBuilder
+
+
+def two_tasks_then_a_kill() -> list[dict]:
+    """t1's result comes first but the client takes t0's first; f0 fires after the client
+    took t0, and is noticed after it took t1; t2 finishes after the notice; f1 fires by
+    the clock, f2 fires and is noticed with no landmark in between."""
+    history = HistoryBuilder("dask-raw", workers=3)
+    for task in ("t0", "t1", "t2"):
+        history.submit(task)
+    x0 = history.invoke("t0", worker=0)
+    x1 = history.invoke("t1", worker=1)
+    x2 = history.invoke("t2", worker=2)
+    history.outcome(x1)
+    history.outcome(x0, seconds=0.001)
+    history.emit("step-completed", task_id="t0", index=[], step=0, attempt=1, key="k0",
+                 n_outputs=1)
+    history.emit("fault", fault_id="f0", kind="sigkill",
+                 trigger={"type": "result-ready", "step": 0, "task_id": "t2"},
+                 worker=history.workers[2], pid=102, fired_at=history.clock,
+                 landed_at=history.clock, noticed_at=history.clock + 0.015)
+    history.emit("step-completed", task_id="t1", index=[], step=0, attempt=1, key="k1",
+                 n_outputs=1)
+    history.outcome(x2, seconds=0.05)
+    history.emit("fault", fault_id="f1", kind="sigkill", trigger={"type": "at-time", "at": 1},
+                 worker=history.workers[0], pid=100, fired_at=history.clock,
+                 landed_at=history.clock, noticed_at=None)
+    history.emit("fault", fault_id="f2", kind="sigkill",
+                 trigger={"type": "at-step", "step": 0, "task_id": "t2"},
+                 worker=history.workers[1], pid=101, fired_at=history.clock,
+                 landed_at=history.clock, noticed_at=history.clock + 0.001)
+    history.end()
+    return history.events
+
+
+def test_the_order_is_the_clients_where_it_took_a_result_and_a_faults_notice_in_its_place():
+    order = ReplayOrder.of(two_tasks_then_a_kill())
+    assert order.results == (("t0", (), 0, 1), ("t1", (), 0, 1), fault_entry("f0"),
+                             ("t2", (), 0, 1), fault_entry("f1"), fault_entry("f2"))
+    # Three submits and t0's result came before f0 fired; the clock's fault keeps to it.
+    assert order.fault_turns == {"f0": 4, "f2": 5}
+    # The client took t1 between f0's firing and its notice: it waits for the notice
+    # there. Nothing came between f2's: the client was busy, and races it again.
+    assert order.notice_turns == {"f0": 5}
+
+
+def landmark(writer: HistoryWriter, task: str, kind: str = "submit") -> None:
+    writer.emit(kind, task_id=task, index=[], step=0, attempt=1, key=task, reason="new")
+
+
+def test_the_client_waits_at_a_faults_last_landmark_until_the_fault_fires():
+    lockstep = Lockstep(ReplayOrder.of(two_tasks_then_a_kill()), shared_board=False)
+    writer = HistoryWriter()
+    lockstep.start(writer)
+    for task in ("t0", "t1", "t2"):
+        landmark(writer, task)
+    passed = threading.Event()
+
+    def client() -> None:
+        writer.emit("step-completed", task_id="t0", index=[], step=0, attempt=1, key="k0")
+        passed.set()
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    assert not passed.wait(0.2)  # held: f0 fired right after this landmark in the original
+    assert not lockstep.too_early("f0", time.monotonic())
+    lockstep.fired("f0")
+    assert passed.wait(2)
+    thread.join(2)
+    lockstep.stop()
+
+
+def test_a_fault_is_too_early_until_the_client_has_done_what_it_had_then():
+    lockstep = Lockstep(ReplayOrder.of(two_tasks_then_a_kill()), patience=0.3,
+                        shared_board=False)
+    writer = HistoryWriter()
+    lockstep.start(writer)
+    hit = time.monotonic()
+    landmark(writer, "t0")
+    assert lockstep.too_early("f0", hit)
+    # Nothing more comes: past `patience` the replay has left its original, and says so.
+    time.sleep(0.35)
+    assert not lockstep.too_early("f0", hit)
+    diverged = [e for e in writer.events if e["type"] == "lockstep-diverged"]
+    assert diverged and diverged[0]["waiting"] == "fault f0"
+    assert ["submit", "t1", [], 0] in diverged[0]["missing"]
+    lockstep.stop()
+
+
+def test_a_lockstep_replay_finishes_its_steps_in_the_originals_order(harness):
+    """A made original in which each wave of steps finished in reverse (t2 before t1
+    before t0, ...): a free run finishes them about in task order, a replay keeps to the
+    original's, twice running (results a millisecond apart must not overtake each other
+    on their way to the client)."""
+    workload = Workload(n_tasks=6, n_steps=1, payload_bytes=1_000, step_seconds=0.05, seed=5)
+    wanted = ["t2", "t1", "t0", "t5", "t4", "t3"]
+    original = HistoryBuilder("dask-raw", workers=3)
+    for task in wanted:
+        execution = original.invoke(task, worker=int(task[1]) % 3)
+        original.outcome(execution)
+        original.emit("step-completed", task_id=task, index=[], step=0, attempt=1, key=task,
+                      n_outputs=1)
+    original.end()
+    for _ in range(2):
+        record = run_schedule(FaultSchedule((), seed=0), "dask-raw", {}, workload, harness,
+                              timeout=60, replay_of=original.events)
+        taken = [e["task_id"] for e in record.events("step-completed")]
+        assert taken == wanted, taken
+        assert not record.events("lockstep-diverged")
+        assert record.history[0]["lockstep"] is True
+
+
+def test_a_lockstep_replay_fires_a_fault_only_once_the_client_is_where_it_was(harness):
+    """A made original whose fault, triggered by t0's first result, fired only after the
+    client had taken t4's (the second wave), and whose t5 finished after the scheduler
+    noticed the fault: a free run fires the fault at once and finishes t5 whenever, a
+    replay holds the fault (and t0's worker with it) until the client got there, and t5
+    until the notice."""
+    workload = Workload(n_tasks=6, n_steps=1, payload_bytes=1_000, step_seconds=0.05, seed=5)
+    schedule = FaultSchedule((Fault("sigkill", ResultReady(step=0, task="t0")),), seed=0)
+    original = HistoryBuilder("dask-raw", workers=3)
+    for task in ("t0", "t1", "t2", "t3", "t4", "t5"):
+        original.submit(task)
+
+    def finished(task: str) -> None:
+        original.outcome(original.invoke(task, worker=int(task[1]) % 3))
+        original.emit("step-completed", task_id=task, index=[], step=0, attempt=1, key=task,
+                      n_outputs=1)
+
+    for task in ("t1", "t2", "t4"):
+        finished(task)
+    original.emit("fault", fault_id="f0", kind="sigkill",
+                  trigger={"type": "result-ready", "step": 0, "task": "t0", "task_id": "t0"},
+                  worker=original.workers[0], pid=100, fired_at=original.clock,
+                  landed_at=original.clock, noticed_at=original.clock + 0.005)
+    finished("t5")
+    original.end()
+    record = run_schedule(schedule, "dask-raw", {}, workload, harness, timeout=60,
+                          replay_of=original.events)
+    fault = record.events("fault")[0]
+    taken = {e["task_id"]: e["time"] for e in record.events("step-completed")}
+    assert {"t4", "t5"} <= set(taken), taken
+    assert fault["fired_at"] > taken["t4"], (fault, taken)
+    assert taken["t5"] > fault["noticed_at"], (fault, taken)
+    assert not record.events("lockstep-diverged")

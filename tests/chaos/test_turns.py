@@ -1,0 +1,90 @@
+"""The board on which a lockstep replay's results keep to their original's order
+(chaos.probes.turns): real files, real threads standing in for worker processes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from chaos.probes import turns
+from chaos.probes.turns import fault_entry, mark_done, take_turn
+
+ORDER = (("t0", (), 0, 1), ("t1", (), 0, 1), ("t2", (), 0, 1))
+
+
+def finish(board: str, key: tuple, done: list, order: tuple = ORDER, after: float = 0.0):
+    """Take `key`'s turn on a thread of its own, `after` seconds from now."""
+    def body() -> None:
+        time.sleep(after)
+        done.append((key[0], take_turn(board, order, key, patience=5.0)))
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    return thread
+
+
+def test_results_that_reach_their_point_out_of_order_finish_in_the_originals(tmp_path):
+    done: list = []
+    threads = [finish(str(tmp_path), ("t2", (), 0), done),
+               finish(str(tmp_path), ("t1", (), 0), done, after=0.02),
+               finish(str(tmp_path), ("t0", (), 0), done, after=0.05)]
+    for thread in threads:
+        thread.join(10)
+    assert [task for task, _ in done] == ["t0", "t1", "t2"]
+    assert all(given_up == [] for _, given_up in done)
+
+
+def test_a_result_finishes_no_sooner_than_in_flight_after_the_one_before_it(tmp_path):
+    # The one before it still travels to the scheduler: it must not be overtaken.
+    take_turn(str(tmp_path), ORDER, ("t0", (), 0), patience=5.0)
+    marked = time.time()
+    take_turn(str(tmp_path), ORDER, ("t1", (), 0), patience=5.0)
+    assert time.time() - marked >= turns.IN_FLIGHT * 0.9
+
+
+def test_a_result_the_original_never_had_waits_for_nobody(tmp_path):
+    started = time.monotonic()
+    assert take_turn(str(tmp_path), ORDER, ("t9", (), 0), patience=5.0) == []
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_second_attempt_of_a_step_takes_the_next_ordinal(tmp_path):
+    order = (("t0", (), 0, 1), ("t1", (), 0, 1), ("t0", (), 0, 2))
+    assert take_turn(str(tmp_path), order, ("t0", (), 0), patience=5.0) == []
+    # The second t0 is third in the order: it waits for t1, which never comes.
+    assert take_turn(str(tmp_path), order, ("t0", (), 0), patience=0.2) == [["t1", [], 0, 1]]
+
+
+def test_predecessors_that_never_come_are_given_up_after_patience_and_reported(tmp_path):
+    started = time.monotonic()
+    given_up = take_turn(str(tmp_path), ORDER, ("t2", (), 0), patience=0.3)
+    waited = time.monotonic() - started
+    assert given_up == [["t0", [], 0, 1], ["t1", [], 0, 1]]
+    assert 0.3 <= waited < 1.0
+    # Marked done by the one that gave up: nobody waits for them again.
+    started = time.monotonic()
+    assert take_turn(str(tmp_path), (*ORDER, ("t3", (), 0, 1)), ("t3", (), 0), 5.0) == []
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_result_after_a_fault_waits_until_the_harness_marks_it_settled(tmp_path, monkeypatch):
+    monkeypatch.setattr(turns, "FAULT_PATIENCE", 5.0)
+    order = (fault_entry("f0"), ("t0", (), 0, 1))
+    done: list = []
+    thread = finish(str(tmp_path), ("t0", (), 0), done, order)
+    time.sleep(0.3)
+    assert done == []
+    mark_done(str(tmp_path), fault_entry("f0"))
+    thread.join(5)
+    assert done == [("t0", [])]
+
+
+def test_a_fault_that_never_settles_holds_the_results_after_it_for_fault_patience(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(turns, "FAULT_PATIENCE", 0.5)
+    order = (fault_entry("f0"), ("t0", (), 0, 1))
+    started = time.monotonic()
+    # A result's own patience (0.1 s) does not apply: a shutdown may take seconds to land.
+    given_up = take_turn(str(tmp_path), order, ("t0", (), 0), patience=0.1)
+    assert 0.5 <= time.monotonic() - started < 1.5
+    assert given_up == [["fault f0", [], None, 1]]
