@@ -125,7 +125,12 @@ def run_schedule(
     protocols: list[Any] = probed(workload.protocols(), plan)
     path = Path(out) / HISTORY_FILE if out is not None else None
     began = time.monotonic()
-    snapshot = cluster.settle(timeout=settle_timeout)
+    try:
+        snapshot = cluster.settle(timeout=settle_timeout)
+    except BaseException:
+        if lockstep is not None:
+            lockstep.stop()  # its board folder goes with it
+        raise
     phases = {"settle": time.monotonic() - began}
 
     history = HistoryWriter(path)
