@@ -37,7 +37,14 @@ IN_FLIGHT = 0.004
 def take_turn(board: str, order: Sequence[tuple[Any, ...]], key: ResultKey,
               patience: float) -> list[list[Any]]:
     """Wait for this result's turn on `board`; the earlier results given up on."""
-    folder = Path(board)
+    try:
+        return _take_turn(Path(board), order, key, patience)
+    except FileNotFoundError:  # the replay ended and took its board: no order to keep
+        return []
+
+
+def _take_turn(folder: Path, order: Sequence[tuple[Any, ...]], key: ResultKey,
+               patience: float) -> list[list[Any]]:
     nth = _claim(folder, key)
     entry = (key[0], tuple(key[1]), key[2], nth)
     entries = [(e[0], tuple(e[1]), e[2], e[3]) for e in order]

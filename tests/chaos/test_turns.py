@@ -88,3 +88,8 @@ def test_a_fault_that_never_settles_holds_the_results_after_it_for_fault_patienc
     given_up = take_turn(str(tmp_path), order, ("t0", (), 0), patience=0.1)
     assert 0.5 <= time.monotonic() - started < 1.5
     assert given_up == [["fault f0", [], None, 1]]
+
+
+def test_a_result_that_comes_after_its_replay_ended_goes_on_at_once(tmp_path):
+    # The harness removes the board when the run ends; a late result must not fail.
+    assert take_turn(str(tmp_path / "gone"), ORDER, ("t2", (), 0), patience=5.0) == []
