@@ -60,10 +60,11 @@ def probe_plan(schedule: FaultSchedule, run_id: str, *,
         if isinstance(trigger, (AtStep, ResultReady, InputHeld)):
             armed.append(ArmedPoint(fault_id, trigger.step, trigger.point, float(trigger.fraction),
                                     trigger.task))
-    if lockstep is None or lockstep.board is None:
-        return ProbePlan(run_id, tuple(armed), report_fractions, hold_timeout, topic, scheduler)
+    turns: dict[str, Any] = {} if lockstep is None or lockstep.board is None else {
+        "result_order": lockstep.order.results, "turn_board": lockstep.board,
+        "turn_patience": lockstep.patience}
     return ProbePlan(run_id, tuple(armed), report_fractions, hold_timeout, topic, scheduler,
-                     lockstep.order.results, lockstep.board, lockstep.patience)
+                     **turns)
 
 
 @dataclass

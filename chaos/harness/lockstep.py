@@ -45,7 +45,6 @@ DEFAULT_PATIENCE = 0.5
 _CLOCK_TRIGGERS = ("at-time", "poisson")  # faults that keep to the clock, not the client
 
 Landmark = tuple[str, Any, tuple[int, ...], Any]  # (type, task_id, index, step)
-Result = tuple[Any, tuple[int, ...], Any, int]  # (task_id, index, step, nth)
 
 
 def landmark_of(event: Mapping[str, Any]) -> Landmark | None:

@@ -102,22 +102,28 @@ def test_a_fault_is_too_early_until_the_client_has_done_what_it_had_then():
     lockstep.stop()
 
 
+WAVES = Workload(n_tasks=6, n_steps=1, payload_bytes=1_000, step_seconds=0.05, seed=5)
+
+
+def finished(original: HistoryBuilder, task: str) -> None:
+    """In a made original: `task`'s one step ran on its input's worker and was taken."""
+    original.outcome(original.invoke(task, worker=int(task[1]) % 3))
+    original.emit("step-completed", task_id=task, index=[], step=0, attempt=1, key=task,
+                  n_outputs=1)
+
+
 def test_a_lockstep_replay_finishes_its_steps_in_the_originals_order(harness):
     """A made original in which each wave of steps finished in reverse (t2 before t1
     before t0, ...): a free run finishes them about in task order, a replay keeps to the
     original's, twice running (results a millisecond apart must not overtake each other
     on their way to the client)."""
-    workload = Workload(n_tasks=6, n_steps=1, payload_bytes=1_000, step_seconds=0.05, seed=5)
     wanted = ["t2", "t1", "t0", "t5", "t4", "t3"]
     original = HistoryBuilder("dask-raw", workers=3)
     for task in wanted:
-        execution = original.invoke(task, worker=int(task[1]) % 3)
-        original.outcome(execution)
-        original.emit("step-completed", task_id=task, index=[], step=0, attempt=1, key=task,
-                      n_outputs=1)
+        finished(original, task)
     original.end()
     for _ in range(2):
-        record = run_schedule(FaultSchedule((), seed=0), "dask-raw", {}, workload, harness,
+        record = run_schedule(FaultSchedule((), seed=0), "dask-raw", {}, WAVES, harness,
                               timeout=60, replay_of=original.events)
         taken = [e["task_id"] for e in record.events("step-completed")]
         assert taken == wanted, taken
@@ -131,26 +137,19 @@ def test_a_lockstep_replay_fires_a_fault_only_once_the_client_is_where_it_was(ha
     noticed the fault: a free run fires the fault at once and finishes t5 whenever, a
     replay holds the fault (and t0's worker with it) until the client got there, and t5
     until the notice."""
-    workload = Workload(n_tasks=6, n_steps=1, payload_bytes=1_000, step_seconds=0.05, seed=5)
     schedule = FaultSchedule((Fault("sigkill", ResultReady(step=0, task="t0")),), seed=0)
     original = HistoryBuilder("dask-raw", workers=3)
     for task in ("t0", "t1", "t2", "t3", "t4", "t5"):
         original.submit(task)
-
-    def finished(task: str) -> None:
-        original.outcome(original.invoke(task, worker=int(task[1]) % 3))
-        original.emit("step-completed", task_id=task, index=[], step=0, attempt=1, key=task,
-                      n_outputs=1)
-
     for task in ("t1", "t2", "t4"):
-        finished(task)
+        finished(original, task)
     original.emit("fault", fault_id="f0", kind="sigkill",
                   trigger={"type": "result-ready", "step": 0, "task": "t0", "task_id": "t0"},
                   worker=original.workers[0], pid=100, fired_at=original.clock,
                   landed_at=original.clock, noticed_at=original.clock + 0.005)
-    finished("t5")
+    finished(original, "t5")
     original.end()
-    record = run_schedule(schedule, "dask-raw", {}, workload, harness, timeout=60,
+    record = run_schedule(schedule, "dask-raw", {}, WAVES, harness, timeout=60,
                           replay_of=original.events)
     fault = record.events("fault")[0]
     taken = {e["task_id"]: e["time"] for e in record.events("step-completed")}
