@@ -30,16 +30,19 @@ def test_results_that_reach_their_point_out_of_order_finish_in_the_originals(tmp
                finish(str(tmp_path), ("t0", (), 0), done, after=0.05)]
     for thread in threads:
         thread.join(10)
-    assert [task for task, _ in done] == ["t0", "t1", "t2"]
-    assert all(given_up == [] for _, given_up in done)
+    assert all(given_up == [] for _, given_up in done) and len(done) == 3
+    # In the order of their done marks (a thread may return a little late under load).
+    marked = sorted(ORDER, key=lambda entry: turns._done_at(tmp_path, entry))
+    assert [entry[0] for entry in marked] == ["t0", "t1", "t2"]
 
 
 def test_a_result_finishes_no_sooner_than_in_flight_after_the_one_before_it(tmp_path):
     # The one before it still travels to the scheduler: it must not be overtaken.
     take_turn(str(tmp_path), ORDER, ("t0", (), 0), patience=5.0)
-    marked = time.time()
     take_turn(str(tmp_path), ORDER, ("t1", (), 0), patience=5.0)
-    assert time.time() - marked >= turns.IN_FLIGHT * 0.9
+    # The marks' own times: the test's clock readings may lag them under load.
+    gap = turns._done_at(tmp_path, ORDER[1]) - turns._done_at(tmp_path, ORDER[0])
+    assert gap >= turns.IN_FLIGHT, gap
 
 
 def test_a_result_the_original_never_had_waits_for_nobody(tmp_path):
