@@ -51,9 +51,9 @@ class StepRecord:
 
     index: the step's input lineage (one output position per earlier step).
     payload: the step's input, or `INITIAL_INPUT` for step 0.
-    attempts: attempts made so far, written from the second on (0 until a resubmission:
-        a first attempt costs no write); a resumed run does not charge the one it
-        interrupted.
+    attempts: attempts made so far, the one under way included: the first is written
+        with the record, each later one as it is submitted. A resumed run does not
+        charge the one it interrupted.
     options: Dask submit options, e.g. {"retries": 2}.
     lineage_attempts: attempts taken by each earlier step of this lineage.
     started_at: when the task was admitted (Unix time), carried down its lineage.

@@ -78,7 +78,10 @@ def test_a_stopped_run_resumes_its_unfinished_steps_without_charging_them(client
     outputs.close()  # the client stops: the steps in flight stay in the registry
     # With an output folder, a batch is on disk before its first output is yielded.
     on_disk = len(files(output))
-    assert on_disk >= 1 and run_status(output)["steps_in_flight"] > 0
+    left = run_status(output)
+    assert on_disk >= 1 and left["steps_in_flight"] > 0
+    # Each step left in flight was on its first attempt, and says so.
+    assert left["attempts"]["in_flight"] == {1: left["steps_in_flight"]}
 
     resumed = durable(client, output, tasks(6), max_in_flight=4)
     summary = resumed.distribute(chain)

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from distributed import Future, wait
+from distributed import Client, Future, wait
 
-from resilience.fetch import Fetched, ResultFetcher
+from resilience.fetch import RETRY_PAUSE, Fetched, ResultFetcher
 
 
 def produce(label: str) -> list[str]:
@@ -112,3 +112,53 @@ def test_a_fetch_under_way_when_a_holder_dies_is_started_afresh_at_once(client, 
     waited = time.monotonic() - killed
     assert results.get(ready.key) == ["ready"], f"no result {waited:.1f} s after the removal"
     assert waited < 1.0, f"the healthy result came {waited:.1f} s after the removal"
+
+
+def test_a_failed_fetch_is_reported_only_after_a_pause(client, local_cluster):
+    """The run loop fetches a failed fetch's results again at once: without the pause,
+    a fetch that keeps failing (a scheduler going away, say) would spin a core."""
+    with Client(local_cluster) as other:
+        foreign = other.submit(produce, "elsewhere", pure=False)
+        wait([foreign], timeout=30)
+        fetched: queue.Queue[Fetched] = queue.Queue()
+        fetcher = ResultFetcher(client, fetched.put)
+        started = time.monotonic()
+        try:
+            fetcher.start([foreign])  # Dask refuses to gather another client's future
+            outcome = fetched.get(timeout=10)
+        finally:
+            fetcher.close()
+
+    assert outcome.error is not None and not outcome.results
+    assert time.monotonic() - started >= RETRY_PAUSE
+
+
+class SlowToSend:
+    """A result whose holder takes `seconds` to pickle it: a big result on a slow link."""
+
+    def __init__(self, value: str, seconds: float) -> None:
+        self.value, self.seconds = value, seconds
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        time.sleep(self.seconds)
+        return (str, (self.value,))
+
+
+def test_a_fetch_that_is_only_slow_is_left_alone_until_slow_after(client):
+    # Started afresh, a slow transfer would start over: it is reported and restarted only
+    # past SLOW_AFTER (2 s), not after 1.2 s. Pickled only to be sent: only the fetch is slow.
+    slow = client.submit(SlowToSend, "slow", 1.2, pure=False)
+    wait([slow], timeout=30)
+    fetched: queue.Queue[Fetched] = queue.Queue()
+    fetcher = ResultFetcher(client, fetched.put)
+    restarted: list[Any] = []
+    try:
+        fetcher.start([slow])
+        results = take_results(fetcher, fetched, slow.key, 10,
+                               lambda: restarted.extend(fetcher.restart_stalled()))
+    finally:
+        fetcher.close()
+
+    assert results.get(slow.key) == "slow"
+    assert restarted == []
+

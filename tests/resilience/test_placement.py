@@ -340,6 +340,10 @@ def test_a_shared_input_only_frozen_workers_hold_is_placed_again(client):
         watch.suspects = every | {"tcp://127.0.0.1:1"}
         _, [again] = submitter.submit(0, [("suspects-d", INITIAL_INPUT, {})])
         assert again.key != first.key
+        # Its holders, and no other worker, stopped answering.
+        watch.suspects = holders(client, again)
+        _, [third] = submitter.submit(0, [("suspects-e", INITIAL_INPUT, {})])
+        assert third.key != again.key
     finally:
         submitter.close()
         watch.close()
