@@ -34,10 +34,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff on everything, mypy (strict) on the library."""
+    """ruff on everything, mypy (strict) on every package."""
     session.install("-e", ".[lint]")
     session.run("ruff", "check", ".")
-    session.run("mypy", "resilience")
+    session.run("mypy", "resilience", "chaos", "experiments", "reports")
 
 
 @nox.session

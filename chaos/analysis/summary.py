@@ -199,7 +199,7 @@ def _overhead_figures(runs: Sequence[SummarisedRun],
     """Makespan overhead (with interval) and recovery times per configuration slug."""
     if not runs:
         return {}
-    checked = [CheckedRun(run.history, run.verdict) for run in runs]
+    checked = [CheckedRun(tuple(run.history), run.verdict) for run in runs]
     slug_of = {run.verdict.label: run.slug for run in runs}
     figures: dict[str, dict[str, Any]] = {}
     for row in makespan_overhead(run_table(checked)).to_dict("records"):

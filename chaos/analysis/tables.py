@@ -263,8 +263,9 @@ def _freeze_spans(history: History) -> list[tuple[Any, str, float, float]]:
     """(fault_id, worker, landed, ended) of every freeze that landed on a worker; one
     the history never saw end lasts to the run's end."""
     ended = {e.get("fault_id"): e["time"] for e in history if e["type"] == "fault-ended"}
+    end_of_run = float(history[-1]["time"])
     return [(e.get("fault_id"), e["worker"], e["landed_at"],
-             ended.get(e.get("fault_id"), history[-1]["time"]))
+             ended.get(e.get("fault_id"), end_of_run))
             for e in history if e["type"] == "fault" and e.get("kind") == "freeze"
             and e.get("landed_at") is not None and e.get("worker")]
 

@@ -13,9 +13,10 @@ bounded in time, and writes the history.
 from chaos.harness.cluster import ChaosCluster, ClusterSnapshot
 from chaos.harness.inflict import Inflictor, Landing, Victim
 from chaos.harness.processes import process_state, process_tree
-from chaos.harness.refill import DEFAULT_REFILL_DELAY, FleetRefill, RefillPolicy
+from chaos.harness.refill import FleetRefill, RefillPolicy
 from chaos.harness.runner import RunRecord, RunStatus, run_schedule
 from chaos.harness.targets import TARGETS, Target, TargetConfig, TargetRun, make_target
+from chaos.history import DEFAULT_REFILL_DELAY
 
 __all__ = [
     "DEFAULT_REFILL_DELAY",

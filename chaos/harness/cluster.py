@@ -322,7 +322,8 @@ class ChaosCluster:
         async def send() -> None:
             with contextlib.suppress(Exception):  # a dead or frozen worker needs no release
                 if address is None:  # a probe outside any worker waits on a Dask Event
-                    await client.scheduler.event_set(name=hold_id)
+                    if client.scheduler is not None:
+                        await client.scheduler.event_set(name=hold_id)
                     return
                 await asyncio.wait_for(
                     client._run(release_hold, hold_id, decisions, workers=[address],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from chaos.errors import HistoryError
 from chaos.history.format import HISTORY_FILE
@@ -43,4 +43,5 @@ def read_history(path: str | os.PathLike[str]) -> tuple[dict[str, Any], ...]:
                 "object (docs/history.md). Fix or truncate the file at that line."
             ) from None
         events.append(event)
-    return tuple(upgraded(events)) if events else ()
+    # upgraded() gives back dicts: the same objects, or renamed copies of them.
+    return tuple(cast("list[dict[str, Any]]", upgraded(events))) if events else ()

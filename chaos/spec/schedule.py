@@ -170,8 +170,9 @@ class FaultSchedule:
         faults = []
         for fault_id, fault in self.items():
             task = watched.get(fault_id)
-            if task is not None and getattr(fault.trigger, "nth", None) is not None:
-                fault = replace(fault, trigger=replace(fault.trigger, task=task, nth=None))
+            trigger: Any = fault.trigger  # a logical trigger: the ones with `nth` have `task`
+            if task is not None and getattr(trigger, "nth", None) is not None:
+                fault = replace(fault, trigger=replace(trigger, task=task, nth=None))
             faults.append(fault)
         return FaultSchedule(tuple(faults), seed=self.seed)
 

@@ -75,7 +75,7 @@ def run_attempt(spec: AttemptSpec) -> AttemptResult:
                              f"{spec.workdir!r} ({error}): run the check on workers of this "
                              "machine")
     try:
-        calls = []
+        calls: list[CallResult] = []
         for _ in range(spec.calls):
             try:
                 payload, kwargs = cloudpickle.loads(spec.payload), cloudpickle.loads(spec.kwargs)

@@ -61,7 +61,7 @@ def dumps(value: Any, by_value: Iterable[str] = ()) -> bytes:
     for module in added:
         cloudpickle.register_pickle_by_value(module)
     try:
-        return cloudpickle.dumps(value, protocol=5)
+        return bytes(cloudpickle.dumps(value, protocol=5))
     finally:
         for module in added:
             cloudpickle.unregister_pickle_by_value(module)

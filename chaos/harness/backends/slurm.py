@@ -47,7 +47,7 @@ class SlurmBackend(ClusterBackend):
                  worker_ttl: str | None = None, preload: tuple[str, ...] = (),
                  start_timeout: float = 120.0, **_: Any) -> None:
         try:
-            from dask_jobqueue import SLURMCluster
+            from dask_jobqueue.slurm import SLURMCluster
         except ImportError as error:
             raise ClusterError(f"--cluster slurm needs dask-jobqueue ({error}); "
                                "`pip install 'resilience-testbed[deploy]'`.") from None

@@ -163,5 +163,5 @@ def cancel_client_futures(client: Client) -> None:
 
     keys = list(getattr(client, "futures", {}))
     if keys:
-        futures: list[Future] = [Future(key, client) for key in keys]
+        futures: list[Future[Any]] = [Future(key, client) for key in keys]
         client.cancel(futures, force=True)

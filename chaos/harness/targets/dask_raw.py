@@ -26,7 +26,7 @@ class DaskRawTarget(Target):
     def __init__(self) -> None:
         self._aborted = threading.Event()
         self._lock = threading.Lock()
-        self._pending: dict[Future, tuple[dict[str, Any], tuple[int, ...], int]] = {}
+        self._pending: dict[Future[Any], tuple[dict[str, Any], tuple[int, ...], int]] = {}
         self._completed: as_completed | None = None
 
     def recorded_config(self, config: TargetConfig, allowed_failures: int) -> dict[str, Any]:

@@ -55,7 +55,7 @@ class Prc630Target(Target):
     def __init__(self) -> None:
         self._aborted = threading.Event()
         self._client: Any = None
-        self._pending: dict[Future, Step] = {}
+        self._pending: dict[Future[Any], Step] = {}
         self._lock = threading.Lock()
 
     def check(self, config: TargetConfig) -> None:
@@ -118,7 +118,7 @@ class Prc630Target(Target):
         completed.add(future)
 
     def _collect(self, run: TargetRun, completed: as_completed, registry: _Registry,
-                 future: Future) -> None:
+                 future: Future[Any]) -> None:
         with self._lock:
             step = self._pending.pop(future, None)
         if step is None:
