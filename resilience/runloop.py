@@ -175,9 +175,13 @@ class RunLoop:
     # -- completion ----------------------------------------------------------------
 
     def _next_completions(self) -> list[Completion]:
-        """What happened: waits for one thing, then briefly for any that follow."""
+        """What happened: waits for one thing (no longer than until the look for attempts
+        in limbo a departure asked for), then briefly for any that follow."""
+        timeout = self._tick()
+        if (look_in := self._limbo.due_in()) is not None:
+            timeout = min(timeout, look_in)
         try:
-            batch = [self._completions.get(timeout=self._tick())]
+            batch = [self._completions.get(timeout=timeout)]
         except queue.Empty:
             self._watch_workers()
             return []

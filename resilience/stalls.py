@@ -89,6 +89,12 @@ class LimboClock:
         now = time.monotonic()
         self._after_departure = (now + LIMBO_GRACE, now)
 
+    def due_in(self) -> float | None:
+        """Seconds until the look a departure asked for; None when none is asked for."""
+        if self._after_departure is None:
+            return None
+        return max(0.0, self._after_departure[0] - time.monotonic())
+
     def cutoff(self, every: bool = False) -> float | None:
         """Look now at the attempts submitted before the returned time; None: not now."""
         now = time.monotonic()

@@ -335,3 +335,58 @@ def test_an_attempt_the_scheduler_forgot_is_resubmitted_not_waited_on_forever(
 
     assert forgotten
     assert [(o.task_id, o.value, o.attempts) for o in summary.outputs] == [("t", "x", 2)]
+
+
+
+async def remove_worker(address: str, dask_scheduler: Any = None) -> None:
+    await dask_scheduler.remove_worker(address, stimulus_id="test-worker-left", close=False)
+
+
+def test_a_forgotten_attempt_is_looked_for_soon_after_a_worker_leaves(client):
+    # A worker's departure is when Dask loses track of attempts: the run looks for them
+    # LIMBO_GRACE (0.5 s) after it, not only after LIMBO_AFTER (2 s) without progress.
+    # The worker that leaves is frozen and removed (a host gone): none comes back, so
+    # only the removal can be what prompts the look.
+    left: list[float] = []
+    gone: list[int] = []
+
+    def forget_then_lose_the_other_worker(key: str) -> None:
+        def drop(key: str, client_id: str, dask_scheduler: Any) -> None:
+            dask_scheduler.client_releases_keys(keys=[key], client=client_id)
+
+        time.sleep(0.2)
+        running_on = {w for w, keys in client.processing().items() if key in keys}
+        client.run_on_scheduler(drop, key, client.id)
+        [other] = [w for w in client.scheduler_info()["workers"] if w not in running_on]
+        gone.append(client.run(os.getpid, workers=[other])[other])
+        os.kill(gone[0], signal.SIGSTOP)
+        client.run_on_scheduler(remove_worker, other)
+        left.append(time.monotonic())
+
+    resubmitted: list[float] = []
+
+    def observer(event: Any) -> None:
+        if type(event).__name__ == "StepSubmitted" and event.attempt == 1:
+            threading.Thread(target=forget_then_lose_the_other_worker,
+                             args=(event.key,)).start()
+        elif type(event).__name__ == "StepSubmitted":
+            resubmitted.append(time.monotonic())
+
+    def long_first_attempt(payload: Any, **_: Any) -> Any:
+        if get_worker().get_current_task().endswith("-a1"):
+            time.sleep(3.0)
+        return payload
+
+    rc = ResilientCluster(client, [{"task_id": "t"}], input="x", task_registry="memory",
+                          on_event=observer)
+    try:
+        summary = rc.distribute(long_first_attempt)
+    finally:
+        for pid in gone:  # gone for good: its nanny starts a fresh worker
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    assert [(o.task_id, o.attempts) for o in summary.outputs] == [("t", 2)]
+    assert left and resubmitted
+    assert resubmitted[0] - left[0] < 0.9, f"looked {resubmitted[0] - left[0]:.2f} s after"
+    time.sleep(2.5)  # let the forgotten attempt's thread finish before the next test
