@@ -43,6 +43,15 @@ IDLE_TICK = 1.0  # seconds between housekeeping checks while nothing completes
 BATCH_WINDOW = 0.005  # after one attempt resolves, wait this long for others: fewer round trips
 MAX_BATCH = 1000
 LOST_RECHECK = 0.1  # seconds between looks at a result Dask is recomputing
+MIN_TICK = 0.01  # seconds: however small step_timeout is, the run loop does not spin
+
+
+def housekeeping_tick(step_timeout: float | None) -> float:
+    """Seconds the run loop waits for a completion before its checks: a quarter of
+    step_timeout, so that a step past it is noticed at most a quarter of it late."""
+    if step_timeout is None:
+        return IDLE_TICK
+    return max(MIN_TICK, min(IDLE_TICK, step_timeout / 4))
 
 # What wakes the run loop: an attempt's future changed state, a fetch ended, a worker
 # joined or left.
@@ -323,9 +332,7 @@ class RunLoop:
     # -- stalls: timeouts, forgotten keys, no workers ---------------------------------
 
     def _tick(self) -> float:
-        if self._config.step_timeout is None:
-            return IDLE_TICK
-        return max(0.01, min(IDLE_TICK, self._config.step_timeout / 4))
+        return housekeeping_tick(self._config.step_timeout)
 
     def _check_timeouts(self) -> None:
         """Start another attempt of a step past step_timeout (or fail it), and of steps

@@ -17,6 +17,7 @@ import pytest
 from distributed import Client, LocalCluster, get_worker, secede
 
 from resilience import ResilientCluster, TaskFailures
+from resilience.runloop import housekeeping_tick
 from resilience.watch import find_forgotten
 from tests.resilience.kit import logged, wait_until
 
@@ -390,3 +391,10 @@ def test_a_forgotten_attempt_is_looked_for_soon_after_a_worker_leaves(client):
     assert left and resubmitted
     assert resubmitted[0] - left[0] < 0.9, f"looked {resubmitted[0] - left[0]:.2f} s after"
     time.sleep(2.5)  # let the forgotten attempt's thread finish before the next test
+
+
+@pytest.mark.parametrize(("step_timeout", "tick"),
+                         [(None, 1.0), (100.0, 1.0), (2.0, 0.5), (0.02, 0.01), (1e-6, 0.01)])
+def test_the_run_loop_checks_a_quarter_of_step_timeout_apart_but_never_spins(step_timeout,
+                                                                               tick):
+    assert housekeeping_tick(step_timeout) == tick

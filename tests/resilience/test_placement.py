@@ -297,9 +297,11 @@ def test_a_worker_that_answered_and_died_since_is_no_target(client):
         placement.close()
 
 
-def test_copies_a_frozen_worker_cannot_take_are_left_to_the_guard(client):
+def test_copies_a_frozen_worker_cannot_take_are_left_to_the_guard(client, monkeypatch):
     # Nightly seed 2718 (r2): the copies went to a frozen worker, and the run loop waited
-    # for them (and every delivery with it) until the freeze ended.
+    # for them (and every delivery with it) until the freeze ended. Now it waits one
+    # round of TOP_UP_EVERY, made long here so that one round and two differ clearly.
+    monkeypatch.setattr(replication, "TOP_UP_EVERY", 0.8)
     frozen, answering = sorted(client.scheduler_info()["workers"])
     placement = InputPlacement(client, ResilienceConfig(task_registry="memory",
                                                         max_task_replicas=2), "uncopied")
@@ -311,7 +313,7 @@ def test_copies_a_frozen_worker_cannot_take_are_left_to_the_guard(client):
         placed = placement.place([b"c" * 100 for _ in range(2)], workers=[answering])
         took = time.monotonic() - started
         assert all(holders(client, f) == {answering} for f in placed)  # one copy for now
-        assert took < replication.REPLICATION_WAIT / 2, f"placing took {took:.2f} s"
+        assert took < 1.5 * replication.TOP_UP_EVERY, f"placing took {took:.2f} s"
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
