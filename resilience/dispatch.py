@@ -104,7 +104,7 @@ class Dispatcher:
         except Exception as error:  # e.g. no worker to scatter to: try again next round
             return failures + self._submission_failed(batch, error)
         self._failing_since = None
-        if self._registry is not None:  # a first attempt's record says 0: one write fewer
+        if self._registry is not None:  # a first attempt's record was written with 1
             self._registry.set_attempts([(job.key, job.attempts + 1) for job in jobs
                                          if job.attempts > 0])
         for job, key, future, placed in zip(jobs, keys, futures, inputs, strict=True):
