@@ -183,6 +183,30 @@ def test_a_disk_too_full_for_an_output_fails_the_delivery_and_a_rerun_writes_it(
     assert load_output(tmp_path / "out" / "b.0.pkl") == b"x" * 2_000_000
 
 
+@contextlib.contextmanager
+def no_file_can_be_opened():
+    """This process cannot open another file (RLIMIT_NOFILE at its lowest free fd)."""
+    lowest_free = os.open(os.devnull, os.O_RDONLY)
+    os.close(lowest_free)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_an_output_file_that_cannot_even_be_created_fails_the_delivery_clearly(tmp_path):
+    run = open_run(tmp_path)
+    deliver(run, outputs("a"))
+    assert run.sink is not None
+
+    # No temporary file to clean up: the error says what failed, not that it is missing.
+    with no_file_can_be_opened(), pytest.raises(
+            OutputError, match=r"could not write the output .*b\.0\.pkl \(Too many open files\)"):
+        run.sink.write(outputs("b"))
+
+
 def test_a_disk_too_full_for_the_scorefile_leaves_no_partial_line(tmp_path):
     run = open_run(tmp_path)
     deliver(run, outputs("a"))
