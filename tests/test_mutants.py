@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 try:
@@ -68,3 +69,5 @@ def test_every_equivalent_mutant_names_a_line_that_still_reads_as_argued():
             moved.append(f"{entry['module']}:{entry['line']} reads {found!r}, not "
                          f"{entry['code']!r} (now at line(s) {now or 'none'})")
     assert entries and not moved, "\n".join(moved)
+    argued = Counter((e["module"], e["line"], e["operator"]) for e in entries)
+    assert not [a for a, n in argued.items() if n > 1], "a mutant argued twice"
