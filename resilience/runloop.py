@@ -45,6 +45,10 @@ MAX_BATCH = 1000
 LOST_RECHECK = 0.1  # seconds between looks at a result Dask is recomputing
 MIN_TICK = 0.01  # seconds: however small step_timeout is, the run loop does not spin
 
+# What wakes the run loop: an attempt's future changed state, a fetch ended, a worker
+# joined or left.
+Completion = Future[Any] | Fetched | WorkerNotice
+
 
 def housekeeping_tick(step_timeout: float | None) -> float:
     """Seconds the run loop waits for a completion before its checks: a quarter of
@@ -52,10 +56,6 @@ def housekeeping_tick(step_timeout: float | None) -> float:
     if step_timeout is None:
         return IDLE_TICK
     return max(MIN_TICK, min(IDLE_TICK, step_timeout / 4))
-
-# What wakes the run loop: an attempt's future changed state, a fetch ended, a worker
-# joined or left.
-Completion = Future[Any] | Fetched | WorkerNotice
 
 
 class RunLoop:

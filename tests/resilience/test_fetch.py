@@ -161,4 +161,3 @@ def test_a_fetch_that_is_only_slow_is_left_alone_until_slow_after(client):
 
     assert results.get(slow.key) == "slow"
     assert restarted == []
-

@@ -338,7 +338,6 @@ def test_an_attempt_the_scheduler_forgot_is_resubmitted_not_waited_on_forever(
     assert [(o.task_id, o.value, o.attempts) for o in summary.outputs] == [("t", "x", 2)]
 
 
-
 async def remove_worker(address: str, dask_scheduler: Any = None) -> None:
     await dask_scheduler.remove_worker(address, stimulus_id="test-worker-left", close=False)
 
