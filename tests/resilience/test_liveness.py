@@ -304,6 +304,15 @@ def test_closing_the_generator_early_cancels_the_rest(client):
     ), timeout=10, what="the unfinished steps to be cancelled")
 
 
+def drop_key(key: str, client_id: str, dask_scheduler: Any) -> None:
+    """What a rare race in Dask does: the scheduler drops a key whose future waits."""
+    dask_scheduler.client_releases_keys(keys=[key], client=client_id)
+
+
+async def remove_worker(address: str, dask_scheduler: Any = None) -> None:
+    await dask_scheduler.remove_worker(address, stimulus_id="test-worker-left", close=False)
+
+
 def test_an_attempt_the_scheduler_forgot_is_resubmitted_not_waited_on_forever(
     client, monkeypatch
 ):
@@ -313,12 +322,8 @@ def test_an_attempt_the_scheduler_forgot_is_resubmitted_not_waited_on_forever(
     forgotten: list[str] = []
 
     def forget_behind_the_clients_back(key: str) -> None:
-        # What a rare race in Dask does: the scheduler drops a key whose future waits.
-        def drop(key: str, client_id: str, dask_scheduler: Any) -> None:
-            dask_scheduler.client_releases_keys(keys=[key], client=client_id)
-
         time.sleep(0.2)
-        client.run_on_scheduler(drop, key, client.id)
+        client.run_on_scheduler(drop_key, key, client.id)
         forgotten.append(key)
 
     def observer(event: Any) -> None:
@@ -338,10 +343,6 @@ def test_an_attempt_the_scheduler_forgot_is_resubmitted_not_waited_on_forever(
     assert [(o.task_id, o.value, o.attempts) for o in summary.outputs] == [("t", "x", 2)]
 
 
-async def remove_worker(address: str, dask_scheduler: Any = None) -> None:
-    await dask_scheduler.remove_worker(address, stimulus_id="test-worker-left", close=False)
-
-
 def test_a_forgotten_attempt_is_looked_for_soon_after_a_worker_leaves(client):
     # A worker's departure is when Dask loses track of attempts: the run looks for them
     # LIMBO_GRACE (0.5 s) after it, not only after LIMBO_AFTER (2 s) without progress.
@@ -351,12 +352,9 @@ def test_a_forgotten_attempt_is_looked_for_soon_after_a_worker_leaves(client):
     gone: list[int] = []
 
     def forget_then_lose_the_other_worker(key: str) -> None:
-        def drop(key: str, client_id: str, dask_scheduler: Any) -> None:
-            dask_scheduler.client_releases_keys(keys=[key], client=client_id)
-
         time.sleep(0.2)
         running_on = {w for w, keys in client.processing().items() if key in keys}
-        client.run_on_scheduler(drop, key, client.id)
+        client.run_on_scheduler(drop_key, key, client.id)
         [other] = [w for w in client.scheduler_info()["workers"] if w not in running_on]
         gone.append(client.run(os.getpid, workers=[other])[other])
         os.kill(gone[0], signal.SIGSTOP)

@@ -153,16 +153,25 @@ def test_a_scorefile_line_keeps_its_times_to_the_millisecond(tmp_path):
 
 
 @contextlib.contextmanager
+def soft_limit(kind: int, value: int):
+    """This process's soft `kind` limit (a `resource.RLIMIT_*`) at `value`, until exit."""
+    soft, hard = resource.getrlimit(kind)
+    resource.setrlimit(kind, (value, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(kind, (soft, hard))
+
+
+@contextlib.contextmanager
 def file_size_limit(limit: int):
     """Files of this process cannot grow past `limit` bytes (RLIMIT_FSIZE): a disk
     that fills, for this process only. Writes past it fail with EFBIG."""
     handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the default kills us
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
     try:
-        yield
+        with soft_limit(resource.RLIMIT_FSIZE, limit):
+            yield
     finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, handler)
 
 
@@ -183,17 +192,11 @@ def test_a_disk_too_full_for_an_output_fails_the_delivery_and_a_rerun_writes_it(
     assert load_output(tmp_path / "out" / "b.0.pkl") == b"x" * 2_000_000
 
 
-@contextlib.contextmanager
-def no_file_can_be_opened():
+def no_file_can_be_opened() -> contextlib.AbstractContextManager[None]:
     """This process cannot open another file (RLIMIT_NOFILE at its lowest free fd)."""
     lowest_free = os.open(os.devnull, os.O_RDONLY)
     os.close(lowest_free)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft_limit(resource.RLIMIT_NOFILE, lowest_free)
 
 
 def test_an_output_file_that_cannot_even_be_created_fails_the_delivery_clearly(tmp_path):
