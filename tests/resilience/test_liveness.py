@@ -4,6 +4,7 @@ arrives twice is delivered once."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -168,9 +169,9 @@ def test_an_on_event_callback_that_raises_is_logged_and_the_run_goes_on(client):
     assert any(line.startswith("on_event raised on StepSubmitted(") for line in errors)
 
 
-def slow_first_attempt(payload: Any, **_: Any) -> Any:
+def slow_first_attempt(payload: Any, *, first_takes: float = 0.8, **_: Any) -> Any:
     if get_worker().get_current_task().endswith("-a1"):
-        time.sleep(0.8)
+        time.sleep(first_takes)
     return payload
 
 
@@ -330,14 +331,9 @@ def test_an_attempt_the_scheduler_forgot_is_resubmitted_not_waited_on_forever(
         if type(event).__name__ == "StepSubmitted" and event.attempt == 1:
             threading.Thread(target=forget_behind_the_clients_back, args=(event.key,)).start()
 
-    def long_first_attempt(payload: Any, **_: Any) -> Any:
-        if get_worker().get_current_task().endswith("-a1"):
-            time.sleep(1.0)
-        return payload
-
     rc = ResilientCluster(client, [{"task_id": "t"}], input="x", task_registry="memory",
                           on_event=observer)
-    summary = rc.distribute(long_first_attempt)
+    summary = rc.distribute(functools.partial(slow_first_attempt, first_takes=1.0))
 
     assert forgotten
     assert [(o.task_id, o.value, o.attempts) for o in summary.outputs] == [("t", "x", 2)]
@@ -370,15 +366,10 @@ def test_a_forgotten_attempt_is_looked_for_soon_after_a_worker_leaves(client):
         elif type(event).__name__ == "StepSubmitted":
             resubmitted.append(time.monotonic())
 
-    def long_first_attempt(payload: Any, **_: Any) -> Any:
-        if get_worker().get_current_task().endswith("-a1"):
-            time.sleep(3.0)
-        return payload
-
     rc = ResilientCluster(client, [{"task_id": "t"}], input="x", task_registry="memory",
                           on_event=observer)
     try:
-        summary = rc.distribute(long_first_attempt)
+        summary = rc.distribute(functools.partial(slow_first_attempt, first_takes=3.0))
     finally:
         for pid in gone:  # gone for good: its nanny starts a fresh worker
             with contextlib.suppress(ProcessLookupError):
