@@ -168,7 +168,7 @@ class ResilientCluster:
         output = self.config.output_path
         durable = open_durable_run(Path(path), self.config.registry_key,
                                    None if output is None else Path(output), chain, tasks,
-                                   self.config.start_afresh)
+                                   self.config.start_afresh, initial_input=self.input)
         if durable.resumed:
             logger.info("resuming run %s from %s: %d output(s) delivered before",
                         durable.registry.run_id, path, durable.previously_delivered)

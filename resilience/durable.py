@@ -22,7 +22,7 @@ from resilience.registry import StepRecord
 from resilience.session_lock import refuse_if_in_use
 from resilience.signing import key_path
 from resilience.sink import OutputSink
-from resilience.sqlite_registry import SQLiteRegistry
+from resilience.sqlite_registry import RunStart, SQLiteRegistry
 from resilience.tasks import TaskSpec
 
 logger = logging.getLogger(__name__)
@@ -70,22 +70,26 @@ def open_durable_run(
     protocols: Sequence[Callable[..., Any]],
     tasks: Iterator[TaskSpec],
     start_afresh: bool,
+    *,
+    initial_input: Any = None,
 ) -> DurableRun:
     """Open (or create) the registry at `path` and check it is this run.
 
-    On resume the first `admitted` tasks are drawn from `tasks` (lazily) to check the
-    task fingerprint; the caller goes on drawing from the same iterator.
+    A new run's registry is created with its fingerprints and `initial_input` in one
+    transaction, so a session killed while starting leaves nothing half-begun. On resume
+    the first `admitted` tasks are drawn from `tasks` (lazily) to check the task
+    fingerprint; the caller goes on drawing from the same iterator.
     """
     if start_afresh:
         refuse_if_in_use(path)  # its session would go on writing what was moved aside
         _move_aside(path, output_path)
-    registry = SQLiteRegistry(path, key)
+    fingerprint = protocols_fingerprint(protocols)
+    start = RunStart({_PROTOCOLS: fingerprint,
+                      _PROTOCOL_NAMES: ", ".join(protocol_names(protocols)),
+                      ADMITTED: "0", TASK_DIGEST: TaskIdDigest().value}, initial_input)
+    registry = SQLiteRegistry(path, key, start=start)
     try:
-        fingerprint = protocols_fingerprint(protocols)
         if registry.created:
-            registry.update(progress={_PROTOCOLS: fingerprint,
-                                      _PROTOCOL_NAMES: ", ".join(protocol_names(protocols)),
-                                      ADMITTED: "0", TASK_DIGEST: TaskIdDigest().value})
             admitted, digest = 0, TaskIdDigest()
         else:
             _check_protocols(registry, fingerprint, protocols)

@@ -118,7 +118,7 @@ class RunLoop:
     def run(self) -> Iterator[Output]:
         self._submitter.start()
         self._notices.start()
-        if self._registry is not None and not (self._durable and self._durable.resumed):
+        if self._registry is not None and self._durable is None:  # a durable one has it
             self._registry.set_initial_input(self._initial_input)
         if self._durable is not None:
             for (task_id, _), reason in self._durable.registry.failures():

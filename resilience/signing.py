@@ -27,19 +27,21 @@ def key_path(registry_path: Path) -> Path:
 
 
 def create_key(path: Path) -> bytes:
-    """Write a new random key to `path` (which must not exist), readable by its owner only."""
+    """Write a new random key to `path`, readable by its owner only.
+
+    Written beside it and renamed into place, so a process killed meanwhile leaves no
+    empty key file that would make its registry unusable. The caller found no key there,
+    and holds the registry's session lock: no second writer of this key can race it."""
     key = secrets.token_bytes(KEY_BYTES)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise RegistryError(
-            f"{path} already exists, but its registry does not; it may belong to another "
-            "registry. Move it away, or pass that registry's path."
-        ) from None
-    with os.fdopen(fd, "wb") as file:
-        file.write(key)
-        file.flush()
-        os.fsync(file.fileno())
+        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
+            file.write(key)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return key
 
 

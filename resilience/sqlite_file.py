@@ -74,8 +74,10 @@ class RegistryFile:
         self.lock = threading.Lock()
 
     @classmethod
-    def create(cls, path: Path, key: bytes | None) -> RegistryFile:
-        """A new registry at `path` (missing, or empty), its key file made if need be."""
+    def create(cls, path: Path, key: bytes | None,
+               meta: Mapping[str, str | bytes] | None = None) -> RegistryFile:
+        """A new registry at `path` (missing, or empty), its key file made if need be;
+        `meta` is written in the transaction that creates it."""
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         os.chmod(path, 0o600)  # also an empty file that was there before
@@ -94,7 +96,7 @@ class RegistryFile:
             for statement in _SCHEMA.split(";"):
                 db.execute(statement)
             opened.write_meta(db, {"run_id": run_id, "schema": str(SCHEMA_VERSION),
-                                   "created_at": repr(time.time())})
+                                   "created_at": repr(time.time()), **(meta or {})})
         return opened
 
     @classmethod

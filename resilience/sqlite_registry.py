@@ -18,6 +18,7 @@ import os
 import pickle
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,15 @@ from resilience.sqlite_rows import (
 )
 
 
+@dataclass(frozen=True)
+class RunStart:
+    """What a new registry is created with, in the transaction that creates it: a
+    session killed at any point leaves either a registry with all of it, or none."""
+
+    progress: Mapping[str, str]
+    initial_input: Any
+
+
 class SQLiteRegistry(TaskRegistry):
     """A durable registry in the SQLite file at `path`.
 
@@ -49,12 +59,14 @@ class SQLiteRegistry(TaskRegistry):
     (`<path>.key`) unless `key` is given. An existing file is verified first: it must
     be a registry of this schema, intact, and signed with this key.
     read_only: for inspection (`python -m resilience status`); nothing is written.
+    start: what a newly created file holds from its first transaction (unused when the
+    file exists; `created` says which).
     """
 
     durable = True
 
     def __init__(self, path: str | os.PathLike[str], key: bytes | None = None, *,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, start: RunStart | None = None) -> None:
         self.path = Path(path)
         if key is not None:
             key = check_key(key)
@@ -62,7 +74,7 @@ class SQLiteRegistry(TaskRegistry):
         if not read_only:  # before anything is read: a second session is refused
             self._session.acquire()
         try:
-            self._file = self._open(key, read_only)
+            self._file = self._open(key, read_only, start)
         except BaseException:
             self._session.release(undo=True)
             raise
@@ -70,12 +82,13 @@ class SQLiteRegistry(TaskRegistry):
         self._db = self._file.db
         self._rows = RowCodec(self._file.signer, self.path)
 
-    def _open(self, key: bytes | None, read_only: bool) -> RegistryFile:
+    def _open(self, key: bytes | None, read_only: bool,
+              start: RunStart | None) -> RegistryFile:
         self.created = is_empty(self.path)
         if self.created and read_only:
             raise RegistryError(f"{self.path} does not exist, or is empty: no registry there.")
         try:
-            return (RegistryFile.create(self.path, key) if self.created
+            return (RegistryFile.create(self.path, key, _start_meta(start)) if self.created
                     else RegistryFile.open(self.path, key, read_only))
         except sqlite3.DatabaseError as error:
             raise RegistryError(
@@ -166,7 +179,7 @@ class SQLiteRegistry(TaskRegistry):
         return int(count)
 
     def set_initial_input(self, payload: Any) -> None:
-        self._put_meta({"initial_input": dumps(payload, by_value=True)})
+        self._put_meta(_start_meta(RunStart({}, payload)))
 
     def initial_input(self) -> Any:
         blob = self._file.meta_blob("initial_input")
@@ -273,3 +286,9 @@ class SQLiteRegistry(TaskRegistry):
 
     def _reading(self) -> Reading:
         return self._file.reading()
+
+
+def _start_meta(start: RunStart | None) -> dict[str, str | bytes]:
+    if start is None:
+        return {}
+    return {**start.progress, "initial_input": dumps(start.initial_input, by_value=True)}

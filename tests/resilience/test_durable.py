@@ -128,6 +128,35 @@ def shared_inputs(dask_scheduler=None) -> list[str]:
     return [str(key) for key in dask_scheduler.tasks if str(key).startswith("rs-all-")]
 
 
+KILLED_WHILE_STARTING = """
+import os, signal, sys
+from pathlib import Path
+from resilience.durable import open_durable_run
+from tests.resilience.test_durable import add_seed, double
+output = Path(sys.argv[1])
+open_durable_run(output / "registry.sqlite", None, output, [double, add_seed], iter(()),
+                 False, initial_input=1)
+os.kill(os.getpid(), signal.SIGKILL)  # before its run loop wrote anything
+"""
+
+
+def test_a_session_killed_as_it_started_is_resumed_with_its_initial_input(client, tmp_path):
+    # The registry once got the run's fingerprints at opening and its initial input only
+    # when the run loop started: a head node killed in between left a run no later
+    # session could resume ("holds no initial input").
+    output = tmp_path / "out"
+    killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_STARTING, str(output)],
+                            cwd=Path(__file__).parents[2], capture_output=True, text=True,
+                            timeout=60)
+    assert killed.returncode == -9, killed.stderr
+
+    summary = durable(client, output, tasks(3)).distribute([double, add_seed])
+
+    assert summary.delivered == 6 and summary.previously_delivered == 0
+    assert sorted(load_output(output / name) for name in files(output)) == [
+        2, 3, 4, 5, 6, 7]  # input 1: double gives 2+seed and 3+seed, then + seed
+
+
 def test_a_resumed_run_with_no_first_step_left_does_not_place_the_initial_input(
         client, tmp_path):
     # The initial input is every step 0's: a session with only later steps to run must

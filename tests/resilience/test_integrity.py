@@ -14,6 +14,7 @@ import json
 import os
 import pickle
 import shutil
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -613,3 +614,29 @@ os._exit(0)
     assert [json.loads(line)["task_id"] for line in text.splitlines()] == [
         f"t{n}" for n in range(5)]
     assert sorted(os.listdir(out)) == sorted([SCOREFILE, *(f"t{n}.0.pkl" for n in range(5))])
+
+
+KILLED_WRITING_THE_KEY = """
+import builtins, io, os, signal, sys
+from resilience import SQLiteRegistry
+opened = io.open
+
+def open_then_die(file, *args, **kwargs):  # the key's file is made; its bytes are not
+    if isinstance(file, int):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return opened(file, *args, **kwargs)
+
+builtins.open = io.open = open_then_die
+SQLiteRegistry(sys.argv[1])
+"""
+
+
+def test_a_client_killed_while_writing_a_new_key_leaves_a_registry_that_can_be_created(
+        path):
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITING_THE_KEY, str(path)],
+                            capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).parents[2])
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with SQLiteRegistry(path) as registry:  # an empty key file would be refused here
+        assert registry.created
+    assert len(key_path(path).read_bytes()) >= 16
