@@ -30,10 +30,11 @@ def create_key(path: Path) -> bytes:
     """Write a new random key to `path`, readable by its owner only.
 
     Written beside it and renamed into place, so a process killed meanwhile leaves no
-    empty key file that would make its registry unusable. The caller found no key there,
-    and holds the registry's session lock: no second writer of this key can race it."""
+    empty key file that would make its registry unusable, only a partial one that the
+    next session's key replaces. The caller found no key there, and holds the
+    registry's session lock: no second writer of this key can race it."""
     key = secrets.token_bytes(KEY_BYTES)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial = path.with_name(f"{path.name}.partial")
     try:
         with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
             file.write(key)

@@ -637,6 +637,9 @@ def test_a_client_killed_while_writing_a_new_key_leaves_a_registry_that_can_be_c
                             capture_output=True, text=True, timeout=60,
                             cwd=Path(__file__).parents[2])
     assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".partial")] == [
+        "registry.sqlite.key.partial"]
     with SQLiteRegistry(path) as registry:  # an empty key file would be refused here
         assert registry.created
     assert len(key_path(path).read_bytes()) >= 16
+    assert not list(path.parent.glob("*.partial"))  # replaced by the new key
