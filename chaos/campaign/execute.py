@@ -30,6 +30,7 @@ from chaos.harness import (
     RefillPolicy,
     RunRecord,
     Target,
+    Victim,
     make_target,
     run_schedule,
 )
@@ -38,6 +39,7 @@ from chaos.history import (
     HISTORY_FILE,
     RUN_SUMMARY_FILE,
     SCHEDULE_FILE,
+    WorkerProcess,
     replay_command,
 )
 from chaos.judge import Verdict, check_history
@@ -124,10 +126,10 @@ def run_campaign(
     stopped: str | None = None
     started_at, began = time.time(), time.monotonic()
     try:
-        warmed: set[str] = set()
+        warmed: set[WorkerProcess] = set()
         if warm_up:
             _warm_up(plan, cluster, target_factory)
-            warmed = set(cluster.refresh().workers)
+            warmed = _processes(cluster.refresh().workers)
         for spec in plan.runs():
             if warm_up:
                 warmed = _warm_new_workers(spec, plan, cluster, target_factory, warmed)
@@ -210,20 +212,26 @@ def _warm_up(plan: CampaignPlan, cluster: ChaosCluster, target_factory: TargetFa
 
 
 def _warm_new_workers(spec: RunSpec, plan: CampaignPlan, cluster: ChaosCluster,
-                      target_factory: TargetFactory, warmed: set[str]) -> set[str]:
+                      target_factory: TargetFactory,
+                      warmed: set[WorkerProcess]) -> set[WorkerProcess]:
     """Before a run, one unrecorded fault-free run of its configuration if workers joined
     since the last run (a nanny's restart, a refill): a new worker's first tasks pay for
     imports and connections, which would count against whichever run came next, most
     often a fault-free one, the reference of the overhead figures. Workers that join
-    *during* a run stay cold: that is part of what a fault costs."""
+    *during* a run stay cold: that is part of what a fault costs. A worker is its
+    process: a restarted one may come back at its old address."""
     with contextlib.suppress(ChaosError):  # run_and_save settles (and resets) again
-        workers = set(cluster.settle(timeout=30).workers)
+        workers = _processes(cluster.settle(timeout=30).workers)
         if workers - warmed:
             configuration = spec.configuration
             run_schedule(FaultSchedule((), seed=plan.seed), target_factory(configuration.target),
                          configuration.config, plan.workload, cluster, timeout=plan.run_timeout)
         return workers
     return warmed
+
+
+def _processes(workers: Mapping[str, Victim]) -> set[WorkerProcess]:
+    return {(address, victim.pid) for address, victim in workers.items()}
 
 
 def _run_one(spec: RunSpec, plan: CampaignPlan, cluster: ChaosCluster, runs_dir: Path,

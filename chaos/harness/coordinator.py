@@ -23,7 +23,7 @@ from chaos.harness.inflict import Inflictor, Landing, Victim
 from chaos.harness.lockstep import Lockstep
 from chaos.harness.observations import RunObservations
 from chaos.harness.victims import Choice, FindHolders, choose_victim
-from chaos.history import HistoryWriter
+from chaos.history import HistoryWriter, WorkerProcess, same_process
 from chaos.probes import ArmedPoint, ProbePlan
 from chaos.spec import (
     ABRUPT_KINDS,
@@ -73,11 +73,16 @@ class _Fired:
     fault: Fault
     trigger: dict[str, Any]
     worker: str
+    pid: int | None  # the worker's process: a restarted one may come back at `worker`
     fired_at: float  # when the harness decided; the landing has the exact firing time
     landing: Landing | None = None
     noticed_at: float | None = None
     ended: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _among(address: str | None, pid: int | None, workers: set[WorkerProcess]) -> bool:
+    return any(same_process((address, pid), worker) for worker in workers)
 
 
 class Coordinator:
@@ -283,7 +288,8 @@ class Coordinator:
                 continue
             victim = choice.victim
             if (fault.kind in GRACEFUL_KINDS and not released
-                    and hit["worker"] not in self._taken_down()):
+                    and not _among(hit["worker"], self.seen.pid_of(hit.get("execution")),
+                                   self._taken_down())):
                 # A graceful shutdown waits for running tasks: let the held one go first.
                 # Not on a worker a fault of this run took down (this hit's abrupt one, or
                 # an earlier retire): a release sent there would wait out its whole bound
@@ -324,7 +330,8 @@ class Coordinator:
         """Enact a fault. Abrupt kinds and freezes land in milliseconds, and the held probe
         must wait for them; a graceful shutdown may take seconds (it waits for running
         tasks, or moves data), so it lands in the background while decisions go on."""
-        fired = _Fired(fault_id, fault, trigger, victim.address, time.time(), extra=extra)
+        fired = _Fired(fault_id, fault, trigger, victim.address, victim.pid, time.time(),
+                       extra=extra)
         with self._lock:
             self._fired[fault_id] = fired
         if self._lockstep is not None:  # the client goes on as the fault lands, as it did
@@ -350,8 +357,8 @@ class Coordinator:
         for fired in list(self._fired.values()):
             if fired.fault_id in self._written or fired.ended or fired.landing is None:
                 continue
-            when = self.seen.removed_at(fired.worker)
-            if when is not None and when >= fired.fired_at - 1.0:
+            when = self.seen.claim_removal(fired.worker, since=fired.fired_at - 1.0)
+            if when is not None:
                 fired.noticed_at = when
                 self._write(fired)
 
@@ -413,16 +420,16 @@ class Coordinator:
             return Choice(Victim("scheduler", None, None))
         taken_down = self._taken_down()
         live = {address: victim for address, victim in self._live_workers().items()
-                if address not in taken_down}
+                if not _among(address, victim.pid, taken_down)}
         return choose_victim(fault_id, fault, hit, seed=self.schedule.seed, seen=self.seen,
                              live=live, find_holders=self._find_holders)
 
-    def _taken_down(self) -> set[str]:
+    def _taken_down(self) -> set[WorkerProcess]:
         """Workers an earlier fault of this run killed or is removing. The scheduler may
         not have noticed yet; a second fault there would only wait on a dead process (5 s,
         the landing bound, with every held probe of the run waiting too) and claim a
         landing it did not cause. Such a fault is deferred instead."""
         with self._lock:
-            return {fired.worker for fired in self._fired.values()
+            return {(fired.worker, fired.pid) for fired in self._fired.values()
                     if fired.fault.kind in ABRUPT_KINDS | GRACEFUL_KINDS
                     and (fired.landing is None or fired.landing.landed_at is not None)}

@@ -15,6 +15,8 @@ from chaos.history.format import (
     READABLE_HISTORY_VERSIONS,
     RUN_SUMMARY_FILE,
     SCHEDULE_FILE,
+    WorkerProcess,
+    same_process,
 )
 from chaos.history.metadata import git_commit, versions
 from chaos.history.reader import read_history
@@ -38,10 +40,12 @@ __all__ = [
     "RUN_SUMMARY_FILE",
     "SCHEDULE_FILE",
     "HistoryWriter",
+    "WorkerProcess",
     "git_commit",
     "history_version",
     "read_history",
     "replay_command",
+    "same_process",
     "upgraded",
     "versions",
     "watched_tasks",

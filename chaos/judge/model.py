@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from chaos.history import WorkerProcess, same_process
 from chaos.spec import TaskId
 
 Outcome = Literal["must-deliver-all", "may-fail-loudly"]
@@ -149,6 +150,13 @@ class InjectedFault:
     fired_at: float
     landed_at: float
     noticed_at: float | None
+    pid: int | None = None
+
+    @property
+    def victim(self) -> WorkerProcess | str:
+        """The worker process it hit, (address, pid): a nanny may restart a worker at the
+        same address as a new process. Its fault id when the history named no worker."""
+        return (self.worker, self.pid) if self.worker else self.fault_id
 
     @property
     def loses_data(self) -> bool:
@@ -272,10 +280,10 @@ def _with_protocol_error_excuses(
 def _facts_from_events(events: Iterable[Mapping[str, Any]]) -> RunFacts:
     run_start: Mapping[str, Any] | None = None
     faults: list[InjectedFault] = []
-    executions: dict[Any, tuple[TaskId, tuple[int, ...], int, str | None]] = {}
+    executions: dict[Any, tuple[TaskId, tuple[int, ...], int, WorkerProcess]] = {}
     interrupted: Counter[tuple[TaskId, tuple[int, ...], int]] = Counter()
     protocol_errors: Counter[TaskId] = Counter()
-    deaths_by_task: dict[TaskId, list[str | None]] = {}
+    deaths_by_task: dict[TaskId, list[WorkerProcess]] = {}
     failed_at_seq: dict[TaskId, int] = {}
     failed_at_time: dict[TaskId, float] = {}
     evidence: Counter[TaskId] = Counter()
@@ -293,7 +301,8 @@ def _facts_from_events(events: Iterable[Mapping[str, Any]]) -> RunFacts:
             waited_for_workers = True
         elif kind == "invoke":
             executions[event["execution"]] = (
-                event["task_id"], tuple(event["index"]), event["step"], event.get("worker"),
+                event["task_id"], tuple(event["index"]), event["step"],
+                (event.get("worker"), event.get("pid")),
             )
         elif kind in ("info", "fail") and event.get("execution") in executions:
             task_id, index, step, worker = executions[event["execution"]]
@@ -313,12 +322,13 @@ def _facts_from_events(events: Iterable[Mapping[str, Any]]) -> RunFacts:
             "the history has no run-start event, so its configuration is unknown; "
             "pass the complete history.jsonl of one run (run-start is its first line)."
         )
-    faulted_workers = {fault.worker for fault in faults}
+    faulted_workers = [(fault.worker, fault.pid) for fault in faults]
     per_step: dict[TaskId, int] = {}
     for (task_id, _, _), count in interrupted.items():
         per_step[task_id] = max(per_step.get(task_id, 0), count)
     unexplained = {
-        task_id: sum(1 for worker in workers if worker not in faulted_workers)
+        task_id: sum(1 for worker in workers
+                     if not any(same_process(worker, hit) for hit in faulted_workers))
         for task_id, workers in deaths_by_task.items()
     }
     return RunFacts(
@@ -347,6 +357,7 @@ def _fault(event: Mapping[str, Any]) -> InjectedFault:
         fault_id=str(event.get("fault_id", event["seq"])),
         kind=str(event.get("kind", "unknown")),
         worker=event.get("worker"),
+        pid=event.get("pid"),
         fired_at=fired,
         # A fault whose landing was not confirmed may still have landed: count it then.
         landed_at=fired if landed is None else float(landed),

@@ -207,12 +207,13 @@ def expected_outcome(
 
 
 def count_distinct_workers_lost(facts: RunFacts) -> int:
-    """Distinct workers that lost their copies during the run (retired ones included).
+    """Distinct worker processes that lost their copies during the run (retired ones
+    included; a worker its nanny restarted at the same address is another process).
 
     Sound with or without re-replication: n holders of one input are n distinct workers,
     so an input cannot lose all of them unless at least n distinct workers were lost.
     """
-    return len({fault.worker or fault.fault_id for fault in facts.copy_losses})
+    return len({fault.victim for fault in facts.copy_losses})
 
 
 def count_overlapping_losses(grace: float = 5.0) -> Callable[[RunFacts], int]:
@@ -226,10 +227,10 @@ def count_overlapping_losses(grace: float = 5.0) -> Callable[[RunFacts], int]:
     def count(facts: RunFacts) -> int:
         # Per worker first: a worker hit again while its loss is still open is the same
         # holder lost (no copy was re-made on it in between), so its intervals merge.
-        by_worker: dict[str, list[tuple[float, float]]] = {}
+        by_worker: dict[Any, list[tuple[float, float]]] = {}
         for fault in sorted(facts.copy_losses, key=lambda f: f.landed_at):
             closes = float("inf") if fault.noticed_at is None else fault.noticed_at + grace
-            spans = by_worker.setdefault(fault.worker or fault.fault_id, [])
+            spans = by_worker.setdefault(fault.victim, [])
             if spans and fault.landed_at <= spans[-1][1]:
                 spans[-1] = (spans[-1][0], max(spans[-1][1], closes))
             else:

@@ -215,8 +215,11 @@ def test_settling_waits_until_a_killed_worker_has_left_the_scheduler(harness):
     while process_state(victim.pid) not in (None, "Z", "X"):
         time.sleep(0.001)
     snapshot = harness.settle(timeout=30)
-    assert victim.address not in snapshot.workers, snapshot.worker_list()
+    assert victim.pid not in {v.pid for v in snapshot.workers.values()}, snapshot.worker_list()
     assert len(snapshot.workers) == 3
+    # Its nanny started it again at its own address (the local backend's fixed ports):
+    # a replay meets the workers in the same sorted order, which Dask deals scatters over.
+    assert victim.address in snapshot.workers, snapshot.worker_list()
 
 
 def _first_holder(client, futures) -> str:

@@ -55,12 +55,13 @@ class HistoryBuilder:
                          attempt=attempt, key=_key(task_id, index, step, attempt), reason=reason)
 
     def invoke(self, task_id: TaskId, index: tuple[int, ...] = (), step: int = 0,
-               worker: int = 0, attempt: int = 1) -> str:
+               worker: int = 0, attempt: int = 1, pid: int | None = None) -> str:
+        """`pid`: the worker's process, by default its first (100 + worker)."""
         self._executions += 1
         execution = f"x{self._executions}"
         self.emit("invoke", task_id=task_id, index=list(index), step=step,
                   key=_key(task_id, index, step, attempt), worker=self.workers[worker],
-                  pid=100 + worker, execution=execution)
+                  pid=100 + worker if pid is None else pid, execution=execution)
         return execution
 
     def outcome(self, execution: str, kind: str = "ok", seconds: float = 0.05) -> int:
@@ -80,10 +81,11 @@ class HistoryBuilder:
         return execution
 
     def fault(self, worker: int = 0, kind: str = "sigkill", noticed: float | None = 0.1,
-              fault_id: str | None = None) -> int:
+              fault_id: str | None = None, pid: int | None = None) -> int:
         fault_id = f"f{len(self.events)}" if fault_id is None else fault_id
         return self.emit("fault", fault_id=fault_id, kind=kind,
-                         trigger={"kind": "time"}, worker=self.workers[worker], pid=100 + worker,
+                         trigger={"kind": "time"}, worker=self.workers[worker],
+                         pid=100 + worker if pid is None else pid,
                          fired_at=self.clock, landed_at=self.clock + 0.001,
                          noticed_at=None if noticed is None else self.clock + noticed)
 

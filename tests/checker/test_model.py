@@ -187,6 +187,31 @@ def test_the_library_re_replicates_so_its_losses_count_in_time_order():
     assert not expected_outcome(without_guard).must_deliver_all
 
 
+def test_a_worker_restarted_at_its_old_address_is_another_worker_process():
+    # A nanny restarts a killed worker; with a fixed port it comes back at the same
+    # address as a new process. Two kills there lost two workers' copies, and a death of
+    # the new process is not explained by the fault that killed the old one.
+    history = HistoryBuilder(workers=3, max_task_replicas=1)
+    history.fault(worker=0, pid=100)
+    history.wait(1.0)
+    history.fault(worker=0, pid=200)
+    execution = history.invoke("bystander", worker=0, pid=300)
+    history.outcome(execution, "info")
+    facts = RunFacts.from_events(history.events)
+    assert count_distinct_workers_lost(facts) == 2
+    assert count_overlapping_losses(grace=0.5)(facts) == 1  # the first was re-made by then
+    assert count_overlapping_losses(grace=5.0)(facts) == 2
+    assert facts.unexplained_deaths == {"bystander": 1}
+
+
+def test_a_fault_whose_pid_was_not_recorded_matches_its_worker_on_the_address():
+    history = HistoryBuilder(workers=2, max_task_replicas=0)
+    history.emit("fault", fault_id="f0", kind="sigkill", trigger={}, worker=history.workers[0],
+                 pid=None, fired_at=history.clock, landed_at=history.clock, noticed_at=None)
+    history.outcome(history.invoke("hit", worker=0, pid=123), "info")
+    assert RunFacts.from_events(history.events).unexplained_deaths == {}
+
+
 def test_a_fault_that_did_not_land_counts_for_nothing():
     history = HistoryBuilder(workers=3, max_task_replicas=0)
     history.emit("fault", fault_id="f0", kind="sigkill", trigger={}, worker=history.workers[0],

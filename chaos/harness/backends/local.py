@@ -8,6 +8,8 @@ children), not the nanny. The scheduler lives here too, so it cannot be killed.
 from __future__ import annotations
 
 import contextlib
+import random
+import socket
 import threading
 import warnings
 from typing import Any, ClassVar
@@ -19,9 +21,39 @@ from distributed.core import Status
 from chaos.harness.backends.base import ClusterBackend
 from chaos.harness.processes import process_tree
 
+# Fixed worker ports come from below the ephemeral range (outgoing connections take
+# ports there), with five digits so that addresses sort as their ports do.
+PORTS_FROM, PORTS_BELOW = 10000, 32768
+PORTS_PER_WORKER = 3  # room for replacements started while a leaving worker lingers
+
 # Nanny states of a LocalCluster worker that has left, or is leaving, for good.
 _GONE = (Status.closed, Status.failed)
 _LEAVING = (Status.closing, Status.closing_gracefully, *_GONE)
+
+
+def worker_ports(n_workers: int, *, tries: int = 50) -> list[int]:
+    """A block of free ports for `n_workers` workers to try in order, then 0 (any port):
+    each worker takes the first one free, so a restarted one gets its own back.
+
+    Drawn at random (two clusters on one host rarely meet), and checked free; after
+    `tries` taken blocks, [0]: any port, as Dask's default."""
+    count = n_workers * PORTS_PER_WORKER
+    draw = random.Random()
+    for _ in range(tries):
+        base = draw.randrange(PORTS_FROM, PORTS_BELOW - count)
+        block = list(range(base, base + count))
+        if all(_free(port) for port in block):
+            return [*block, 0]
+    return [0]
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("", port))
+        except OSError:
+            return False
+    return True
 
 
 class LocalBackend(ClusterBackend):
@@ -46,7 +78,11 @@ class LocalBackend(ClusterBackend):
               worker_ttl: str | None = None, **cluster_kwargs: Any) -> LocalBackend:
         """A LocalCluster of nanny workers, started with the `forkserver` method: a killed
         worker is replaced in about 0.1 s instead of 0.4 s with `spawn`, which is most of
-        a run's cost. `worker_ttl` (e.g. "5s") makes a frozen worker visible sooner."""
+        a run's cost. `worker_ttl` (e.g. "5s") makes a frozen worker visible sooner.
+
+        The workers take fixed ports (`worker_ports`), so a worker its nanny restarts
+        comes back at its old address: a replay then meets the workers in the same
+        sorted order, which Dask deals scatters over."""
         settings: dict[str, Any] = {"distributed.worker.multiprocessing-method": "forkserver"}
         if worker_ttl is not None:
             settings["distributed.scheduler.worker-ttl"] = worker_ttl
@@ -56,7 +92,9 @@ class LocalBackend(ClusterBackend):
                 # The scheduler's HTTP server falls back to a free port when 8787 is taken.
                 warnings.filterwarnings("ignore", "Port 8787 is already in use")
                 cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
-                                       processes=True, dashboard_address=None, **cluster_kwargs)
+                                       processes=True, dashboard_address=None,
+                                       **{"worker_port": worker_ports(n_workers),
+                                          **cluster_kwargs})
         except BaseException:
             config.__exit__(None, None, None)
             raise
