@@ -39,7 +39,7 @@ from chaos.campaign.plan import (
 )
 from chaos.campaign.progress import CampaignProgress
 from chaos.campaign.regressions import REGRESSION_SCHEDULES
-from chaos.campaign.replays import ReplayReport, failing_run_folders, replay_runs
+from chaos.campaign.replays import ReplayReport, RunReplays, failing_run_folders, replay_runs
 
 __all__ = [
     "DEFAULT_TARGETS",
@@ -58,6 +58,7 @@ __all__ = [
     "GridAxes",
     "ReplayReport",
     "ReportWriter",
+    "RunReplays",
     "RunSpec",
     "SavedRun",
     "TargetFactory",

@@ -62,6 +62,13 @@ class RunReplays:
         on Dask's placement, which no schedule fixes)."""
         return sum(_classes(replay) == _classes(self.original) for replay in self.replays)
 
+    def describe(self) -> str:
+        """One line: how many replays matched, and how close the others came."""
+        return (f"{self.folder.name}: {self.matches}/{len(self.replays)} replays match"
+                + ("" if self.matches == len(self.replays) else
+                   f" (same classes and fault points {self.same_classes}, same outcome "
+                   f"{self.same_outcome})"))
+
     def to_dict(self) -> dict[str, Any]:
         return {"run": self.folder.name, "replays": len(self.replays), "matches": self.matches,
                 "same_outcome": self.same_outcome, "same_classes": self.same_classes,
@@ -91,11 +98,7 @@ class ReplayReport:
                 "per_run": [run.to_dict() for run in self.runs]}
 
     def render(self) -> str:
-        lines = [f"{run.folder.name}: {run.matches}/{len(run.replays)} replays match"
-                 + ("" if run.matches == len(run.replays) else
-                    f" (same classes and fault points {run.same_classes}, same outcome "
-                    f"{run.same_outcome})")
-                 for run in self.runs]
+        lines = [run.describe() for run in self.runs]
         share = "n/a" if self.share is None else f"{self.share:.0%}"
         classes = sum(r.same_classes for r in self.runs)
         lines.append(f"{sum(r.matches for r in self.runs)} of {self.replays} replays of "
@@ -134,11 +137,12 @@ def failing_run_folders(folder: str | os.PathLike[str]) -> list[Path]:
 def replay_runs(folders: Sequence[Path], cluster: ChaosCluster, times: int, out: Path, *,
                 target_factory: TargetFactory = make_target,
                 refill: RefillPolicy | None = None,
-                on_replay: Callable[[Path, int], None] | None = None,
+                on_run: Callable[[RunReplays], None] | None = None,
                 lockstep: bool = True) -> ReplayReport:
     """Replay each saved run `times` times on `cluster` (into `out/<run>/<i>/`), with
     `refill` or else the refill delay the run was recorded with; in `lockstep` with the
-    original's order of events (`chaos.harness.lockstep`), unless told otherwise."""
+    original's order of events (`chaos.harness.lockstep`), unless told otherwise.
+    `on_run` is told each run's replays as soon as they are done."""
     if times < 1:
         raise ChaosError(f"--times {times}: replay each run at least once.")
     results = []
@@ -160,9 +164,9 @@ def replay_runs(folders: Sequence[Path], cluster: ChaosCluster, times: int, out:
                                      start.get("refill_delay", DEFAULT_REFILL_DELAY)),
                                  replay_of=history if lockstep else None)
             replays.append(signature(saved.record.history, saved.verdict))
-            if on_replay is not None:
-                on_replay(folder, attempt)
         results.append(RunReplays(folder, original, tuple(replays)))
+        if on_run is not None:
+            on_run(results[-1])
     return ReplayReport(tuple(results))
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from chaos.campaign import failing_run_folders, replay_runs
+from chaos.campaign import RunReplays, failing_run_folders, replay_runs
 from chaos.errors import ChaosError
 from chaos.harness import ChaosCluster
 from chaos.history import DEFAULT_WORKERS
@@ -48,8 +50,23 @@ def replays_main(args: argparse.Namespace) -> int:
     with ChaosCluster.local(args.workers, **quiet) as cluster, \
             tempfile.TemporaryDirectory(prefix="chaos-replays-") as scratch:
         report = replay_runs(runs, cluster, args.times, Path(args.keep or scratch),
-                             lockstep=not args.free)
+                             lockstep=not args.free, on_run=_Progress(len(runs)))
     print(report.render())
     (folder / "replays.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n",
                                        encoding="utf-8")
     return 0 if report.share == 1.0 else 1
+
+
+class _Progress:
+    """A line per run as its replays finish (each takes tens of seconds): which run,
+    how its replays went, and about how long the rest will take."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.started = total, 0, time.monotonic()
+
+    def __call__(self, run: RunReplays) -> None:
+        self.done += 1
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.done * (self.total - self.done)
+        print(f"[{self.done}/{self.total}] {run.describe()} · {elapsed / 60:.1f} min so far, "
+              f"about {left / 60:.1f} min left", file=sys.stderr, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -77,6 +78,7 @@ def test_replays_keep_in_lockstep_unless_told_free(tmp_path):
         done = chaos_cli("replays", str(tmp_path / "runs"), "--times", "1", "--keep", str(kept),
                          "--workers", "2", *flags)
         assert "replaying 1 failing run(s) 1 time(s) each" in done.stdout, done.stderr
+        assert re.search(r"\[1/1\] r0: ./1 replays match", done.stderr)  # as each run ends
         assert read_history(kept / "r0" / "0")[0]["lockstep"] is lockstep
 
 
