@@ -42,6 +42,8 @@ from resilience.sqlite_rows import (
     task_id_of,
 )
 
+_INITIAL_INPUT = "initial_input"  # the metadata entry of the run's step-0 input
+
 
 @dataclass(frozen=True)
 class RunStart:
@@ -179,10 +181,10 @@ class SQLiteRegistry(TaskRegistry):
         return int(count)
 
     def set_initial_input(self, payload: Any) -> None:
-        self._put_meta(_start_meta(RunStart({}, payload)))
+        self._put_meta(_initial_input_meta(payload))
 
     def initial_input(self) -> Any:
-        blob = self._file.meta_blob("initial_input")
+        blob = self._file.meta_blob(_INITIAL_INPUT)
         if blob is None:
             raise RegistryError(f"{self.path} holds no initial input; it was never stored.")
         return pickle.loads(blob)
@@ -291,4 +293,8 @@ class SQLiteRegistry(TaskRegistry):
 def _start_meta(start: RunStart | None) -> dict[str, str | bytes]:
     if start is None:
         return {}
-    return {**start.progress, "initial_input": dumps(start.initial_input, by_value=True)}
+    return {**start.progress, **_initial_input_meta(start.initial_input)}
+
+
+def _initial_input_meta(payload: Any) -> dict[str, str | bytes]:
+    return {_INITIAL_INPUT: dumps(payload, by_value=True)}
