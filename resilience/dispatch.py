@@ -107,8 +107,10 @@ class Dispatcher:
         if self._registry is not None:  # a first attempt's record was written with 1
             self._registry.set_attempts([(job.key, job.attempts + 1) for job in jobs
                                          if job.attempts > 0])
-        for job, key, future, placed in zip(jobs, keys, futures, inputs, strict=True):
-            self._book.track(job, key, future, placed)
+        short = self._submitter.lacking_copies(inputs)
+        for job, key, future, placed, keep in zip(jobs, keys, futures, inputs, short,
+                                                  strict=True):
+            self._book.track(job, key, future, placed, keep_payload=keep)
             future.add_done_callback(self._on_done)
         for (job, reason), key in zip(batch, keys, strict=True):
             self.attempts += 1

@@ -44,6 +44,11 @@ class Job:
         self.done = False
 
     @property
+    def holds_payload(self) -> bool:
+        """The client still holds this step's input, so it can be resubmitted from it."""
+        return self.payload is not DROPPED
+
+    @property
     def key(self) -> RecordKey:
         return (self.task.task_id, self.index)
 
@@ -97,10 +102,17 @@ class JobBook:
         pending, self.pending = self.pending, []
         return [(job, reason) for job, reason in pending if not job.done]
 
-    def track(self, job: Job, key: str, future: Future[Any], placed: Any) -> None:
-        """A submitted attempt of `job`: its future, and its placed input kept wanted."""
+    def track(self, job: Job, key: str, future: Future[Any], placed: Any,
+              keep_payload: bool = False) -> None:
+        """A submitted attempt of `job`: its future, and its placed input kept wanted.
+
+        The client lets go of the payload (the registry, if any, keeps it), unless
+        `keep_payload`: an input placed with fewer copies than asked could be lost to a
+        single fault, which its replicas were meant to survive, so until the step is done
+        the client keeps its own copy to resubmit it from, registry or not."""
         job.attempts += 1
-        job.payload = DROPPED
+        if not keep_payload:
+            job.payload = DROPPED
         job.live[key] = future
         job.inputs[key] = placed
         self.by_key[key] = job

@@ -3,8 +3,9 @@
 The policy only decides; the run loop enacts. A step lost to the cluster (its input,
 its workers, or its time) is resubmitted from the registry's copy, until
 `max_attempts`. A protocol that raised is never resubmitted here (Dask's `retries=`
-covers that), and without a registry there is no copy to resubmit from: the task is
-reported failed with a reason that names the setting that would have saved it.
+covers that), and without a registry there is no copy to resubmit from (unless the
+client kept one: an input placed short of its replicas): the task is reported failed
+with a reason that names the setting that would have saved it.
 """
 
 from __future__ import annotations
@@ -33,14 +34,16 @@ class RecoveryPolicy:
         self._has_registry = has_registry
         self._reasons = reasons
 
-    def can_resubmit(self, attempts: int, cause: FailureCause) -> bool:
-        return (cause != "protocol-error" and self._has_registry
+    def can_resubmit(self, attempts: int, cause: FailureCause, holds_payload: bool) -> bool:
+        return (cause != "protocol-error" and (self._has_registry or holds_payload)
                 and attempts < self._config.max_attempts)
 
-    def decide(self, step: int, attempts: int, cause: FailureCause, error: str) -> Decision:
-        if self.can_resubmit(attempts, cause):
+    def decide(self, step: int, attempts: int, cause: FailureCause, error: str,
+               holds_payload: bool) -> Decision:
+        """`holds_payload`: the client kept the step's input (see `JobBook.track`)."""
+        if self.can_resubmit(attempts, cause, holds_payload):
             return Decision(resubmit_reason(cause))
-        if cause != "protocol-error" and self._has_registry:
+        if cause != "protocol-error" and (self._has_registry or holds_payload):
             return Decision(None, self._reasons.exhausted(step, attempts, cause, error))
         return Decision(None, self._reasons.unrecoverable(step, cause, error))
 

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from dask.sizeof import sizeof
-from distributed import Client
+from distributed import Client, Future
 
 from resilience import amm_policy
 from resilience.config import ResilienceConfig
@@ -150,6 +150,18 @@ class InputPlacement:
         if not self._config.scatter or not payloads:
             return list(payloads)
         return self._place(payloads, workers, self.key_prefix)
+
+    def lacking_copies(self, placed: Sequence[Any]) -> list[bool]:
+        """Which placed inputs hold fewer copies than asked, now: a placement may go on
+        without them (a silent worker, a fleet smaller than `max_task_replicas`), and
+        while they are missing one fault can take the input (see `JobBook.track`)."""
+        futures = [value for value in placed if isinstance(value, Future)]
+        if not self._replicates or not futures:
+            return [False] * len(placed)
+        asked = self._replicas or len(self._client.nthreads())  # None: on every worker
+        who_has = holders_of(self._client, list({f.key: f for f in futures}.values()))
+        return [isinstance(value, Future) and len(who_has.get(value.key, ())) < asked
+                for value in placed]
 
     def place_shared(self, payload: Any, workers: list[str] | None = None) -> Any:
         """The run's shared input, as a Future with its `max_task_replicas` copies made

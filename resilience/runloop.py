@@ -303,7 +303,8 @@ class RunLoop:
     def _retry_or_fail(self, job: Job, cause: events.FailureCause, error: str) -> None:
         """Enact the recovery policy's decision: resubmit the step (its live attempts, if
         any, keep running), or fail its task."""
-        decision = self._recovery.decide(job.step, job.attempts, cause, error)
+        decision = self._recovery.decide(job.step, job.attempts, cause, error,
+                                         job.holds_payload)
         if decision.resubmit is not None:
             self._book.pending.append((job, decision.resubmit))
         else:
@@ -340,7 +341,7 @@ class RunLoop:
         error = (f"ran past step_timeout={self._config.step_timeout}s, or waited on a worker "
                  "that stopped answering")
         for job in self._stalled.past_timeout():
-            if not self._recovery.can_resubmit(job.attempts, "step-timeout"):
+            if not self._recovery.can_resubmit(job.attempts, "step-timeout", job.holds_payload):
                 # Else the old attempts keep running beside the new one: either may win.
                 for key in job.live:
                     self._emit(events.StepFailed(job.task.task_id, job.index, job.step,

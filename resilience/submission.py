@@ -71,6 +71,10 @@ class StepSubmitter:
         ))
         return futures, placed
 
+    def lacking_copies(self, placed: Sequence[Any]) -> list[bool]:
+        """Which of `submit`'s placed inputs hold fewer copies than asked."""
+        return self._placement.lacking_copies(placed)
+
     def reconnected(self) -> None:
         """After a lost scheduler: the initial input's future is gone with it."""
         self._initial_future = None

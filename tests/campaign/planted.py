@@ -56,8 +56,9 @@ PLANTED_BUGS: tuple[PlantedBug, ...] = (
         "no-resubmit-on-lost-input",
         "the recovery policy never resubmits a step whose input was lost",
         (("recovery.py",
-          'return (cause != "protocol-error" and self._has_registry',
-          'return (cause not in ("protocol-error", "lost-input") and self._has_registry'),),
+          'return (cause != "protocol-error" and (self._has_registry or holds_payload)',
+          'return (cause not in ("protocol-error", "lost-input") and (self._has_registry '
+          'or holds_payload)'),),
         grid="replicas=0;registry=memory;scatter=on", caught_as="reported-failed",
         gate="must_deliver_violations",
     ),
