@@ -13,6 +13,7 @@ Exit status: 0 valid / gates passed, 1 a violation or a failed gate, 2 a usage e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -27,10 +28,10 @@ from chaos.testing.command import add_check_command
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if not getattr(args, "dask_logs", False):
-        quiet_dask()
+    quiet = contextlib.nullcontext() if getattr(args, "dask_logs", False) else quiet_dask()
     try:
-        return int(args.command(args))
+        with quiet:
+            return int(args.command(args))
     except ChaosError as error:
         print(f"chaos: {error}", file=sys.stderr)
         return 2

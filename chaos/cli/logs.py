@@ -15,13 +15,35 @@ from pathlib import Path
 WORKER_LOG_LEVEL = "DASK_LOGGING__DISTRIBUTED"
 
 
-def quiet_dask() -> None:
-    """Filter Dask's own handlers to critical messages. LocalCluster resets the
-    "distributed" logger's level when it closes, so a level alone would not hold."""
+@contextlib.contextmanager
+def quiet_dask() -> Iterator[None]:
+    """Filter Dask's own handlers to critical messages (LocalCluster resets the
+    "distributed" logger's level when it closes, so a level alone would not hold), and
+    worker processes to errors: a closing worker logs its lost connections at INFO."""
     logger = logging.getLogger("distributed")
     logger.setLevel(logging.CRITICAL)
     for handler in logger.handlers:
-        handler.addFilter(lambda record: record.levelno >= logging.CRITICAL)
+        handler.addFilter(_critical_only)
+    with _worker_log_level("error"):
+        yield
+
+
+def _critical_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.CRITICAL
+
+
+@contextlib.contextmanager
+def _worker_log_level(level: str) -> Iterator[None]:
+    """Worker processes read WORKER_LOG_LEVEL when they import distributed."""
+    saved = os.environ.get(WORKER_LOG_LEVEL)
+    os.environ[WORKER_LOG_LEVEL] = level
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(WORKER_LOG_LEVEL, None)
+        else:
+            os.environ[WORKER_LOG_LEVEL] = saved
 
 
 @contextlib.contextmanager
@@ -39,26 +61,21 @@ def logs_to(path: Path, *, enabled: bool) -> Iterator[None]:
     root = logging.getLogger()
     root_handlers = root.handlers[:]
     # Worker processes log to the terminal, and a closing worker undoes `silence_logs`
-    # before its last messages; they read this when they import distributed.
-    saved_env = os.environ.get(WORKER_LOG_LEVEL)
-    os.environ[WORKER_LOG_LEVEL] = "error"
-    try:
-        for logger in loggers:
-            logger.handlers = [handler]
-            logger.setLevel(logging.WARNING)
-            logger.propagate = False
-        root.handlers = [handler]
-        yield
-    finally:
-        for logger, handlers, level, propagate in saved:
-            logger.handlers, logger.propagate = handlers, propagate
-            logger.setLevel(level)
-        root.handlers = root_handlers
-        handler.close()
-        if saved_env is None:
-            os.environ.pop(WORKER_LOG_LEVEL, None)
-        else:
-            os.environ[WORKER_LOG_LEVEL] = saved_env
+    # before its last messages.
+    with _worker_log_level("error"):
+        try:
+            for logger in loggers:
+                logger.handlers = [handler]
+                logger.setLevel(logging.WARNING)
+                logger.propagate = False
+            root.handlers = [handler]
+            yield
+        finally:
+            for logger, handlers, level, propagate in saved:
+                logger.handlers, logger.propagate = handlers, propagate
+                logger.setLevel(level)
+            root.handlers = root_handlers
+            handler.close()
 
 
 class _LogFile(logging.Handler):

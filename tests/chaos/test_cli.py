@@ -67,6 +67,16 @@ def test_run_then_replay_writes_the_files_and_repeats_the_fault_points(tmp_path)
     assert read_history(tmp_path / "free")[0]["lockstep"] is False
 
 
+def test_dask_logs_stay_off_the_terminal_unless_asked_for(tmp_path):
+    # A retired worker logs its closed connection at INFO as it goes, from its own process.
+    args = ["run", "--seed", "3", "--kinds", "retire", *SMALL]
+    quiet = chaos_cli(*args, "--out", str(tmp_path / "quiet"))
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    assert "distributed." not in quiet.stderr, quiet.stderr
+    shown = chaos_cli(*args, "--out", str(tmp_path / "shown"), "--dask-logs")
+    assert "distributed." in shown.stderr  # (or nothing above could have failed)
+
+
 def test_replays_keep_in_lockstep_unless_told_free(tmp_path):
     ran = chaos_cli("run", "--target", "dask-raw", "--seed", "3", "--faults", "0", "--out",
                     str(tmp_path / "runs" / "r0"), *SMALL)
