@@ -27,7 +27,7 @@ def test_a_small_campaign_writes_its_folder_and_fails_on_a_broken_gate(tmp_path)
                      "--gates", str(strict), "--out", str(out), *SMALL)
     assert done.returncode == 1, done.stdout + done.stderr
     for name in ("index.html", "summary.json", "gates.json", "campaign.log", "runs"):
-        assert (out / name).exists(), name
+        assert (out / name).exists(), f"{name} missing\n{done.stdout}\n{done.stderr}"
     assert f"report: {out / 'index.html'}" in done.stdout
     # 2 drawn schedules + the ci profile's regression one of these kinds (a sigkill of an
     # input holder; its coverage ones left out), and 1 fault-free run, on 2 configurations.
