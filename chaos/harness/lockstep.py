@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaos.history import HistoryWriter
-from chaos.probes.turns import FAULT_PATIENCE, fault_entry, mark_done
+from chaos.probes.turns import FAULT_PATIENCE, fault_entry, mark_arrived, mark_done
 
 # What the client did, in the order it did it: the events a target writes.
 LANDMARK_TYPES = frozenset({"submit", "step-completed", "step-error", "deliver", "task-failed"})
@@ -136,6 +136,7 @@ class Lockstep:
         self._history: HistoryWriter | None = None
         self._lock = threading.Lock()
         self._seen: Counter[Landmark] = Counter()
+        self._taken: Counter[tuple[Any, tuple[int, ...], Any]] = Counter()  # results, by step
         self._reached = 0  # landmarks[:reached] all happened in this replay
         self._moved_at = time.monotonic()  # when `_reached` last moved on
         self._stopped = False
@@ -167,6 +168,12 @@ class Lockstep:
         mark = landmark_of(event)
         if mark is None:
             return
+        if event["type"] == "step-completed" and self.board is not None:
+            key = (event["task_id"], tuple(event["index"]), event["step"])
+            with self._lock:
+                self._taken[key] += 1
+                nth = self._taken[key]
+            mark_arrived(self.board, (*key, nth))  # the next result may go now
         with self._lock:
             self._seen[mark] += 1
             landmarks = self.order.landmarks

@@ -29,8 +29,12 @@ _POLL = 0.001  # seconds between looks at the board
 FAULT_PATIENCE = 10.0
 # A result marked done still has to travel: from the task's thread to its worker's event
 # loop, then on a stream batched every 2 ms to the scheduler, and on to the client. The
-# result after it finishes this much later (two batch intervals), so that it cannot
-# overtake it on the way; more would space results the original had close together.
+# result after it waits until the client took it (the harness marks it "arrived") for up
+# to ARRIVAL_WAIT: a fixed delay alone let results overtake each other on a loaded host
+# (CI; 0.05 s still did, with both cores busy). A result the client never takes (a late
+# duplicate, one lost) is waited for that long, then IN_FLIGHT (two batch intervals)
+# after it was done.
+ARRIVAL_WAIT = 0.2
 IN_FLIGHT = 0.004
 
 
@@ -63,11 +67,24 @@ def _take_turn(folder: Path, order: Sequence[tuple[Any, ...]], key: ResultKey,
             break
         if waiting:
             time.sleep(_POLL)
-    if before:  # let the last one before this reach the scheduler first
+    if before and not _arrived(folder, before[-1]):  # let the one before reach the client
         last = max(_done_at(folder, e) for e in before)
         time.sleep(max(0.0, last + IN_FLIGHT - time.time()))
     _done(folder, entry)
     return given_up
+
+
+def _arrived(folder: Path, entry: tuple[Any, ...]) -> bool:
+    """Whether the client took `entry`'s result, waiting up to ARRIVAL_WAIT after it was
+    done. A fault's entry never arrives anywhere."""
+    if _is_fault(entry):
+        return False
+    deadline = _done_at(folder, entry) + ARRIVAL_WAIT
+    while not _mark(folder, entry, "arrived").exists():
+        if time.time() >= deadline:
+            return False
+        time.sleep(_POLL)
+    return True
 
 
 def fault_entry(fault_id: str) -> tuple[Any, ...]:
@@ -79,6 +96,12 @@ def mark_done(board: str, entry: tuple[Any, ...]) -> None:
     """Mark `entry` done on the board (the harness does, for a fault that settled)."""
     with contextlib.suppress(FileNotFoundError):  # the replay ended and took its board
         _done(Path(board), entry)
+
+
+def mark_arrived(board: str, entry: tuple[Any, ...]) -> None:
+    """Mark that the client took `entry`'s result (the harness does, as it records it)."""
+    with contextlib.suppress(FileNotFoundError):  # the replay ended and took its board
+        _mark(Path(board), entry, "arrived").touch()
 
 
 def _done(folder: Path, entry: tuple[Any, ...]) -> None:

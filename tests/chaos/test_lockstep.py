@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 from chaos import Fault, FaultSchedule, ResultReady
 from chaos.harness import run_schedule
 from chaos.harness.lockstep import Lockstep, ReplayOrder
 from chaos.history import HistoryWriter
+from chaos.probes import turns
 from chaos.probes.turns import fault_entry
 from chaos.workload import Workload
 from tests.checker.histories import HistoryBuilder
@@ -82,6 +84,22 @@ def test_the_client_waits_at_a_faults_last_landmark_until_the_fault_fires():
     lockstep.fired("f0")
     assert passed.wait(2)
     thread.join(2)
+    lockstep.stop()
+
+
+def test_each_result_the_client_takes_is_marked_arrived_on_the_board():
+    # The next result in the original's order waits for that mark (chaos.probes.turns).
+    lockstep = Lockstep(ReplayOrder.of(two_tasks_then_a_kill()), patience=0.3)
+    writer = HistoryWriter()
+    lockstep.start(writer)
+    assert lockstep.board is not None
+    first = ("t1", (), 0, 1)
+    turns.take_turn(lockstep.board, [first, ("t1", (), 0, 2)], ("t1", (), 0), patience=0.3)
+    for attempt in (1, 2):
+        writer.emit("step-completed", task_id="t1", index=[], step=0, attempt=attempt,
+                    key=f"k{attempt}")
+    assert turns._arrived(Path(lockstep.board), first)
+    assert turns._arrived(Path(lockstep.board), ("t1", (), 0, 2))  # the second one taken
     lockstep.stop()
 
 

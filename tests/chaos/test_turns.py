@@ -45,6 +45,20 @@ def test_a_result_finishes_no_sooner_than_in_flight_after_the_one_before_it(tmp_
     assert gap >= turns.IN_FLIGHT, gap
 
 
+def test_a_result_waits_until_the_client_took_the_one_before_it(tmp_path, monkeypatch):
+    # A fixed delay alone let results overtake each other on their way on a loaded host
+    # (a CI run of test_lockstep); the harness marks a result arrived as it records it.
+    monkeypatch.setattr(turns, "ARRIVAL_WAIT", 2.0)
+    board = str(tmp_path)
+    take_turn(board, ORDER, ("t0", (), 0), patience=5.0)
+    client = threading.Timer(0.1, turns.mark_arrived, (board, ORDER[0]))
+    client.start()
+    take_turn(board, ORDER, ("t1", (), 0), patience=5.0)
+    client.join()
+    gap = turns._done_at(tmp_path, ORDER[1]) - turns._done_at(tmp_path, ORDER[0])
+    assert 0.1 <= gap < 1.0, gap  # after the arrival, and at once rather than at the bound
+
+
 def test_a_result_the_original_never_had_waits_for_nobody(tmp_path):
     started = time.monotonic()
     assert take_turn(str(tmp_path), ORDER, ("t9", (), 0), patience=5.0) == []
