@@ -107,7 +107,9 @@ class Dispatcher:
         if self._registry is not None:  # a first attempt's record was written with 1
             self._registry.set_attempts([(job.key, job.attempts + 1) for job in jobs
                                          if job.attempts > 0])
-        short = self._submitter.lacking_copies(inputs)
+        # Without a registry, the client keeps the inputs placed short of their copies.
+        short = (self._submitter.lacking_copies(inputs) if self._registry is None
+                 else [False] * len(jobs))
         for job, key, future, placed, keep in zip(jobs, keys, futures, inputs, short,
                                                   strict=True):
             self._book.track(job, key, future, placed, keep_payload=keep)
