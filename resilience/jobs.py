@@ -107,9 +107,9 @@ class JobBook:
         """A submitted attempt of `job`: its future, and its placed input kept wanted.
 
         The client lets go of the payload (the registry, if any, keeps it), unless
-        `keep_payload`: an input placed with fewer copies than asked could be lost to a
-        single fault, which its replicas were meant to survive, so until the step is done
-        the client keeps its own copy to resubmit it from, registry or not."""
+        `keep_payload`: without a registry, an input placed with fewer copies than asked
+        could be lost to a single fault, which its replicas were meant to survive, so
+        until the step is done the client keeps its own copy to resubmit it from."""
         job.attempts += 1
         if not keep_payload:
             job.payload = DROPPED

@@ -38,6 +38,7 @@ SCHEDULER_RESTART_DELAY = 1.0
 # Seconds between two looks at the fleet by the refill thread (backends that refill
 # during runs); each look asks the scheduler for its workers.
 REFILL_PERIOD = 0.5
+RESULT_WAIT = 10.0  # seconds for a trivial task's result (settle's check); usually 10 ms
 
 
 class RunListener(Protocol):
@@ -180,7 +181,8 @@ class ChaosCluster:
             self._listener = None
 
     def settle(self, *, n_workers: int | None = None, timeout: float = 30.0) -> ClusterSnapshot:
-        """Wait until `n_workers` workers run and no task is left; bounded by `timeout`.
+        """Wait until `n_workers` workers run, no task is left and a trivial task's result
+        reaches the client (`_check_results_arrive`); bounded by `timeout`.
 
         Tasks still there after 1 s are released on this client's behalf; if some stay
         3 s more (a stuck run of another client, say), every worker is restarted.
@@ -193,6 +195,7 @@ class ChaosCluster:
         deadline = started + timeout
         escalation = [(1.0, self._release_leftovers), (2.0, self._forget_orphans),
                       (4.0, self.hard_reset)]
+        checked = reset_for_check = False
         self.restore_capacity()
         while True:
             snapshot = self.refresh()
@@ -206,6 +209,10 @@ class ChaosCluster:
             # exact fleet waits it out.
             if ready and (len(snapshot.workers) == wanted
                   or not (self.backend.trim(wanted) or self.backend.exact_fleet)):
+                if not checked:  # then until its task is gone, as every other
+                    checked = self._check_results_arrive(reset_first=not reset_for_check)
+                    reset_for_check = not checked
+                    continue
                 self.client.run_on_scheduler(scheduler_calls.restart_scatter_rotation)
                 return snapshot
             left = deadline - time.monotonic()
@@ -221,6 +228,30 @@ class ChaosCluster:
                 )
             self.restore_capacity()
             time.sleep(0.01)
+
+    def _check_results_arrive(self, reset_first: bool) -> bool:
+        """Whether a trivial task's result reaches this client within RESULT_WAIT. A
+        cluster can list its workers and run their tasks while its client hears of
+        none: a nightly campaign saw it after a hard reset that took a minute, and
+        every run after it hung. A first such silence gets a hard reset (False: look
+        again); a second ends the campaign with the reason, rather than hang each run."""
+        future = self.client.submit(int, 7, pure=False)  # a builtin: nothing to import
+        try:
+            if future.result(timeout=RESULT_WAIT) == 7:
+                return True
+        except Exception as error:  # TimeoutError, or whatever the cluster says
+            failure = error
+        else:
+            failure = ValueError("a wrong result")
+        finally:
+            future.release()
+        if not reset_first:
+            raise ClusterError(
+                f"this client got no result of a trivial task within {RESULT_WAIT:g} s "
+                f"({failure!r}), even after a hard reset: its cluster runs tasks but does "
+                "not report them. Start the campaign again on a fresh cluster.")
+        self.hard_reset()
+        return False
 
     def _registered_but_dead(self, snapshot: ClusterSnapshot) -> list[str]:
         """Workers the scheduler still lists whose process is gone (seen from this host

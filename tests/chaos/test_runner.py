@@ -8,6 +8,9 @@ import signal
 import time
 import uuid
 
+import pytest
+
+import chaos.harness.cluster as cluster_module
 from chaos import (
     AtStep,
     Fault,
@@ -17,6 +20,7 @@ from chaos import (
     read_history,
     run_schedule,
 )
+from chaos.errors import ClusterError
 from chaos.harness.processes import process_state
 from chaos.history import HISTORY_VERSION
 from chaos.probes import probed
@@ -92,8 +96,14 @@ def test_a_hung_run_becomes_the_verdict_hung_and_leaves_no_frozen_worker(
     assert record.history[-1]["type"] == "run-end" and record.history[-1]["status"] == "hung"
     # Where it hung, for whoever reads the run folder: the target's thread among others.
     assert "hung-stacks.txt" in record.error
-    assert "--- thread chaos-target" in (tmp_path / "hung-stacks.txt").read_text()
+    stacks = (tmp_path / "hung-stacks.txt").read_text()
+    assert "--- thread chaos-target" in stacks
     fault = one_fault(record)
+    # And what the scheduler knew: the task it waited on, processing on the frozen worker.
+    scheduler = [json.loads(line) for line in stacks.split("--- scheduler:")[1].splitlines()[1:]]
+    assert {"state": "processing", "processing_on": fault["worker"]}.items() <= next(
+        entry for entry in scheduler if entry.get("processing_on") == fault["worker"]).items()
+    assert fault["worker"] in [entry.get("worker") for entry in scheduler]
     assert fault["noticed_at"] is None
     [ended] = record.events("fault-ended")
     assert (ended["fault_id"], ended["how"]) == ("f0", "sigkill")
@@ -177,6 +187,32 @@ def test_settling_clears_keys_a_reconnection_race_left_wanted_by_no_listed_clien
     del scattered
     snapshot = harness.settle(timeout=10)
     assert snapshot.n_tasks == 0
+
+
+def _stop_writing_to_the_client(client_id: str, dask_scheduler=None) -> None:
+    dask_scheduler.chaos_test_comm = dask_scheduler.client_comms.pop(client_id)
+
+
+def _write_to_the_client_again(client_id: str, dask_scheduler=None) -> None:
+    dask_scheduler.client_comms[client_id] = dask_scheduler.chaos_test_comm
+
+
+def test_settling_ends_the_campaign_when_results_stop_reaching_the_client(
+    harness, monkeypatch
+):
+    # A nightly campaign's cluster, after a hard reset that took a minute, ran every
+    # task and told its client of none: each of the runs after it hung (60 s, then
+    # another reset). Here the scheduler stops writing to the client, whose comm it
+    # drops: settling resets once, then says so rather than let each run hang.
+    monkeypatch.setattr(cluster_module, "RESULT_WAIT", 1.0)
+    client = harness.client
+    client.run_on_scheduler(_stop_writing_to_the_client, client.id)
+    try:
+        with pytest.raises(ClusterError, match="no result of a trivial task within 1 s"):
+            harness.settle(timeout=30)
+    finally:
+        client.run_on_scheduler(_write_to_the_client_again, client.id)
+    assert len(harness.settle(timeout=30).workers) == 3  # the next run's cluster is whole
 
 
 def time_sleep(seconds: float) -> None:

@@ -12,6 +12,7 @@ import pytest
 from distributed import Client
 
 from resilience import ResilientCluster, TaskFailures
+from resilience.submission import StepSubmitter
 from tests.resilience.kit import Assassin, chain, expected_value, wait_until
 
 
@@ -111,6 +112,28 @@ def test_an_input_short_of_its_replicas_is_resubmitted_from_the_clients_copy(
         assert summary.failed == {}
     [kill] = assassin.kills
     assert kill.holders_of_input == 2 and len(kill.pids) == 2
+
+
+@pytest.mark.parametrize("registry", [None, "memory"])
+def test_only_a_run_without_a_registry_asks_which_inputs_are_short_of_copies(
+    client, assassin, monkeypatch, registry
+):
+    # A registry holds every input already: asking the scheduler who holds each batch's
+    # inputs would be a round trip per batch, and keeping the short ones a second copy
+    # of each in the client's memory, for nothing.
+    asked: list[int] = []
+    real = StepSubmitter.lacking_copies
+
+    def spy(self: StepSubmitter, placed: Any) -> list[bool]:
+        asked.append(len(placed))
+        return real(self, placed)
+
+    monkeypatch.setattr(StepSubmitter, "lacking_copies", spy)
+    summary, _ = run(client, assassin, n_tasks=3, max_task_replicas=3,
+                     task_registry=registry)
+
+    assert_exactly_once(summary.outputs, ["t0", "t1", "t2"], steps=2)
+    assert (sum(asked) == 6) if registry is None else asked == []
 
 
 @pytest.mark.parametrize("registry", [None, "memory"])
