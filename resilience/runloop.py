@@ -356,7 +356,8 @@ class RunLoop:
     def _find_limbo(self, every: bool = False) -> None:
         """When the `LimboClock` says to look (at `every` attempt after a reconnection):
         take up attempts that settled while their completion never came, and fail over
-        those whose futures wait on keys the scheduler has forgotten."""
+        those whose futures wait on keys the scheduler has forgotten, or on inputs that
+        are not where it says."""
         cutoff = self._limbo.cutoff(every)
         if cutoff is None:
             return
@@ -372,6 +373,11 @@ class RunLoop:
             self._book.forget(job, job.live[key])
             self._on_failure(job, key, "lost-input",
                              f"{key} was forgotten by the scheduler while its future waited")
+        for job, key in self._stalled.on_phantom_inputs(cutoff):
+            self._book.forget(job, job.live[key])
+            self._on_failure(job, key, "lost-input",
+                             f"{key} waited on an input its worker was said to hold and "
+                             "did not (a worker restarted at a dead one's address)")
 
     def _restart_stalled_fetches(self) -> None:
         for keys, seconds in self._fetcher.restart_stalled():

@@ -7,6 +7,8 @@ decides what to do with each (the recovery policy's resubmission, or a failure):
   that stopped answering;
 - `forgotten`: attempts whose futures wait on keys the scheduler has forgotten (a rare
   race when a worker dies: Dask will never resolve such futures);
+- `on_phantom_inputs`: attempts waiting on an input the scheduler wrongly says their
+  worker holds (a Dask race when a worker comes back at a dead one's address);
 - `settled`: attempts whose futures settled while their completion never reached the
   loop (Dask runs every done-callback of a process on one thread: a callback of the
   user's that blocks it holds up ours too).
@@ -21,6 +23,7 @@ from typing import Any
 from distributed import Client, Future
 
 from resilience.jobs import Job, JobBook
+from resilience.phantom import find_phantom_inputs
 from resilience.watch import AttemptWatch, find_forgotten
 
 
@@ -68,6 +71,15 @@ class StalledAttempts:
             if job is not None and (every or job.live[key].status == "pending"):
                 found.append((job, key))
         return found
+
+    def on_phantom_inputs(self, cutoff: float) -> list[tuple[Job, str]]:
+        """(job, attempt key) of the pending attempts submitted before `cutoff` that wait
+        on an input their worker is said to hold and does not (`resilience.phantom`)."""
+        book = self._book
+        old = [key for key, at in book.submitted_at.items()
+               if at < cutoff and book.by_key[key].live[key].status == "pending"]
+        return [(book.by_key[key], key) for key in find_phantom_inputs(self._client, old)
+                if key in book.by_key]
 
     def settled(self, fetching: Container[str]) -> list[Future[Any]]:
         """The live attempts already finished, errored or cancelled (not being fetched)."""

@@ -10,14 +10,11 @@ with whatever the caller does in between.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +24,7 @@ from typing import Any, Literal
 from chaos.errors import ClusterError
 from chaos.harness.cluster import ChaosCluster
 from chaos.harness.coordinator import Coordinator, probe_plan
+from chaos.harness.hung import describe_hang
 from chaos.harness.inflict import Inflictor
 from chaos.harness.lockstep import DEFAULT_PATIENCE, Lockstep, ReplayOrder
 from chaos.harness.refill import FleetRefill, RefillPolicy
@@ -213,48 +211,6 @@ def _wind_down(run_id: str, cluster: ChaosCluster, coordinator: Coordinator,
     cluster.release_run(run_id, exclude=frozen)
 
 
-def _thread_stacks() -> str:
-    names = {thread.ident: thread.name for thread in threading.enumerate()}
-    return "\n".join(
-        f"--- thread {names.get(ident, ident)}\n{''.join(traceback.format_stack(frame))}"
-        for ident, frame in sys._current_frames().items())
-
-
-def _scheduler_state(keys: list[str], dask_scheduler: Any = None) -> list[dict[str, Any]]:
-    """On the scheduler: what it knows of each key and of the keys it waits on, then of
-    each worker."""
-    def task(key: Any) -> dict[str, Any]:
-        ts = dask_scheduler.tasks.get(key)
-        if ts is None:
-            return {"key": str(key), "state": "forgotten"}
-        return {"key": str(key), "state": ts.state,
-                "who_has": sorted(ws.address for ws in ts.who_has or ()),
-                "processing_on": ts.processing_on.address if ts.processing_on else None,
-                "waiting_on": sorted(str(dep.key) for dep in ts.waiting_on or ()),
-                "dependencies": [
-                    {"key": str(dep.key), "state": dep.state,
-                     "who_has": sorted(ws.address for ws in dep.who_has or ())}
-                    for dep in ts.dependencies]}
-    now = time.time()
-    workers = [{"worker": ws.address, "status": str(ws.status), "pid": ws.pid,
-                "processing": sorted(str(ts.key) for ts in ws.processing),
-                "silent_for": round(now - ws.last_seen, 3)}
-               for ws in dask_scheduler.workers.values()]
-    return [task(key) for key in keys] + workers
-
-
-def _scheduler_view(client: Any) -> str:
-    """What the scheduler knows of the futures the client still waits on, and of its
-    workers: a hang the threads' stacks cannot explain (a task Dask never ran)."""
-    keys = [key for key, state in list(client.futures.items()) if state.status == "pending"]
-    try:
-        state = client.run_on_scheduler(_scheduler_state, keys, callback_timeout=10)
-    except Exception as error:  # a scheduler gone or stuck is worth saying as well
-        return f"\n--- scheduler: could not be asked ({error!r})\n"
-    return ("\n--- scheduler: the client's pending futures, then its workers\n"
-            + "".join(json.dumps(entry, sort_keys=True) + "\n" for entry in state))
-
-
 def _drive(target: Target, run: TargetRun, timeout: float, stacks: Path | None
            ) -> tuple[RunStatus, str | None, float, bool]:
     """Run the target on a thread of its own, so that a hang can be bounded. A hung
@@ -278,7 +234,7 @@ def _drive(target: Target, run: TargetRun, timeout: float, stacks: Path | None
         return outcome["status"], outcome.get("error"), makespan, False
     error = f"the run did not end within {timeout:g} s"
     if stacks is not None:
-        stacks.write_text(_thread_stacks() + _scheduler_view(run.client))
+        stacks.write_text(describe_hang(run.client))
         error += f"; the threads' stacks then: {stacks.name}"
     target.abort()
     thread.join(min(10.0, max(2.0, timeout / 4)))

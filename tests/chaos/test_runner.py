@@ -99,11 +99,17 @@ def test_a_hung_run_becomes_the_verdict_hung_and_leaves_no_frozen_worker(
     stacks = (tmp_path / "hung-stacks.txt").read_text()
     assert "--- thread chaos-target" in stacks
     fault = one_fault(record)
-    # And what the scheduler knew: the task it waited on, processing on the frozen worker.
-    scheduler = [json.loads(line) for line in stacks.split("--- scheduler:")[1].splitlines()[1:]]
+    # And what the scheduler knew: the task it waited on, processing on the frozen worker;
+    # then the workers' own view, each on its own bound (the frozen one cannot answer).
+    scheduler, workers = (
+        [json.loads(line) for line in section.splitlines()[1:]]
+        for section in stacks.split("--- scheduler:")[1].split("--- workers:"))
     assert {"state": "processing", "processing_on": fault["worker"]}.items() <= next(
         entry for entry in scheduler if entry.get("processing_on") == fault["worker"]).items()
     assert fault["worker"] in [entry.get("worker") for entry in scheduler]
+    views = {view["worker"]: view["keys"] for view in workers}
+    assert views.pop(fault["worker"]) == "no answer (TimeoutError)"
+    assert len(views) == 2 and all(isinstance(keys, dict) for keys in views.values())
     assert fault["noticed_at"] is None
     [ended] = record.events("fault-ended")
     assert (ended["fault_id"], ended["how"]) == ("f0", "sigkill")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from distributed import Client, LocalCluster, get_worker, secede
+from distributed import Client, Future, LocalCluster, get_worker, secede
 
 from resilience import ResilientCluster, TaskFailures
 from resilience.runloop import housekeeping_tick
@@ -388,3 +388,62 @@ def test_a_forgotten_attempt_is_looked_for_soon_after_a_worker_leaves(client):
 def test_the_run_loop_checks_a_quarter_of_step_timeout_apart_but_never_spins(step_timeout,
                                                                                tick):
     assert housekeeping_tick(step_timeout) == tick
+
+
+def credit_the_wrong_worker(prefix: str, dask_scheduler: Any = None) -> None:
+    """What Dask's scatter does when its worker dies and another process comes back at
+    the same address before the scatter is recorded: the scheduler credits the data to
+    a worker that does not hold it. Here the first scattered key starting with `prefix`
+    is credited to the other worker, which never got it."""
+    real = dask_scheduler.update_data
+
+    def update_data(*, who_has: Any, nbytes: Any, client: Any = None) -> Any:
+        for key, holders in list(who_has.items()):
+            if str(key).startswith(prefix) and not dask_scheduler.credited_wrongly:
+                dask_scheduler.credited_wrongly = [str(key)]
+                who_has[key] = [next(a for a in dask_scheduler.workers if a not in holders)]
+        return real(who_has=who_has, nbytes=nbytes, client=client)
+
+    dask_scheduler.credited_wrongly = []
+    dask_scheduler.real_update_data = real
+    dask_scheduler.update_data = update_data
+
+
+def credit_rightly_again(dask_scheduler: Any = None) -> list[str]:
+    dask_scheduler.update_data = dask_scheduler.real_update_data
+    return dask_scheduler.credited_wrongly
+
+
+def test_a_step_sent_to_a_worker_wrongly_said_to_hold_its_input_is_resubmitted(
+    client, monkeypatch
+):
+    # A nightly campaign hung 3 runs of 900 for their full 60 s: a step `processing` on
+    # a live worker that never started it. Its input had been scattered to a worker
+    # that died and came back at its address; the scheduler credited the new process,
+    # which knew better, dropped itself from the input's holders and waited for ever.
+    # step_timeout cannot see it (the step never starts). The run, idle, asks.
+    from resilience import stalls
+
+    monkeypatch.setattr(stalls, "LIMBO_AFTER", 1.0)
+    # One task: its step 1 goes where the scheduler says its input is (with more, Dask
+    # may place it by load instead, on the worker that really holds the input).
+    rc = ResilientCluster(client, [{"task_id": "t0"}], input="x", task_registry="memory")
+    client.run_on_scheduler(credit_the_wrong_worker, "rs-in-")
+    outcome: dict[str, Any] = {}
+    runner = threading.Thread(
+        target=lambda: outcome.update(summary=rc.distribute([quick, quick])), daemon=True)
+    try:
+        runner.start()
+        runner.join(timeout=15)  # it takes about LIMBO_AFTER (1 s) with the fix
+        credited = client.run_on_scheduler(credit_rightly_again)
+        assert credited, "no input was credited to the wrong worker: the test tested nothing"
+        assert not runner.is_alive(), "the run waited on the wrongly credited input"
+    finally:
+        client.run_on_scheduler(credit_rightly_again)
+        if runner.is_alive():  # let the run go: its steps fail over, and it ends
+            client.cancel([Future(key, client) for key, state in list(client.futures.items())
+                           if state.status == "pending"])
+            runner.join(timeout=30)
+    summary = outcome["summary"]
+    assert [(o.task_id, o.value, o.step_attempts) for o in summary.outputs] == [
+        ("t0", "x", (1, 2))]

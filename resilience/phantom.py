@@ -1,0 +1,80 @@
+"""Attempts that wait on an input the scheduler says their worker holds, and it does not.
+
+Dask's `Scheduler.scatter` sends the data to a worker, then records who holds it. A
+worker that dies in between and comes back at the same address (a nanny's restart on a
+fixed port) gets the credit: the scheduler believes the new process holds data that
+died with the old one, and sends the step there. That worker knows better and drops
+itself from the input's holders (distributed's `WorkerState._update_who_has`), but tells
+no one: the step waits for its input for ever, and so would the run. (Found by a
+nightly campaign: 3 of 900 runs hung for their full bound; without fixed ports the same
+race is Dask's `KeyError` in `update_data`, a failed scatter that is retried.)
+
+Asked only while the run is idle (the run loop's limbo clock), of the scheduler and
+then of each worker concerned, each on its own bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from distributed import Client
+
+logger = logging.getLogger(__name__)
+
+WORKER_ANSWER = 2.0  # seconds for each worker's answer; a frozen one gives none
+
+# (attempt key, the inputs the scheduler says its worker holds), by worker address
+Claims = dict[str, list[tuple[str, list[str]]]]
+
+
+def claimed_inputs(keys: list[str], dask_scheduler: Any = None) -> Claims:
+    """On the scheduler: of `keys` processing on a worker, the inputs it says that
+    worker holds."""
+    claims: Claims = {}
+    for key in keys:
+        ts = dask_scheduler.tasks.get(key)
+        if ts is None or ts.state != "processing" or ts.processing_on is None:
+            continue
+        worker = ts.processing_on
+        held = [str(dep.key) for dep in ts.dependencies if worker in (dep.who_has or ())]
+        if held:
+            claims.setdefault(worker.address, []).append((key, held))
+    return claims
+
+
+def lacking(claims: list[tuple[str, list[str]]], dask_worker: Any = None) -> list[str]:
+    """On a worker: the attempts among `claims` with an input it is said to hold and does
+    not (a worker keeps a running or finished step's inputs until the scheduler lets
+    them go, which it does not while the step is processing)."""
+    return [key for key, inputs in claims
+            if any(dep not in dask_worker.data for dep in inputs)]
+
+
+def find_phantom_inputs(client: Client, keys: list[str]) -> list[str]:
+    """The attempts among `keys` waiting on an input that is not where the scheduler
+    says it is; [] when the scheduler cannot say."""
+    if not keys:
+        return []
+    try:
+        claims: Claims = client.run_on_scheduler(claimed_inputs, keys)
+    except Exception as error:  # e.g. a scheduler going away
+        logger.debug("cannot ask the scheduler where inputs are: %r", error)
+        return []
+    if not claims:
+        return []
+
+    async def ask(address: str) -> list[str]:
+        try:
+            answer = await asyncio.wait_for(
+                client._run(lacking, claims[address], workers=[address]), WORKER_ANSWER)
+        except Exception as error:  # a worker gone or frozen: not this check's business
+            logger.debug("worker %s did not say which inputs it lacks: %r", address, error)
+            return []
+        return list(answer.get(address, ()))
+
+    async def ask_all() -> list[list[str]]:
+        return list(await asyncio.gather(*(ask(address) for address in claims)))
+
+    return [key for found in client.sync(ask_all) for key in found]
