@@ -209,7 +209,7 @@ class ChaosCluster:
             # exact fleet waits it out.
             if ready and (len(snapshot.workers) == wanted
                   or not (self.backend.trim(wanted) or self.backend.exact_fleet)):
-                if not checked:  # then until its task is gone, as every other
+                if not checked:  # then look again, until its task is gone too
                     checked = self._check_results_arrive(reset_first=not reset_for_check)
                     reset_for_check = not checked
                     continue
