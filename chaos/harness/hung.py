@@ -56,7 +56,8 @@ def _scheduler_state(keys: list[str], dask_scheduler: Any = None) -> list[dict[s
 def _worker_state(keys: list[str], dask_worker: Any = None) -> dict[str, Any]:
     """On a worker: its own state of each of `keys` it knows, and whether it holds it."""
     tasks = dask_worker.state.tasks
-    return {str(key): {"state": tasks[key].state, "held": key in dask_worker.data}
+    return {str(key): {"state": tasks[key].state if key in tasks else None,
+                       "held": key in dask_worker.data}
             for key in keys if key in tasks or key in dask_worker.data}
 
 
