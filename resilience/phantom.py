@@ -23,7 +23,8 @@ from distributed import Client
 
 logger = logging.getLogger(__name__)
 
-WORKER_ANSWER = 2.0  # seconds for each worker's answer; a frozen one gives none
+WORKER_ANSWER = 0.5  # seconds for each worker's answer (about 5 ms); a frozen one gives none,
+# and the run loop waits this long for it
 
 # (attempt key, the inputs the scheduler says its worker holds), by worker address
 Claims = dict[str, list[tuple[str, list[str]]]]
