@@ -75,7 +75,8 @@ def test_the_guard_keeps_copies_that_the_amm_would_drop_and_remakes_lost_ones(cl
         os.kill(client.run(os.getpid)[holder], signal.SIGKILL)
         wait_until(lambda: copies(client, guarded) == 1, what="the holder's death")
         client.wait_for_workers(2, timeout=30)
-        wait_until(lambda: copies(client, guarded) == 2, timeout=AMM_INTERVAL * 3,
+        # A few guard passes: a clean-clone CI run on a loaded host once needed over 3.
+        wait_until(lambda: copies(client, guarded) == 2, timeout=AMM_INTERVAL * 5,
                    what="a new copy on the replacement worker")
     finally:
         client.run_on_scheduler(unprotect, "rs-in-test-")
