@@ -66,16 +66,30 @@ def find_phantom_inputs(client: Client, keys: list[str]) -> list[str]:
     if not claims:
         return []
 
-    async def ask(address: str) -> list[str]:
+    answers = ask_each_worker(client, lacking, claims, WORKER_ANSWER)
+    found = []
+    for address, answer in answers.items():
+        if isinstance(answer, BaseException):  # a worker gone or frozen: not our business
+            logger.debug("worker %s did not say which inputs it lacks: %r", address, answer)
+        else:
+            found += answer
+    return found
+
+
+def ask_each_worker(client: Client, function: Any, args: dict[str, Any],
+                    timeout: float) -> dict[str, Any]:
+    """`function(args[address])` on each worker `address`, all at once, each answer
+    bounded by `timeout` (a frozen worker gives none): its result, or the exception."""
+
+    async def ask(address: str) -> Any:
         try:
             answer = await asyncio.wait_for(
-                client._run(lacking, claims[address], workers=[address]), WORKER_ANSWER)
-        except Exception as error:  # a worker gone or frozen: not this check's business
-            logger.debug("worker %s did not say which inputs it lacks: %r", address, error)
-            return []
-        return list(answer.get(address, ()))
+                client._run(function, args[address], workers=[address]), timeout)
+            return answer[address]
+        except Exception as error:
+            return error
 
-    async def ask_all() -> list[list[str]]:
-        return list(await asyncio.gather(*(ask(address) for address in claims)))
+    async def ask_all() -> list[Any]:
+        return list(await asyncio.gather(*(ask(address) for address in args)))
 
-    return [key for found in client.sync(ask_all) for key in found]
+    return dict(zip(args, client.sync(ask_all), strict=True))

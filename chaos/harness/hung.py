@@ -8,13 +8,14 @@ a task (a nightly found a task `processing` on a live worker that never started 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import threading
 import time
 import traceback
 from typing import Any
+
+from resilience.phantom import ask_each_worker
 
 WORKER_ANSWER = 2.0  # seconds for each worker's view; a frozen worker answers nothing
 
@@ -75,17 +76,9 @@ def _cluster_view(client: Any) -> str:
     asked = keys + [dep["key"] for entry in state for dep in entry.get("dependencies", ())]
     workers = [entry["worker"] for entry in state if "worker" in entry]
 
-    async def ask(address: str) -> str:
-        try:  # each on its own bound: a frozen worker answers nothing
-            answer = await asyncio.wait_for(
-                client._run(_worker_state, asked, workers=[address]), WORKER_ANSWER)
-            known: Any = answer.get(address)
-        except Exception as error:
-            known = f"no answer ({type(error).__name__})"
-        return json.dumps({"worker": address, "keys": known}, sort_keys=True) + "\n"
-
-    async def ask_all() -> list[str]:
-        return list(await asyncio.gather(*(ask(address) for address in workers)))
-
+    answers = ask_each_worker(client, _worker_state, dict.fromkeys(workers, asked),
+                              WORKER_ANSWER)
     return view + "--- workers: their own state of those keys\n" + "".join(
-        client.sync(ask_all))
+        json.dumps({"worker": address, "keys": f"no answer ({type(known).__name__})"
+                    if isinstance(known, BaseException) else known}, sort_keys=True) + "\n"
+        for address, known in answers.items())
