@@ -210,7 +210,11 @@ def test_settling_ends_the_campaign_when_results_stop_reaching_the_client(
     # task and told its client of none: each of the runs after it hung (60 s, then
     # another reset). Here the scheduler stops writing to the client, whose comm it
     # drops: settling resets once, then says so rather than let each run hang.
+    # The reset is recorded, not run: a real one sometimes mends this made-up silence
+    # (the client reconnects), where the nightly's reset did not.
     monkeypatch.setattr(cluster_module, "RESULT_WAIT", 1.0)
+    resets: list[bool] = []
+    monkeypatch.setattr(harness, "hard_reset", lambda: resets.append(True))
     client = harness.client
     client.run_on_scheduler(_stop_writing_to_the_client, client.id)
     try:
@@ -218,6 +222,8 @@ def test_settling_ends_the_campaign_when_results_stop_reaching_the_client(
             harness.settle(timeout=30)
     finally:
         client.run_on_scheduler(_write_to_the_client_again, client.id)
+        monkeypatch.undo()
+    assert resets == [True]  # one reset first
     assert len(harness.settle(timeout=30).workers) == 3  # the next run's cluster is whole
 
 
