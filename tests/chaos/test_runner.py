@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 import uuid
 
@@ -268,6 +269,35 @@ def test_settling_waits_until_a_killed_worker_has_left_the_scheduler(harness):
     # Its nanny started it again at its own address (the local backend's fixed ports):
     # a replay meets the workers in the same sorted order, which Dask deals scatters over.
     assert victim.address in snapshot.workers, snapshot.worker_list()
+
+
+def test_a_killed_worker_comes_back_at_its_own_address_when_a_lower_port_is_free(harness):
+    # A CI run saw a killed worker come back at a lower port of the block, which a
+    # worker that left for good had freed: Dask's nanny takes the first free port of
+    # its list. Here the lowest worker is retired while its port is held, so that its
+    # replacement takes a port above the others; then the port is let go.
+    workers = sorted(harness.settle(timeout=30).workers.values(), key=lambda v: v.address)
+    lowest = ("127.0.0.1", int(workers[0].address.rsplit(":", 1)[1]))
+    harness.client.retire_workers([workers[0].address])
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a worker binds
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                holder.bind(lowest)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"port {lowest[1]} was never let go"
+                time.sleep(0.01)
+        holder.listen()
+        harness.settle(timeout=30)
+    victim = workers[1]
+    os.kill(victim.pid, signal.SIGKILL)
+    while process_state(victim.pid) not in (None, "Z", "X"):
+        time.sleep(0.001)
+    snapshot = harness.settle(timeout=30)
+    assert victim.address in snapshot.workers, snapshot.worker_list()
+    assert f"tcp://127.0.0.1:{lowest[1]}" not in snapshot.workers, snapshot.worker_list()
 
 
 def _first_holder(client, futures) -> str:

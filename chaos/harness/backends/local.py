@@ -15,7 +15,7 @@ import warnings
 from typing import Any, ClassVar
 
 import dask
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, Nanny
 from distributed.core import Status
 
 from chaos.harness.backends.base import ClusterBackend
@@ -33,7 +33,7 @@ _LEAVING = (Status.closing, Status.closing_gracefully, *_GONE)
 
 def worker_ports(n_workers: int, *, tries: int = 50) -> list[int]:
     """A block of free ports for `n_workers` workers to try in order, then 0 (any port):
-    each worker takes the first one free, so a restarted one gets its own back.
+    each new worker takes the first one free.
 
     Drawn at random (two clusters on one host rarely meet), and checked free; after
     `tries` taken blocks, [0]: any port, as Dask's default."""
@@ -45,6 +45,23 @@ def worker_ports(n_workers: int, *, tries: int = 50) -> list[int]:
         if all(_free(port) for port in block):
             return [*block, 0]
     return [0]
+
+
+class HomingNanny(Nanny):
+    """A nanny that restarts its worker at the port the worker first took.
+
+    Dask's nanny starts each worker process on the first free port of its list, so a
+    restarted worker would take a lower port that a worker gone for good had freed (a
+    CI run saw it): its own port is put first once it is known."""
+
+    async def instantiate(self) -> Status:
+        status = await super().instantiate()
+        process, address = self.process, self.worker_address
+        ports = process.worker_kwargs.get("port") if process is not None else None
+        if address and isinstance(ports, list):
+            own = int(address.rsplit(":", 1)[1])
+            process.worker_kwargs["port"] = [own, *(p for p in ports if p != own)]
+        return status
 
 
 def _free(port: int) -> bool:
@@ -80,8 +97,8 @@ class LocalBackend(ClusterBackend):
         worker is replaced in about 0.1 s instead of 0.4 s with `spawn`, which is most of
         a run's cost. `worker_ttl` (e.g. "5s") makes a frozen worker visible sooner.
 
-        The workers take fixed ports (`worker_ports`), so a worker its nanny restarts
-        comes back at its old address: a replay then meets the workers in the same
+        The workers take fixed ports (`worker_ports`), and a worker its nanny restarts
+        comes back at its old address (`HomingNanny`): a replay then meets the workers in the same
         sorted order, which Dask deals scatters over."""
         settings: dict[str, Any] = {"distributed.worker.multiprocessing-method": "forkserver"}
         if worker_ttl is not None:
@@ -93,6 +110,7 @@ class LocalBackend(ClusterBackend):
                 warnings.filterwarnings("ignore", "Port 8787 is already in use")
                 cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
                                        processes=True, dashboard_address=None,
+                                       worker_class=HomingNanny,
                                        **{"worker_port": worker_ports(n_workers),
                                           **cluster_kwargs})
         except BaseException:
