@@ -58,7 +58,7 @@ class HomingNanny(Nanny):
         status = await super().instantiate()
         process, address = self.process, self.worker_address
         ports = process.worker_kwargs.get("port") if process is not None else None
-        if address and isinstance(ports, list):
+        if process is not None and address and isinstance(ports, list):
             own = int(address.rsplit(":", 1)[1])
             process.worker_kwargs["port"] = [own, *(p for p in ports if p != own)]
         return status
