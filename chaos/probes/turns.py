@@ -111,8 +111,8 @@ def _done(folder: Path, entry: tuple[Any, ...]) -> None:
 
 def _done_at(folder: Path, entry: tuple[Any, ...]) -> float:
     try:
-        return float(_mark(folder, entry, "done").read_text() or 0.0)
-    except (OSError, ValueError):  # being written this instant: it is done about now
+        return float(_mark(folder, entry, "done").read_text())
+    except (OSError, ValueError):  # created, its time not yet written: done about now
         return time.time()
 
 

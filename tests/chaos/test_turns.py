@@ -59,6 +59,23 @@ def test_a_result_waits_until_the_client_took_the_one_before_it(tmp_path, monkey
     assert 0.1 <= gap < 1.0, gap  # after the arrival, and at once rather than at the bound
 
 
+def test_a_done_mark_seen_before_its_time_is_written_still_waits_for_the_client(tmp_path):
+    # A waiter may see a done mark between its creation and the write of its time (a
+    # fresh clone's run of test_lockstep saw t0 overtake t1): read as time 0, the one
+    # after it stopped waiting for the client at once.
+    board = str(tmp_path)
+    take_turn(board, ORDER, ("t0", (), 0), patience=5.0)
+    turns.mark_arrived(board, ORDER[0])
+    turns._mark(tmp_path, ORDER[1], "done").touch()  # t1's mark, its time not yet written
+    client = threading.Timer(0.1, turns.mark_arrived, (board, ORDER[1]))
+    started = time.monotonic()
+    client.start()
+    take_turn(board, ORDER, ("t2", (), 0), patience=5.0)
+    waited = time.monotonic() - started
+    client.join()
+    assert waited >= 0.1, waited
+
+
 def test_a_result_the_original_never_had_waits_for_nobody(tmp_path):
     started = time.monotonic()
     assert take_turn(str(tmp_path), ORDER, ("t9", (), 0), patience=5.0) == []
