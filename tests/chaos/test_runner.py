@@ -196,8 +196,21 @@ def test_settling_clears_keys_a_reconnection_race_left_wanted_by_no_listed_clien
     assert snapshot.n_tasks == 0
 
 
+class _DeafComm:
+    """Takes the scheduler's messages to a client and sends none. (Taking the client's
+    comm away instead broke the client's stream at its next heartbeat, which the
+    scheduler answers on that comm; the client then reconnected and heard again.)"""
+
+    def send(self, *msgs: object) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
 def _stop_writing_to_the_client(client_id: str, dask_scheduler=None) -> None:
-    dask_scheduler.chaos_test_comm = dask_scheduler.client_comms.pop(client_id)
+    dask_scheduler.chaos_test_comm = dask_scheduler.client_comms[client_id]
+    dask_scheduler.client_comms[client_id] = _DeafComm()
 
 
 def _write_to_the_client_again(client_id: str, dask_scheduler=None) -> None:
@@ -218,6 +231,7 @@ def test_settling_ends_the_campaign_when_results_stop_reaching_the_client(
     monkeypatch.setattr(harness, "hard_reset", lambda: resets.append(True))
     client = harness.client
     client.run_on_scheduler(_stop_writing_to_the_client, client.id)
+    client.loop.add_callback(client._heartbeat)  # the silence outlasts a client heartbeat
     try:
         with pytest.raises(ClusterError, match="no result of a trivial task within 1 s"):
             harness.settle(timeout=30)
