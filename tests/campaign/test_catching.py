@@ -80,11 +80,14 @@ def outcome(campaign):
 
 
 def destructive_holder_kills(campaign, slug: str) -> list[int]:
-    """The holder-kill runs of `slug` whose kill took data held nowhere else."""
+    """The holder-kill runs of `slug` in which a step failed for its lost input or
+    worker: where neither target resubmits. A kill that took data held nowhere else
+    is not enough: it may take only inputs whose steps had already finished (a CI run
+    saw one), and then there is nothing to lose."""
     result, _ = campaign
     runs = {run.run_id: run for run in result.runs}
     return [schedule for schedule in HOLDER_KILLS
-            if any(e["type"] == "worker-removed" and (e.get("lost_scattered") or e.get("lost_keys"))
+            if any(e["type"] == "step-error" and e.get("cause") in ("lost-input", "killed-worker")
                    for e in runs[f"s{schedule:03d}-{slug}"].history)]
 
 
