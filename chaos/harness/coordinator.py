@@ -55,9 +55,10 @@ def probe_plan(schedule: FaultSchedule, run_id: str, *,
                lockstep: Lockstep | None = None) -> ProbePlan:
     """The probe plan of a run: where the schedule's logical triggers may fire."""
     armed = []
+    unfired = {} if lockstep is None else lockstep.order.unfired
     for fault_id, fault in schedule.items():
         trigger = fault.trigger
-        if isinstance(trigger, (AtStep, ResultReady, InputHeld)):
+        if isinstance(trigger, (AtStep, ResultReady, InputHeld)) and fault_id not in unfired:
             armed.append(ArmedPoint(fault_id, trigger.step, trigger.point, float(trigger.fraction),
                                     trigger.task))
     turns: dict[str, Any] = {} if lockstep is None or lockstep.board is None else {
@@ -189,10 +190,16 @@ class Coordinator:
             pending = [f for f in self._fired.values() if f.fault_id not in self._written]
         for fired in pending:
             self._write(fired)
+        unfired = {} if self._lockstep is None else self._lockstep.order.unfired
         for fault_id, fault in self._faults.items():
             if isinstance(fault.trigger, Poisson):
                 continue
-            if fault_id in self._deferred_why and fault_id not in self._spent:
+            if fault_id in unfired and fault_id not in self._spent:  # left unarmed
+                skipped = unfired[fault_id]
+                self._skip(fault_id, fault, skipped.get("trigger") or fault.trigger.to_json(),
+                           f"its original never fired it ({skipped.get('reason')}): left "
+                           "unarmed in this lockstep replay", skipped.get("cause", "not-reached"))
+            elif fault_id in self._deferred_why and fault_id not in self._spent:
                 count, reason = self._deferred[fault_id], self._deferred_why[fault_id]
                 trigger = {**fault.trigger.to_json(), "task_id": self._deferred_task[fault_id]}
                 self._skip(fault_id, fault, trigger,

@@ -16,6 +16,11 @@ So a lockstep replay keeps to its original three ways:
 - the client goes no further than it had got when the fault fired, or when the
   scheduler noticed it (`ReplayOrder.notice_turns`), until that happened here too.
 
+A fault the original never fired (its trigger point never reached, or its role without
+a worker there) is left unarmed and skipped as the original skipped it
+(`ReplayOrder.unfired`): a replay whose client outlived a race the original's lost
+(a naive loop ended by a scatter to a dying worker, say) would otherwise fire it later.
+
 What the client did is its history, read as *landmarks*: submits, accepted results,
 errors, deliveries and failures, each with its ordinal among equals. Every wait is
 bounded by `patience`: a replay that departs from its original (a result or a landmark
@@ -58,13 +63,15 @@ def landmark_of(event: Mapping[str, Any]) -> Landmark | None:
 @dataclass(frozen=True)
 class ReplayOrder:
     """What a replay keeps to, read from its original's history: the results in order
-    (with the faults' entries), the landmarks in order, and how many landmarks came
-    before each fault fired and before the scheduler noticed it."""
+    (with the faults' entries), the landmarks in order, how many landmarks came before
+    each fault fired and before the scheduler noticed it, and the `fault-skipped` event
+    of each fault the original never fired."""
 
     results: tuple[tuple[Any, ...], ...]
     landmarks: tuple[tuple[Landmark, int], ...]
     fault_turns: Mapping[str, int]
     notice_turns: Mapping[str, int]
+    unfired: Mapping[str, Mapping[str, Any]]
 
     @classmethod
     def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
@@ -90,7 +97,12 @@ class ReplayOrder:
         noticed = {fault_id: turn for fault_id, turn in (
             (str(e["fault_id"]), before(float(e["noticed_at"])))
             for e in faults if e.get("noticed_at")) if turn > fired[fault_id]}
-        return cls(_results_in_order(history, landmarks), tuple(landmarks), fired, noticed)
+        fired_ids = {str(e["fault_id"]) for e in history if e["type"] == "fault"}
+        unfired = {str(e["fault_id"]): e for e in history
+                   if e["type"] == "fault-skipped" and str(e["fault_id"]) not in fired_ids
+                   and (e.get("trigger") or {}).get("type") not in _CLOCK_TRIGGERS}
+        return cls(_results_in_order(history, landmarks), tuple(landmarks), fired, noticed,
+                   unfired)
 
 
 def _results_in_order(history: Sequence[Mapping[str, Any]],

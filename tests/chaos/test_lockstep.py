@@ -175,3 +175,28 @@ def test_a_lockstep_replay_fires_a_fault_only_once_the_client_is_where_it_was(ha
     assert fault["fired_at"] > taken["t4"], (fault, taken)
     assert taken["t5"] > fault["noticed_at"], (fault, taken)
     assert not record.events("lockstep-diverged")
+
+
+def test_a_lockstep_replay_leaves_a_fault_its_original_never_fired_unfired(harness):
+    """A made original whose fault, on t0's result, was skipped (its point was never
+    reached there: a naive loop the original's race had ended, say): a free run fires
+    it, a replay skips it as the original did, and every task is delivered."""
+    schedule = FaultSchedule((Fault("sigkill", ResultReady(step=0, task="t0")),), seed=0)
+    original = HistoryBuilder("dask-raw", workers=3)
+    for task in ("t0", "t1", "t2", "t3", "t4", "t5"):
+        original.submit(task)
+        finished(original, task)
+    original.emit("fault-skipped", fault_id="f0", kind="sigkill",
+                  trigger={"type": "result-ready", "step": 0, "task": "t0"},
+                  target={"role": "random"}, cause="not-reached",
+                  reason="its trigger point was never reached in this run")
+    original.end()
+    free = run_schedule(schedule, "dask-raw", {}, WAVES, harness, timeout=60)
+    assert [e["fault_id"] for e in free.events("fault")] == ["f0"]
+    record = run_schedule(schedule, "dask-raw", {}, WAVES, harness, timeout=60,
+                          replay_of=original.events)
+    assert not record.events("fault")
+    [skipped] = record.events("fault-skipped")
+    assert (skipped["fault_id"], skipped["cause"]) == ("f0", "not-reached"), skipped
+    assert "its original never fired it" in skipped["reason"]
+    assert len(record.events("deliver")) == 6
