@@ -123,9 +123,13 @@ def signature(history: Sequence[Mapping[str, Any]], verdict: Verdict) -> Signatu
 
 
 def failing_run_folders(folder: str | os.PathLike[str]) -> list[Path]:
-    """Saved runs under `folder` (at any depth) whose summary.json says not valid."""
+    """Saved runs under `folder` (at any depth) whose summary.json says not valid; of a
+    campaign folder, its runs/ only (its replays/ holds the replays `--replays` saved)."""
+    root = Path(folder)
+    if (root / "runs").is_dir():
+        root = root / "runs"
     found = []
-    for summary in sorted(Path(folder).rglob(RUN_SUMMARY_FILE)):
+    for summary in sorted(root.rglob(RUN_SUMMARY_FILE)):
         run = summary.parent
         if not (run / SCHEDULE_FILE).is_file() or not (run / HISTORY_FILE).is_file():
             continue

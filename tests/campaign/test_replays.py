@@ -4,12 +4,19 @@ outputs, does not match."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from chaos import AtStep, Fault, FaultSchedule
 from chaos.campaign.execute import run_and_save
 from chaos.campaign.grid import Configuration
-from chaos.campaign.replays import ReplayReport, RunReplays, replay_runs, signature
+from chaos.campaign.replays import (
+    ReplayReport,
+    RunReplays,
+    failing_run_folders,
+    replay_runs,
+    signature,
+)
 from chaos.harness import TargetConfig
 from chaos.history import read_history, watched_tasks
 from chaos.judge import check_history
@@ -60,6 +67,20 @@ def test_replays_pin_each_nth_trigger_to_the_task_it_struck_in_the_original():
     schedule = FaultSchedule((Fault("sigkill", AtStep(step=1, nth=1, fraction=0.5)),) * 3)
     pinned = schedule.pinned(watched_tasks(original))
     assert [fault.trigger.task for fault in pinned.faults] == ["t2", "t2", None]  # f2 never fired
+
+
+def test_the_failing_runs_of_a_campaign_folder_are_its_runs_not_their_saved_replays(tmp_path):
+    # A campaign run with --replays keeps its replays' runs under replays/: replaying the
+    # folder again replayed those too (175 runs for a nightly's 25 failing ones).
+    for run in ("runs/s000-dask-raw", "runs/s001-dask-raw", "replays/s000-dask-raw/0"):
+        folder = tmp_path / run
+        folder.mkdir(parents=True)
+        for name in ("schedule.json", "history.jsonl"):
+            (folder / name).write_text("{}")
+        valid = run == "runs/s001-dask-raw"
+        (folder / "summary.json").write_text(json.dumps({"valid": valid}))
+    assert failing_run_folders(tmp_path) == [tmp_path / "runs/s000-dask-raw"]
+    assert len(failing_run_folders(tmp_path / "replays")) == 1  # any folder of runs
 
 
 def test_replay_runs_keep_in_lockstep_with_the_original_unless_told_not_to(harness, tmp_path):
