@@ -24,18 +24,14 @@ from chaos.harness.lockstep import Lockstep
 from chaos.harness.observations import RunObservations
 from chaos.harness.victims import Choice, FindHolders, choose_victim
 from chaos.history import HistoryWriter, WorkerProcess, same_process
-from chaos.probes import ArmedPoint, ProbePlan
 from chaos.spec import (
     ABRUPT_KINDS,
     GRACEFUL_KINDS,
     SCHEDULER_KINDS,
-    AtStep,
     AtTime,
     Fault,
     FaultSchedule,
-    InputHeld,
     Poisson,
-    ResultReady,
     TaskId,
 )
 
@@ -47,25 +43,6 @@ MAX_DEFERRALS = 5
 ReleaseHold = Callable[..., None]
 # The live workers now: address -> Victim (pid and nanny as far as known).
 LiveWorkers = Callable[[], dict[str, Victim]]
-
-
-def probe_plan(schedule: FaultSchedule, run_id: str, *,
-               report_fractions: tuple[float, ...] = (0.5,), hold_timeout: float = 10.0,
-               topic: str = "chaos", scheduler: str | None = None,
-               lockstep: Lockstep | None = None) -> ProbePlan:
-    """The probe plan of a run: where the schedule's logical triggers may fire."""
-    armed = []
-    unfired = {} if lockstep is None else lockstep.order.unfired
-    for fault_id, fault in schedule.items():
-        trigger = fault.trigger
-        if isinstance(trigger, (AtStep, ResultReady, InputHeld)) and fault_id not in unfired:
-            armed.append(ArmedPoint(fault_id, trigger.step, trigger.point, float(trigger.fraction),
-                                    trigger.task))
-    turns: dict[str, Any] = {} if lockstep is None or lockstep.board is None else {
-        "result_order": lockstep.order.results, "turn_board": lockstep.board,
-        "turn_patience": lockstep.patience}
-    return ProbePlan(run_id, tuple(armed), report_fractions, hold_timeout, topic, scheduler,
-                     **turns)
 
 
 @dataclass

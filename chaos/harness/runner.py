@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from chaos.errors import ClusterError
+from chaos.harness.arming import probe_plan
 from chaos.harness.cluster import ChaosCluster
-from chaos.harness.coordinator import Coordinator, probe_plan
+from chaos.harness.coordinator import Coordinator
 from chaos.harness.hung import describe_hang
 from chaos.harness.inflict import Inflictor
 from chaos.harness.lockstep import DEFAULT_PATIENCE, Lockstep, ReplayOrder
