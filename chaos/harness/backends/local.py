@@ -98,8 +98,8 @@ class LocalBackend(ClusterBackend):
         a run's cost. `worker_ttl` (e.g. "5s") makes a frozen worker visible sooner.
 
         The workers take fixed ports (`worker_ports`), and a worker its nanny restarts
-        comes back at its old address (`HomingNanny`): a replay then meets the workers in the same
-        sorted order, which Dask deals scatters over."""
+        comes back at its old address (`HomingNanny`): a replay then meets the workers
+        in the same sorted order, which Dask deals scatters over."""
         settings: dict[str, Any] = {"distributed.worker.multiprocessing-method": "forkserver"}
         if worker_ttl is not None:
             settings["distributed.scheduler.worker-ttl"] = worker_ttl
