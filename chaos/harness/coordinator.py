@@ -169,20 +169,20 @@ class Coordinator:
             self._write(fired)
         unfired = {} if self._lockstep is None else self._lockstep.order.unfired
         for fault_id, fault in self._faults.items():
-            if isinstance(fault.trigger, Poisson):
+            if isinstance(fault.trigger, Poisson) or fault_id in self._spent:
                 continue
-            if fault_id in unfired and fault_id not in self._spent:  # left unarmed
+            if fault_id in unfired:  # left unarmed
                 skipped = unfired[fault_id]
                 self._skip(fault_id, fault, skipped.get("trigger") or fault.trigger.to_json(),
                            f"its original never fired it ({skipped.get('reason')}): left "
                            "unarmed in this lockstep replay", skipped.get("cause", "not-reached"))
-            elif fault_id in self._deferred_why and fault_id not in self._spent:
+            elif fault_id in self._deferred_why:
                 count, reason = self._deferred[fault_id], self._deferred_why[fault_id]
                 trigger = {**fault.trigger.to_json(), "task_id": self._deferred_task[fault_id]}
                 self._skip(fault_id, fault, trigger,
                            f"each of the {count} time(s) its trigger point was reached, its "
                            f"role had no worker: {reason}", "deferred")
-            elif fault_id not in self._spent:
+            else:
                 reason = (f"the run ended before t={fault.trigger.seconds:g} s"
                           if isinstance(fault.trigger, AtTime)
                           else "its trigger point was never reached in this run")

@@ -97,9 +97,8 @@ class ReplayOrder:
         noticed = {fault_id: turn for fault_id, turn in (
             (str(e["fault_id"]), before(float(e["noticed_at"])))
             for e in faults if e.get("noticed_at")) if turn > fired[fault_id]}
-        fired_ids = {str(e["fault_id"]) for e in history if e["type"] == "fault"}
         unfired = {str(e["fault_id"]): e for e in history
-                   if e["type"] == "fault-skipped" and str(e["fault_id"]) not in fired_ids
+                   if e["type"] == "fault-skipped" and str(e["fault_id"]) not in fired
                    and (e.get("trigger") or {}).get("type") not in _CLOCK_TRIGGERS}
         return cls(_results_in_order(history, landmarks), tuple(landmarks), fired, noticed,
                    unfired)
