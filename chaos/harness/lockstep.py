@@ -13,8 +13,9 @@ So a lockstep replay keeps to its original three ways:
   (`chaos.probes.turns`), with no round trip;
 - each fault fires only once the client has done what it had done in the original when
   that fault fired (`ReplayOrder.fault_turns`);
-- the client goes no further than it had got when the fault fired, or when the
-  scheduler noticed it (`ReplayOrder.notice_turns`), until that happened here too.
+- the client goes no further than it had got when the fault fired until it has fired
+  here too, and writes no landmark the original wrote after the scheduler noticed it
+  (`ReplayOrder.notice_turns`) until it has been noticed here too.
 
 A fault the original never fired (its trigger point never reached, or its role without
 a worker there) is left unarmed and skipped as the original skipped it
@@ -91,12 +92,8 @@ class ReplayOrder:
         faults = [event for event in history if event["type"] == "fault"
                   and (event.get("trigger") or {}).get("type") not in _CLOCK_TRIGGERS]
         fired = {str(e["fault_id"]): before(float(e.get("fired_at") or e["time"])) for e in faults}
-        # Only where the client went on between the firing and the notice: a client busy
-        # with one step all along (a scatter to the dying worker) raced the notice, and a
-        # replay must let it race again.
-        noticed = {fault_id: turn for fault_id, turn in (
-            (str(e["fault_id"]), before(float(e["noticed_at"])))
-            for e in faults if e.get("noticed_at")) if turn > fired[fault_id]}
+        noticed = {str(e["fault_id"]): before(float(e["noticed_at"]))
+                   for e in faults if e.get("noticed_at")}
         unfired = {str(e["fault_id"]): e for e in history
                    if e["type"] == "fault-skipped" and str(e["fault_id"]) not in fired
                    and (e.get("trigger") or {}).get("type") not in _CLOCK_TRIGGERS}
@@ -135,8 +132,8 @@ def _results_in_order(history: Sequence[Mapping[str, Any]],
 
 class Lockstep:
     """One lockstep replay: its board of results, its faults held until their turn, and
-    its client held at each fault's last landmark until the fault has fired (and been
-    noticed, where the original's had been by its next landmark)."""
+    its client held at each fault's last landmark until the fault has fired, and before
+    its next landmark after the notice until the fault has been noticed."""
 
     def __init__(self, order: ReplayOrder, *, patience: float = DEFAULT_PATIENCE,
                  shared_board: bool = True) -> None:
@@ -156,6 +153,7 @@ class Lockstep:
 
     def start(self, history: HistoryWriter) -> None:
         self._history = history
+        history.gate(self.hold)
         history.listen(self.observe)
 
     def stop(self) -> None:
@@ -171,10 +169,9 @@ class Lockstep:
     def observe(self, event: Mapping[str, Any]) -> None:
         """An event of this replay's history (called by the writer, on its thread).
 
-        At a fault's last landmark before it fired (or before it was noticed) in the
-        original, the client (the thread that wrote it) waits here until it has fired
-        (been noticed) here too. Not on an event loop's thread, which the fault's own
-        trigger may need.
+        At a fault's last landmark before it fired in the original, the client (the
+        thread that wrote it) waits here until it has fired here too. Not on an event
+        loop's thread, which the fault's own trigger may need.
         """
         mark = landmark_of(event)
         if mark is None:
@@ -195,9 +192,25 @@ class Lockstep:
             due = [(f"fault {fault_id} to fire", self._fired[fault_id], self.patience)
                    for fault_id, turn in self.order.fault_turns.items()
                    if turn == self._reached]
-            due += [(f"fault {fault_id} to be noticed", self._noticed[fault_id], FAULT_PATIENCE)
-                    for fault_id, turn in self.order.notice_turns.items()
-                    if turn == self._reached]
+        self._wait(due)
+
+    def hold(self, type: str, fields: Mapping[str, Any]) -> None:
+        """Before an event of this replay's history is written (called by the writer).
+
+        A landmark the original wrote only after a fault's notice waits here until the
+        fault has been noticed here too. Not earlier: what the client did after its last
+        landmark before the notice (a scatter that met the dying worker) raced the notice
+        in the original, and must race it again.
+        """
+        if landmark_of({"type": type, **fields}) is None:
+            return
+        with self._lock:
+            due = [(f"fault {fault_id} to be noticed", self._noticed[fault_id], FAULT_PATIENCE)
+                   for fault_id, turn in self.order.notice_turns.items()
+                   if turn == self._reached]
+        self._wait(due)
+
+    def _wait(self, due: Sequence[tuple[str, threading.Event, float]]) -> None:
         if _on_event_loop():
             return
         for waiting, happened, bound in due:

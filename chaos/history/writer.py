@@ -27,12 +27,17 @@ class HistoryWriter:
         self._closed = False
         self._file: IO[str] | None = None
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._gates: list[Callable[[str, dict[str, Any]], None]] = []
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("w", encoding="utf-8")
 
     def emit(self, type: str, /, **fields: Any) -> dict[str, Any] | None:
         """Append one event; `time` defaults to now. Returns it, or None once closed."""
+        with self._lock:
+            gates = list(self._gates)
+        for gate in gates:  # before the event is timed: a gate may hold the emitting thread
+            gate(type, fields)
         with self._lock:
             if self._closed:
                 return None
@@ -52,6 +57,12 @@ class HistoryWriter:
         """Call `listener(event)` with every event emitted from now on."""
         with self._lock:
             self._listeners.append(listener)
+
+    def gate(self, gate: Callable[[str, dict[str, Any]], None]) -> None:
+        """Call `gate(type, fields)` before each event from now on is numbered and timed:
+        it may hold the thread that emits it (a lockstep replay keeps its client there)."""
+        with self._lock:
+            self._gates.append(gate)
 
     @property
     def events(self) -> tuple[dict[str, Any], ...]:

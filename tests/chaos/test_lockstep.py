@@ -56,9 +56,9 @@ def test_the_order_is_the_clients_where_it_took_a_result_and_a_faults_notice_in_
                              ("t2", (), 0, 1), fault_entry("f1"), fault_entry("f2"))
     # Three submits and t0's result came before f0 fired; the clock's fault keeps to it.
     assert order.fault_turns == {"f0": 4, "f2": 5}
-    # The client took t1 between f0's firing and its notice: it waits for the notice
-    # there. Nothing came between f2's: the client was busy, and races it again.
-    assert order.notice_turns == {"f0": 5}
+    # Five landmarks (t1 taken) came before f0's notice, five before f2's too (nothing
+    # came between its firing and its notice): the sixth waits for each.
+    assert order.notice_turns == {"f0": 5, "f2": 5}
 
 
 def landmark(writer: HistoryWriter, task: str, kind: str = "submit") -> None:
@@ -84,6 +84,41 @@ def test_the_client_waits_at_a_faults_last_landmark_until_the_fault_fires():
     lockstep.fired("f0")
     assert passed.wait(2)
     thread.join(2)
+    lockstep.stop()
+
+
+def test_the_client_goes_on_after_its_last_landmark_before_a_notice_and_waits_at_its_next():
+    """What the client did after it took t1 (its last landmark before f0's notice in the
+    original) raced the notice there: a scatter to the dying worker, say. So it is not
+    held after t1, but its next landmark is, until the notice (f2's too), and is timed
+    after it."""
+    lockstep = Lockstep(ReplayOrder.of(two_tasks_then_a_kill()), shared_board=False)
+    writer = HistoryWriter()
+    lockstep.start(writer)
+    for task in ("t0", "t1", "t2"):
+        landmark(writer, task)
+    for fault_id in ("f0", "f2"):
+        lockstep.fired(fault_id)
+    went_on, wrote = threading.Event(), threading.Event()
+
+    def client() -> None:
+        for task in ("t0", "t1"):
+            writer.emit("step-completed", task_id=task, index=[], step=0, attempt=1, key=task)
+        went_on.set()
+        landmark(writer, "t3")
+        wrote.set()
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    assert went_on.wait(2)  # not held at t1
+    assert not wrote.wait(0.2)  # held before its next landmark
+    lockstep.settled("f0")
+    assert not wrote.wait(0.1)  # f2's notice too
+    noticed = time.time()
+    lockstep.settled("f2")
+    assert wrote.wait(2)
+    thread.join(2)
+    assert writer.events[-1]["task_id"] == "t3" and writer.events[-1]["time"] >= noticed
     lockstep.stop()
 
 
