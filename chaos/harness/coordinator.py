@@ -22,6 +22,7 @@ from typing import Any
 from chaos.harness.inflict import Inflictor, Landing, Victim
 from chaos.harness.lockstep import Lockstep
 from chaos.harness.observations import RunObservations
+from chaos.harness.unfired import never_fired
 from chaos.harness.victims import Choice, FindHolders, choose_victim
 from chaos.history import HistoryWriter, WorkerProcess, same_process
 from chaos.spec import (
@@ -171,27 +172,12 @@ class Coordinator:
         for fault_id, fault in self._faults.items():
             if isinstance(fault.trigger, Poisson) or fault_id in self._spent:
                 continue
-            if fault_id in unfired:  # left unarmed
-                skipped = unfired[fault_id]
-                self._skip(fault_id, fault, skipped.get("trigger") or fault.trigger.to_json(),
-                           f"its original never fired it ({skipped.get('reason')}): left "
-                           "unarmed in this lockstep replay", skipped.get("cause", "not-reached"))
-            elif fault_id in self._deferred_why:
-                count, reason = self._deferred[fault_id], self._deferred_why[fault_id]
-                trigger = {**fault.trigger.to_json(), "task_id": self._deferred_task[fault_id]}
-                self._skip(fault_id, fault, trigger,
-                           f"each of the {count} time(s) its trigger point was reached, its "
-                           f"role had no worker: {reason}", "deferred")
-            else:
-                reason = (f"the run ended before t={fault.trigger.seconds:g} s"
-                          if isinstance(fault.trigger, AtTime)
-                          else "its trigger point was never reached in this run")
-                trigger = fault.trigger.to_json()
-                if getattr(fault.trigger, "nth", None) is not None:
-                    # Which task was the n-th to start, so a reader can tell a point never
-                    # reached from one whose task had failed before it.
-                    trigger["task_id"] = self._resolve_nth(fault, {})
-                self._skip(fault_id, fault, trigger, reason, "not-reached")
+            deferred = ((self._deferred[fault_id], self._deferred_why[fault_id],
+                         self._deferred_task[fault_id])
+                        if fault_id in self._deferred_why else None)
+            self._skip(fault_id, fault, *never_fired(
+                fault, original=unfired.get(fault_id), deferred=deferred,
+                nth_task=self._resolve_nth(fault, {})))
         for _, firing_id, fault_id in self._timed:
             if firing_id != fault_id and firing_id not in self._spent:
                 fault = self._faults[fault_id]

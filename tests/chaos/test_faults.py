@@ -37,6 +37,7 @@ def test_the_fault_lands_on_the_probed_tasks_worker_and_is_recorded(
     assert record.status != "crashed", record.error
 
     fault = one_fault(record)
+    assert not record.events("fault-skipped")  # fired, so never also skipped at the end
     execution = fault["trigger"]["execution"]
     invoke = invoke_of(record, execution)
     assert (fault["kind"], fault["trigger"]["task_id"]) == (kind, "t1")
