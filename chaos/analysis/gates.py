@@ -266,6 +266,10 @@ def _complete(summary: Mapping[str, Any]) -> GateResult:
     stopped = campaign.get("stopped")
     status: GateStatus = "fail" if stopped or ran < planned else "pass"
     detail = f"stopped early: {stopped}" if stopped else f"{ran} of {planned} planned runs ran"
+    renewals = campaign.get("cluster_renewals") or ()
+    if renewals:  # the runs are whole, but a reader must know the cluster was replaced
+        detail += (f"; the cluster stopped reporting results and was started afresh "
+                   f"{len(renewals)} time(s), first {renewals[0]}")
     return GateResult("campaign_complete", status, float(ran), float(planned), ">=", "runs",
                       detail)
 

@@ -7,7 +7,8 @@
     outcome.gates.passed
 
 `grid` names the configurations, `plan` fixes every run before the first, `execute`
-runs them on one reused cluster, `folder` keeps the evidence and writes the summary
+runs them on one reused cluster (`renewal` starts it afresh if it stops reporting
+results), `folder` keeps the evidence and writes the summary
 and the gates, `progress` shows how it goes.
 """
 
@@ -39,6 +40,7 @@ from chaos.campaign.plan import (
 )
 from chaos.campaign.progress import CampaignProgress
 from chaos.campaign.regressions import REGRESSION_SCHEDULES
+from chaos.campaign.renewal import RenewableCluster
 from chaos.campaign.replays import ReplayReport, RunReplays, failing_run_folders, replay_runs
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "Configuration",
     "Grid",
     "GridAxes",
+    "RenewableCluster",
     "ReplayReport",
     "ReportWriter",
     "RunReplays",

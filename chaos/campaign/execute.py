@@ -95,6 +95,8 @@ class CampaignResult:
     stopped: str | None = None
     # Replays of the failing runs (chaos.campaign.replays.ReplayReport.to_dict()), if any.
     replays: Mapping[str, Any] | None = None
+    # Why the cluster was started afresh mid-campaign, each time (chaos.campaign.renewal).
+    renewals: tuple[str, ...] = ()
 
     @property
     def runs_per_minute(self) -> float:
@@ -109,12 +111,14 @@ def run_campaign(
     target_factory: TargetFactory = make_target,
     on_run: Callable[[CampaignRun], None] | None = None,
     warm_up: bool = True,
+    renew: Callable[[str], ChaosCluster | None] | None = None,
 ) -> CampaignResult:
     """Run every run of `plan` on `cluster`, writing each to `out/runs/<run_id>/`.
 
     Ctrl-C stops the campaign after the current run; a cluster that cannot be brought
-    back between runs stops it too. Either way the runs so far are returned, with
-    `stopped` saying why. `on_run` is called after each run (progress display).
+    back between runs stops it too, unless `renew` (`RenewableCluster.renew`) gives a
+    fresh one to go on with. Either way the runs so far are returned, with `stopped`
+    saying why. `on_run` is called after each run (progress display).
     `warm_up` first runs each target once without faults, unrecorded: the first run
     on a fresh cluster pays for imports and connections on the workers, which would
     otherwise count as overhead of whichever configuration came first.
@@ -124,6 +128,7 @@ def run_campaign(
     runs_dir.mkdir(parents=True, exist_ok=True)
     done: list[CampaignRun] = []
     stopped: str | None = None
+    renewals: list[str] = []
     started_at, began = time.time(), time.monotonic()
     try:
         warmed: set[WorkerProcess] = set()
@@ -131,12 +136,21 @@ def run_campaign(
             _warm_up(plan, cluster, target_factory)
             warmed = _processes(cluster.refresh().workers)
         for spec in plan.runs():
-            if warm_up:
-                warmed = _warm_new_workers(spec, plan, cluster, target_factory, warmed)
-            try:
-                run = _run_one(spec, plan, cluster, runs_dir, target_factory)
-            except ClusterError as error:
-                stopped = f"the cluster could not be reset between runs: {error}"
+            run: CampaignRun | None = None
+            while run is None:
+                if warm_up:
+                    warmed = _warm_new_workers(spec, plan, cluster, target_factory, warmed)
+                try:
+                    run = _run_one(spec, plan, cluster, runs_dir, target_factory)
+                except ClusterError as error:
+                    why = f"before {spec.run_id}: {error}"
+                    fresh = renew(why) if renew is not None else None
+                    if fresh is None:
+                        stopped = f"the cluster could not be reset between runs: {error}"
+                        break
+                    renewals.append(why)
+                    cluster, warmed = fresh, set()
+            if run is None:
                 break
             done.append(run)
             if on_run is not None:
@@ -144,7 +158,7 @@ def run_campaign(
     except KeyboardInterrupt:
         stopped = "interrupted (Ctrl-C)"
     return CampaignResult(plan, tuple(done), folder, started_at, time.monotonic() - began,
-                          stopped)
+                          stopped, renewals=tuple(renewals))
 
 
 @dataclass(frozen=True)

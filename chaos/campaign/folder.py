@@ -140,4 +140,5 @@ def campaign_description(result: CampaignResult) -> dict[str, Any]:
         "workload": plan.workload.to_dict(),
         "excluded": list(plan.excluded),
         "stopped": result.stopped,
+        "cluster_renewals": list(result.renewals),
     }

@@ -25,6 +25,7 @@ from chaos.campaign import (
     CampaignPlan,
     CampaignProgress,
     CampaignResult,
+    RenewableCluster,
     finish_campaign,
     load_summary,
     parse_grid,
@@ -34,7 +35,7 @@ from chaos.campaign import (
 )
 from chaos.cli.clusters import add_cluster_options, backend_name, open_cluster
 from chaos.cli.logs import logs_to
-from chaos.errors import ChaosError
+from chaos.errors import ChaosError, ClusterError
 from chaos.harness import RefillPolicy
 from chaos.history import DEFAULT_WORKERS
 from chaos.spec import FAULT_KINDS
@@ -128,21 +129,32 @@ def _run(plan: CampaignPlan, out: Path, args: argparse.Namespace) -> CampaignRes
     profile = PROFILES[plan.profile]
     with logs_to(out / LOG_FILE, enabled=not dask_logs):
         started = time.monotonic()
-        with open_cluster(args, plan.workers, quiet, default=profile.cluster) as cluster:
-            described = cluster.backend.describe()
+        with RenewableCluster(lambda: open_cluster(args, plan.workers, quiet,
+                                                   default=profile.cluster)) as clusters:
+            described = clusters.cluster.backend.describe()
             print(f"cluster ({described['backend']}, TLS {'on' if described['tls'] else 'off'}) "
                   f"of {plan.workers} workers up in {time.monotonic() - started:.1f} s; "
                   f"refill: {described['refill']}", flush=True)
-            result = run_campaign(plan, cluster, out, on_run=progress.advance)
+            # Only a cluster the campaign started can be started afresh.
+            renew = clusters.renew if backend_name(args, profile.cluster) != "address" else None
+            result = run_campaign(plan, clusters.cluster, out, on_run=progress.advance,
+                                  renew=renew)
+            for why in result.renewals:
+                print(f"the cluster stopped reporting results and was started afresh {why}",
+                      flush=True)
             failing = [run.folder for run in result.runs
                        if run.verdict.failing and run.folder is not None]
             if replays > 0 and failing:
                 print(f"replaying {len(failing)} failing run(s) {replays} time(s) each",
                       flush=True)
-                report = replay_runs(failing, cluster, replays, out / "replays",
-                                     refill=plan.refill)
-                print(report.render(), flush=True)
-                result = replace(result, replays=report.to_dict())
+                try:
+                    report = replay_runs(failing, clusters.cluster, replays, out / "replays",
+                                         refill=plan.refill)
+                except ClusterError as error:  # the runs' report matters more
+                    print(f"replays stopped: {error}", flush=True)
+                else:
+                    print(report.render(), flush=True)
+                    result = replace(result, replays=report.to_dict())
     progress.finish()
     return result
 

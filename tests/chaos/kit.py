@@ -1,4 +1,5 @@
-"""Small readers of a run's history, shared by the harness's tests."""
+"""Small readers of a run's history, and a scheduler that stops writing to its client,
+shared by the harness's tests."""
 
 from __future__ import annotations
 
@@ -35,3 +36,24 @@ def removals_of(record: RunRecord, worker: str) -> list[dict[str, Any]]:
 
 def delivered(record: RunRecord) -> set[tuple[Any, tuple[int, ...]]]:
     return {(e["task_id"], tuple(e["index"])) for e in record.events("deliver")}
+
+
+class DeafComm:
+    """Takes the scheduler's messages to a client and sends none. (Taking the client's
+    comm away instead broke the client's stream at its next heartbeat, which the
+    scheduler answers on that comm; the client then reconnected and heard again.)"""
+
+    def send(self, *msgs: object) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+def stop_writing_to_the_client(client_id: str, dask_scheduler=None) -> None:
+    dask_scheduler.chaos_test_comm = dask_scheduler.client_comms[client_id]
+    dask_scheduler.client_comms[client_id] = DeafComm()
+
+
+def write_to_the_client_again(client_id: str, dask_scheduler=None) -> None:
+    dask_scheduler.client_comms[client_id] = dask_scheduler.chaos_test_comm

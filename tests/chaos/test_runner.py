@@ -25,7 +25,12 @@ from chaos.errors import ClusterError
 from chaos.harness.processes import process_state
 from chaos.history import HISTORY_VERSION
 from chaos.probes import probed
-from tests.chaos.kit import delivered, one_fault
+from tests.chaos.kit import (
+    delivered,
+    one_fault,
+    stop_writing_to_the_client,
+    write_to_the_client_again,
+)
 
 REQUIRED = {  # docs/history.md: the fields each event type must carry
     "run-start": {"run_id", "target", "config", "schedule", "workload", "seed", "versions",
@@ -196,27 +201,6 @@ def test_settling_clears_keys_a_reconnection_race_left_wanted_by_no_listed_clien
     assert snapshot.n_tasks == 0
 
 
-class _DeafComm:
-    """Takes the scheduler's messages to a client and sends none. (Taking the client's
-    comm away instead broke the client's stream at its next heartbeat, which the
-    scheduler answers on that comm; the client then reconnected and heard again.)"""
-
-    def send(self, *msgs: object) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-
-def _stop_writing_to_the_client(client_id: str, dask_scheduler=None) -> None:
-    dask_scheduler.chaos_test_comm = dask_scheduler.client_comms[client_id]
-    dask_scheduler.client_comms[client_id] = _DeafComm()
-
-
-def _write_to_the_client_again(client_id: str, dask_scheduler=None) -> None:
-    dask_scheduler.client_comms[client_id] = dask_scheduler.chaos_test_comm
-
-
 def test_settling_ends_the_campaign_when_results_stop_reaching_the_client(
     harness, monkeypatch
 ):
@@ -230,13 +214,13 @@ def test_settling_ends_the_campaign_when_results_stop_reaching_the_client(
     resets: list[bool] = []
     monkeypatch.setattr(harness, "hard_reset", lambda: resets.append(True))
     client = harness.client
-    client.run_on_scheduler(_stop_writing_to_the_client, client.id)
+    client.run_on_scheduler(stop_writing_to_the_client, client.id)
     client.loop.add_callback(client._heartbeat)  # the silence outlasts a client heartbeat
     try:
         with pytest.raises(ClusterError, match="no result of a trivial task within 1 s"):
             harness.settle(timeout=30)
     finally:
-        client.run_on_scheduler(_write_to_the_client_again, client.id)
+        client.run_on_scheduler(write_to_the_client_again, client.id)
         monkeypatch.undo()
     assert resets == [True]  # one reset first
     assert len(harness.settle(timeout=30).workers) == 3  # the next run's cluster is whole
