@@ -28,7 +28,6 @@ from distributed import Client, LocalCluster
 from chaos.errors import ClusterError
 from chaos.harness import processes, scheduler_calls
 from chaos.harness.backends import AddressBackend, ClusterBackend, LocalBackend, open_backend
-from chaos.harness.fifo import FIFO_PLUGIN_NAME, SubmissionOrder
 from chaos.harness.inflict import Victim
 from chaos.harness.membership import PLUGIN_NAME, MembershipReporter
 from chaos.probes import DEFAULT_TOPIC, flush_marker, release_hold, release_run
@@ -112,13 +111,11 @@ class ChaosCluster:
             self._refiller.start()
 
     def _hook_scheduler(self) -> None:
-        """Subscribe to the probes' and membership topics; install the membership plugin
-        and first-in-first-out ranking (`chaos.harness.fifo`). Done again on a new
-        scheduler after a `scheduler-kill`."""
+        """Subscribe to the probes' and membership topics; install the membership plugin.
+        Done again on a new scheduler after a `scheduler-kill`."""
         self.client.subscribe_topic(self.topic, self._on_probe)
         self.client.subscribe_topic(self.membership_topic, self._on_membership)
         self.client.register_plugin(MembershipReporter(self.membership_topic), name=PLUGIN_NAME)
-        self.client.register_plugin(SubmissionOrder(), name=FIFO_PLUGIN_NAME)
 
     @classmethod
     def open(cls, kind: str = "local", n_workers: int = 3, **options: Any) -> ChaosCluster:
@@ -148,7 +145,6 @@ class ChaosCluster:
         if self._restarting is not None:
             self._restarting.join(timeout=30)
         for undo in (lambda: self.client.unregister_scheduler_plugin(PLUGIN_NAME),
-                     lambda: self.client.unregister_scheduler_plugin(FIFO_PLUGIN_NAME),
                      lambda: self.client.unsubscribe_topic(self.topic),
                      lambda: self.client.unsubscribe_topic(self.membership_topic)):
             with contextlib.suppress(Exception):  # closing must not fail on a dead client
