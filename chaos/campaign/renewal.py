@@ -11,9 +11,12 @@ same options, and the campaign goes on, saying so in its summary and its gates.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 
 from chaos.harness import ChaosCluster
+
+logger = logging.getLogger(__name__)
 
 # Renewals a campaign may make before it stops: a cluster that goes deaf again at once
 # is a problem of the machine, not a flake.
@@ -31,13 +34,17 @@ class RenewableCluster:
 
     def renew(self, why: str) -> ChaosCluster | None:
         """A fresh cluster in place of the current one (closed first), or None once
-        `limit` renewals have been made."""
+        `limit` renewals have been made or the fresh one does not start."""
         if len(self.renewals) >= self.limit:
             return None
-        self.renewals.append(why)
         with contextlib.suppress(Exception):  # a deaf cluster may not close cleanly
             self.cluster.close()
-        self.cluster = self._start()
+        try:
+            self.cluster = self._start()
+        except Exception as error:  # the campaign stops with its report, not a traceback
+            logger.warning("could not start a fresh cluster: %r", error)
+            return None
+        self.renewals.append(why)
         return self.cluster
 
     def close(self) -> None:

@@ -46,3 +46,26 @@ def test_a_campaign_whose_cluster_goes_deaf_goes_on_on_a_fresh_one(tmp_path, mon
     assert outcome.summary["campaign"]["cluster_renewals"] == [why]
     [complete] = [g for g in outcome.gates.results if g.name == "campaign_complete"]
     assert complete.status == "pass" and "started afresh 1 time(s)" in complete.detail
+
+
+class _Closable:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_fresh_cluster_that_does_not_start_stops_the_campaign_rather_than_crash_it():
+    # run_campaign then stops with the reason, and the report is still written.
+    starts: list[int] = []
+
+    def start() -> _Closable:
+        starts.append(1)
+        if len(starts) > 1:
+            raise OSError("no free ports")
+        return _Closable()
+
+    clusters = RenewableCluster(start)  # type: ignore[arg-type]
+    first = clusters.cluster
+    assert clusters.renew("before s000: deaf") is None
+    assert first.closed and clusters.renewals == []
