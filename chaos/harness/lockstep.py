@@ -202,7 +202,7 @@ class Lockstep:
         landmark before the notice (a scatter that met the dying worker) raced the notice
         in the original, and must race it again.
         """
-        if landmark_of({"type": type, **fields}) is None:
+        if type not in LANDMARK_TYPES:
             return
         with self._lock:
             due = [(f"fault {fault_id} to be noticed", self._noticed[fault_id], FAULT_PATIENCE)
