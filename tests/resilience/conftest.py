@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,8 @@ from distributed.core import Status
 
 from tests.resilience.kit import Assassin
 
+LEFTOVER_WAIT = 2.0  # seconds a closed client's keys get to be forgotten
+
 
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[LocalCluster]:
@@ -20,8 +24,32 @@ def local_cluster() -> Iterator[LocalCluster]:
         yield local
 
 
+def leftover_keys(local_cluster: LocalCluster) -> set[str]:
+    """The library's keys the shared scheduler (in this process) still knows."""
+    for _ in range(5):
+        try:  # read from this thread while the scheduler's loop runs: it may change size
+            return {str(key) for key in list(local_cluster.scheduler.tasks)
+                    if str(key).startswith("rs-")}
+        except RuntimeError:
+            time.sleep(0.01)
+    return set()
+
+
 @pytest.fixture
-def client(local_cluster: LocalCluster) -> Iterator[Client]:
+def client(local_cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator[Client]:
+    before = leftover_keys(local_cluster)
+    yield from _connected(local_cluster)
+    # A test's keys outliving its client would fail a later test that counts the keys of
+    # its own run (CI, once): say which test left them, where everyone will see it.
+    deadline = time.monotonic() + LEFTOVER_WAIT
+    while (left := leftover_keys(local_cluster) - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if left:
+        warnings.warn(f"{request.node.nodeid} left {len(left)} keys on the shared "
+                      f"scheduler after its client closed: {sorted(left)[:5]}", stacklevel=1)
+
+
+def _connected(local_cluster: LocalCluster) -> Iterator[Client]:
     with Client(local_cluster) as connected:
         connected.wait_for_workers(2, timeout=30)
         yield connected

@@ -154,6 +154,29 @@ def wait_until(predicate: Any, timeout: float = 10.0, what: str = "condition") -
         time.sleep(0.05)
 
 
+def library_keys(dask_scheduler: Any) -> dict[str, str]:
+    """The keys this library made that the scheduler still knows, with their state and
+    the clients that want them: what a run must not leave behind."""
+    return {str(key): f"{ts.state}, wanted by {sorted(c.client_key for c in ts.who_wants)}"
+            for key, ts in dask_scheduler.tasks.items() if str(key).startswith("rs-")}
+
+
+def wait_until_released(client: Client, before: dict[str, str], timeout: float,
+                        what: str) -> None:
+    """Wait until the scheduler forgets every library key not in `before` (the keys an
+    earlier test left: not this run's business); on timeout, name those it still has."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = {key: state for key, state in client.run_on_scheduler(library_keys).items()
+                if key not in before}
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; the "
+                                 f"scheduler still has {left}")
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def logged(name: str = "resilience", level: int = logging.INFO) -> Iterator[list[str]]:
     """The messages logger `name` (the library's own) emits meanwhile, at `level` or

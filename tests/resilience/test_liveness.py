@@ -20,7 +20,7 @@ from distributed import Client, Future, LocalCluster, get_worker, secede
 from resilience import ResilientCluster, TaskFailures
 from resilience.runloop import housekeeping_tick
 from resilience.watch import find_forgotten
-from tests.resilience.kit import logged, wait_until
+from tests.resilience.kit import library_keys, logged, wait_until, wait_until_released
 
 
 def quick(payload: Any, **_: Any) -> Any:
@@ -297,14 +297,13 @@ def test_closing_the_generator_early_cancels_the_rest(client):
         time.sleep(0.1)
         return payload
 
+    before = client.run_on_scheduler(library_keys)
     outputs = ResilientCluster(client, tasks, input="x", task_registry="disk").generate(steady)
     first = next(outputs)
     outputs.close()
 
     assert first.value == "x"
-    wait_until(lambda: not client.run_on_scheduler(
-        lambda dask_scheduler: [k for k in dask_scheduler.tasks if str(k).startswith("rs-")]
-    ), timeout=10, what="the unfinished steps to be cancelled")
+    wait_until_released(client, before, timeout=10, what="the unfinished steps to be cancelled")
 
 
 def drop_key(key: str, client_id: str, dask_scheduler: Any) -> None:

@@ -14,7 +14,7 @@ from distributed.protocol.serialize import to_serialize
 from resilience import ConfigError, ResilienceConfig, ResilientCluster, replication
 from resilience.amm_policy import amm_status, protect, unprotect
 from resilience.replication import InputPlacement
-from tests.resilience.kit import wait_until
+from tests.resilience.kit import library_keys, wait_until, wait_until_released
 
 AMM_INTERVAL = 2.0  # distributed.scheduler.active-memory-manager.interval
 
@@ -106,15 +106,14 @@ def test_while_the_guard_is_on_the_clients_amm_controls_still_reach_the_main_amm
 
 
 def test_a_run_with_replicas_leaves_the_amm_as_it_found_it(client):
+    before = client.run_on_scheduler(library_keys)
     rc = ResilientCluster(client, [{"task_id": i} for i in range(4)], input="in",
                           max_task_replicas=2)
     assert len(rc.distribute(identity).outputs) == 4
     assert client.run_on_scheduler(amm_status) == {"running": True,
                                                    "policies": ["ReduceReplicas"]}
     # Every future was released (the scheduler hears of it a moment later).
-    wait_until(lambda: not client.run_on_scheduler(
-        lambda dask_scheduler: [k for k in dask_scheduler.tasks if str(k).startswith("rs-")]
-    ), timeout=5, what="the run's keys to be released")
+    wait_until_released(client, before, timeout=5, what="the run's keys to be released")
 
 
 def test_with_the_amm_off_replicas_are_accepted_without_the_guard(tmp_path):
