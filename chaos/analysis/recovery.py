@@ -15,9 +15,10 @@ to run (`without_workers`: none there, or only frozen ones): the share of a reco
 is the library's and Dask's, not the fleet's. When a schedule removes or freezes every
 worker, nothing can run until one is back.
 `alone_p99` is the p99 of the recoveries no other fault weighed on (`alone_steps` of
-them; `other_faults`: none landed before the delivery, and no earlier freeze was still
-on): one fault's recovery, where the others also wait out other faults (a 1 s freeze of
-the worker their next step or their input was on, a second worker retired).
+them; `other_faults`: none landed before the delivery, no earlier freeze was still on,
+and no earlier loss was still unreplaced): one fault's recovery, where the others also
+wait out other faults (a 1 s freeze of the worker their next step or their input was
+on, a second worker retired, a fleet that earlier faults had left with one worker).
 `isolated_p99` and `isolated_max` are both at once, for the faults that take a worker
 away (a freeze only pauses one, and its recovery is its length unless `step_timeout`
 is set): issue 12's "kill -> delivery", less the time with no worker able to run, with

@@ -6,7 +6,9 @@ Times are seconds since the run's `run-start`. Every table has `run_id` and `lab
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import bisect
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,9 +52,10 @@ def recovery_table(histories: Iterable[History]) -> pd.DataFrame:
     cluster spent with no worker able to run: none there, or only frozen ones. That is
     waiting for capacity, which no library shortens.
     `other_faults` counts the other faults in effect while it recovered: those that landed
-    before its delivery, and a freeze that landed before it and had not yet ended. Its
+    before its delivery, a freeze that landed before it and had not yet ended, and an
+    earlier loss not yet made good (fewer workers than at the start when it landed). Its
     delivery waited on them too (a freeze of its next step's worker or of its input's
-    holder, the fleet cut further).
+    holder, the fleet cut further, a smaller fleet doing all the work).
     """
     rows = [row for history in histories for row in _recovery_rows(history)]
     columns = ["run_id", "label", "fault_id", "kind", "task_id", "index", "step",
@@ -217,6 +220,7 @@ def _recovery_rows(history: History) -> list[dict[str, Any]]:
     freezes = _freeze_spans(history)
     workerless = _workerless_spans(history, freezes)
     frozen_until = {fault_id: stop for fault_id, _, _, stop in freezes}
+    short_at = _fleet_short(history)
     for (task_id, index, step), fault in _disturbed_steps(history, faults, by_type).items():
         landed = fault["landed_at"]
         steps = [e for e in by_type.get("invoke", []) if _is_step(e, task_id, index, step)]
@@ -240,23 +244,47 @@ def _recovery_rows(history: History) -> list[dict[str, Any]]:
             "to_deliver": to_deliver, "until_end": until_end, "task_failed": task_id in failed,
             "without_workers": sum(max(0.0, min(stop, recovered_at) - max(start, landed))
                                    for start, stop in workerless),
-            "other_faults": sum(_in_effect(other, fault, recovered_at, frozen_until, end)
+            "other_faults": sum(_in_effect(other, fault, recovered_at, frozen_until, end,
+                                           short_at(landed))
                                 for other in faults),
         })
     return rows
 
 
 def _in_effect(other: Mapping[str, Any], fault: Mapping[str, Any], recovered_at: float,
-               frozen_until: Mapping[Any, float], end: float) -> bool:
-    """Whether `other` weighed on `fault`'s recovery: it landed during it, or it is a
-    freeze that landed before and had not ended (its worker still stopped)."""
+               frozen_until: Mapping[Any, float], end: float, fleet_short: bool) -> bool:
+    """Whether `other` weighed on `fault`'s recovery: it landed during it; or it landed
+    before and its worker was still out: a freeze not yet ended, or a lost worker not
+    yet replaced (`fleet_short`: fewer workers than at the run's start when `fault`
+    landed; nightly seed 4848 had a kill recover in 1.3 s on the one worker that two
+    earlier faults had left, the other two refilled a second later)."""
     if other is fault:
         return False
     landed = fault["landed_at"]
     if landed < other["landed_at"] < recovered_at:
         return True
-    return (other.get("kind") == "freeze" and other["landed_at"] <= landed
-            and frozen_until.get(other.get("fault_id"), end) > landed)
+    if other["landed_at"] > landed:
+        return False
+    if other.get("kind") == "freeze":
+        return bool(frozen_until.get(other.get("fault_id"), end) > landed)
+    return fleet_short
+
+
+def _fleet_short(history: History) -> Callable[[float], bool]:
+    """Whether, just before a time, fewer workers were registered than at the run's
+    start (from `worker-added` and `worker-removed`)."""
+    start = len([w for w in history[0].get("workers") or () if isinstance(w, Mapping)])
+    changes = sorted((event["time"], 1 if event["type"] == "worker-added" else -1)
+                     for event in history
+                     if event["type"] in ("worker-added", "worker-removed"))
+    times = [when for when, _ in changes]
+    counts = list(itertools.accumulate(change for _, change in changes))
+
+    def short(when: float) -> bool:
+        before = bisect.bisect_left(times, when)
+        return before > 0 and counts[before - 1] < 0
+
+    return short if start else (lambda when: False)
 
 
 def _freeze_spans(history: History) -> list[tuple[Any, str, float, float]]:

@@ -355,6 +355,31 @@ def test_a_recovery_that_waited_out_a_later_fault_is_told_apart_from_one_alone()
     assert figures["isolated_steps"] == 1
 
 
+@pytest.mark.parametrize("refilled", [False, True])
+def test_an_earlier_loss_not_yet_replaced_weighs_on_a_later_faults_recovery(refilled):
+    """Nightly seed 4848: a kill recovered in 1.3 s on the one worker two earlier faults
+    had left; the fleet, not the library, was short. Once the lost worker is replaced,
+    the earlier fault weighs on nothing."""
+    history = HistoryBuilder(task_registry="memory", workers=3)
+    history.fault(worker=0, kind="retire", fault_id="f0")
+    history.emit("worker-removed", worker=history.workers[0], expected=True)
+    if refilled:
+        history.emit("worker-added", worker="tcp://10.0.0.9:1")
+    history.submit("a")
+    cut = history.invoke("a", worker=1)
+    history.fault(worker=1, fault_id="f1")
+    history.outcome(cut, "info")
+    history.submit("a", attempt=2, reason="resubmitted")
+    history.execute("a", worker=2, attempt=2)
+    history.deliver("a")
+    history.end()
+
+    [row] = recovery_table([history.events]).to_dict("records")
+    assert row["fault_id"] == "f1"
+    assert row["other_faults"] == (0 if refilled else 1)
+    assert recovery_figures(pd.DataFrame([row]))["isolated_steps"] == (1 if refilled else 0)
+
+
 def test_one_faults_recovery_with_workers_leaves_out_other_faults_and_an_empty_fleet():
     """Issue 12's gate: a recovery another fault landed in, and the time no worker was
     there at all, are the fleet's and the schedule's, not the library's."""
