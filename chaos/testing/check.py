@@ -17,7 +17,9 @@ inputs, and `input` is step 0's. Two phases:
    goes out a seeded fraction (25-75%) of the step's uninterrupted duration later. A
    fixed delay from submission would land in Dask's queue or in unpickling for short
    steps, and a marker file would only work on one machine. A step that ends before
-   the kill lands is noted, not judged. The watched paths are snapshotted once the
+   the kill lands is noted, not judged, and killed again on a new attempt (at most
+   KILL_TRIES in all: on a loaded machine a kill can reach a short step late). The
+   watched paths are snapshotted once the
    worker is gone; then the step is rerun on a live worker, and its result compared
    with the uninterrupted one.
 
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 
 Protocol = Callable[..., Any]
 KILL_WINDOW = (0.25, 0.75)  # a kill lands at this fraction of the step's duration
+KILL_TRIES = 3  # kills of one step, on new attempts, while the step ends before its kill
 
 
 def check_preemption_safety(
@@ -247,7 +250,9 @@ class _Check:
 
     def _kill_some(self, pool: WorkerPool) -> None:
         for item in self._kill_targets():
-            self._kill_part_way(pool, item)
+            for _ in range(KILL_TRIES):
+                if not self._kill_part_way(pool, item):
+                    break
 
     def _kill_targets(self) -> list[_Item]:
         """`n_kills` items: round-robin over the steps, a seeded choice of task in each."""
@@ -266,7 +271,9 @@ class _Check:
                               f"only {len(self.items)} steps completed")
         return chosen
 
-    def _kill_part_way(self, pool: WorkerPool, item: _Item) -> None:
+    def _kill_part_way(self, pool: WorkerPool, item: _Item) -> bool:
+        """Kill `item`'s step part-way and judge what it left; True when the step ended
+        before the kill could land (worth another try), else False."""
         assert item.reference is not None
         alive = pool.wait_for(1, REPLACEMENT_TIMEOUT)
         worker = self.rng.choice(list(alive.values()))
@@ -280,7 +287,7 @@ class _Check:
             result = pool.results([future], 1.0)[0]
             self.notes.append(f"task {where.task_id!r} step {where.step}: the attempt to kill "
                               f"never started ({result if isinstance(result, str) else 'ok'})")
-            return
+            return False
         self.calls += 1
         pool.aim(worker)
         delay = max(0.0, fraction * duration - pool.running_for(spec.attempt_id))
@@ -289,7 +296,7 @@ class _Check:
             self.kills.append(KillRecord(where.task_id, where.step, worker.address, fraction,
                                          False, f"the step ended ({duration * 1000:.0f} ms) "
                                          "before the kill"))
-            return
+            return True
         error = pool.kill(worker)
         landed = error is None and not pool.ended(spec.attempt_id)
         future.cancel()
@@ -299,6 +306,8 @@ class _Check:
                               f"confirmed ({error})")
         self.kills.append(KillRecord(where.task_id, where.step, worker.address, fraction,
                                      landed, error or ""))
+        if error is None and not landed:
+            return True  # the step ended first: noted, not judged (as above)
         leftovers = [change for change in changes(before, self.watched.snapshot())
                      if change.path not in item.changed]
         # On a worker that survived the kill if there is one: it is warm (a replacement's
@@ -311,6 +320,7 @@ class _Check:
                                   rerun if item.clean else None, item.reference,
                                   self.compare, self.cwd):
             self._add(finding)
+        return False
 
     def _add(self, finding: Finding) -> None:
         self.findings.append(finding)

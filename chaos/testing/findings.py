@@ -134,6 +134,20 @@ class SafetyReport:
     def kinds(self) -> set[str]:
         return {finding.kind for finding in self.findings}
 
+    def aimed(self) -> dict[tuple[Any, int], bool]:
+        """(task_id, step) of each step a kill was aimed at: whether one landed part-way
+        (a step that ended before its kill is killed again, on a new attempt)."""
+        aimed: dict[tuple[Any, int], bool] = {}
+        for kill in self.kills:
+            where = (kill.task_id, kill.step)
+            aimed[where] = aimed.get(where, False) or kill.landed
+        return aimed
+
+    def unkilled(self) -> list[tuple[Any, int]]:
+        """The steps aimed at whose every kill missed (each ended before its kill, or the
+        kill was not confirmed): what they leave when preempted is not known."""
+        return [where for where, landed in self.aimed().items() if not landed]
+
     def explain(self, replay: str | None = None) -> str:
         """The readable report: one block per kind, protocol and step, then how to replay."""
         if replay is None:
@@ -141,6 +155,10 @@ class SafetyReport:
         verdict = "safe to restart" if self.safe else (
             f"NOT safe to restart: {len(self.findings)} finding"
             f"{'s' if len(self.findings) != 1 else ''}")
+        if self.safe and (unkilled := self.unkilled()):
+            verdict += (f", except where no kill landed part-way: {len(unkilled)} of the "
+                        f"{len(self.aimed())} steps aimed at "
+                        "(each ended before its kill, or the kill was not confirmed)")
         lines = [f"preemption check (seed {self.seed}): {verdict}"]
         for block in _grouped(self.findings):
             lines.append("")
@@ -159,8 +177,9 @@ class SafetyReport:
         tasks = ", ".join(repr(task_id) for task_id in self.task_ids)
         return (
             f"checked {' -> '.join(self.protocols) or 'no protocol'} on tasks {tasks or '-'}: "
-            f"{_count(self.calls, 'protocol call')}, {_count(len(self.kills), 'SIGKILL')} "
-            f"({landed} landed part-way), {self.seconds:.1f} s; "
+            f"{_count(self.calls, 'protocol call')}, SIGKILL aimed at "
+            f"{_count(len(self.aimed()), 'step')} ({_count(len(self.kills), 'try', 'tries')}, "
+            f"{landed} landed part-way), {self.seconds:.1f} s; "
             f"watched {', '.join(self.watched) or '-'}, except Dask's scratch space, bytecode, "
             "version-control and tool caches, and virtual environments"
         )
@@ -188,8 +207,8 @@ def _grouped(findings: Sequence[Finding]) -> list[list[str]]:
     return blocks
 
 
-def _count(n: int, thing: str) -> str:
-    return f"{n} {thing}{'' if n == 1 else 's'}"
+def _count(n: int, thing: str, things: str | None = None) -> str:
+    return f"{n} {thing if n == 1 else things or thing + 's'}"
 
 
 def _wrapped(text: str, first: str, then: str) -> list[str]:

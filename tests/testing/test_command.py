@@ -97,4 +97,4 @@ def test_python_dash_m_chaos_runs_it_on_a_cluster_of_its_own(project: str) -> No
         capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr
     assert "[side-effect] protocol write_decoy, step 1" in done.stdout
-    assert "1 SIGKILL" in done.stdout
+    assert "SIGKILL aimed at 1 step" in done.stdout

@@ -65,7 +65,7 @@ def test_a_pure_chain_passes(pytester: pytest.Pytester, chaos_client: Any) -> No
     result = run_user_tests(pytester, chaos_client, """
         def test_chain(preemption):
             report = preemption.check([fold, relax], TASKS, input="pose")
-            assert report.safe and len(report.kills) == 3
+            assert report.safe and len(report.aimed()) == 3
     """, "--chaos-seed", "11")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["chaos-seed: 11 (preemption checks; replay with --chaos-seed=11)"])
