@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -31,6 +32,8 @@ from chaos.harness.backends import AddressBackend, ClusterBackend, LocalBackend,
 from chaos.harness.inflict import Victim
 from chaos.harness.membership import PLUGIN_NAME, MembershipReporter
 from chaos.probes import DEFAULT_TOPIC, flush_marker, release_hold, release_run
+
+logger = logging.getLogger(__name__)
 
 # Seconds between a scheduler's SIGKILL and its replacement, in a campaign: shorter than
 # the client's reconnection window (its `timeout`, 30 s), so the same client goes on.
@@ -310,9 +313,11 @@ class ChaosCluster:
 
     def _restart_scheduler(self, delay: float) -> None:
         time.sleep(delay)
-        with contextlib.suppress(ClusterError):  # settle() then says what is missing
+        try:
             self.backend.restart_scheduler(timeout=30)
             self._hook_scheduler()
+        except ClusterError as error:  # settle() then says what is missing; the log why
+            logger.warning("the scheduler did not come back: %s", error)
 
     def refresh(self) -> ClusterSnapshot:
         """Ask the scheduler for its workers (with pids and nannies) and task count."""

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -49,6 +51,29 @@ def test_the_cluster_is_command_line_processes_and_refuses_a_client_without_cred
         Client(backend.address.replace("tls://", "tcp://"), timeout=3)
     with pytest.raises(TypeError, match="TLS expects"):  # no credentials at all
         Client(backend.address, timeout=3)
+
+
+def test_a_restarted_scheduler_whose_port_is_not_yet_free_is_started_again(deploy):
+    """A deploy campaign in CI, once: after a `scheduler-kill` no scheduler came back, and
+    the run waited out its 60 s. One way a new `dask scheduler` exits at once: its port
+    still taken. Here a socket holds it (bound, not listening: the client's reconnects
+    are refused, not held in a TLS handshake) for the first second after the kill."""
+    backend = deploy.backend
+    port = int(backend.address.rsplit(":", 1)[1])
+    squatter = socket.socket()
+    try:
+        pid, error = deploy.kill_scheduler(restart_after=0.3)  # the campaign's way
+        assert pid is not None and error is None
+        squatter.bind(("127.0.0.1", port))
+        threading.Timer(1.0, squatter.close).start()
+        started = time.monotonic()
+        deploy.settle(timeout=30)  # the restart first, then the whole fleet back
+    finally:
+        squatter.close()
+    assert time.monotonic() - started < 15
+    assert deploy.client.submit(sum, [1, 2]).result(timeout=30) == 3
+    log = (backend.folder / "scheduler.log").read_text(errors="replace")
+    assert "Address already in use" in log  # it did exit once
 
 
 def test_preempt_sigterms_the_whole_tree_and_sigkills_what_outlives_the_notice(deploy):

@@ -16,6 +16,7 @@ themselves when they lose it, and are replaced.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -40,6 +41,9 @@ from chaos.spec import FaultKind
 
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when the backend stops a group
 REFILL_CHECK = 0.2  # seconds between two looks at the fleet (each asks the scheduler)
+RESTART_PAUSE = 0.5  # seconds before starting again a restarted scheduler that exited
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -211,7 +215,10 @@ class ProcessesBackend(ClusterBackend):
         return scheduler.popen.pid, None
 
     def restart_scheduler(self, timeout: float) -> None:
-        """A new scheduler on the same address; the client reconnects to it by itself."""
+        """A new scheduler on the same address; the client reconnects to it by itself.
+        One that exits before the client is back (its port not yet free, say) is started
+        again: the run waits for it, and would otherwise wait out its scheduler_timeout
+        (a deploy campaign in CI, once: 60 s, then every task reported failed)."""
         if self._scheduler is not None and self._scheduler.alive:
             return
         self._start_scheduler()
@@ -221,6 +228,12 @@ class ProcessesBackend(ClusterBackend):
                 with contextlib.suppress(Exception):
                     self.client.run_on_scheduler(scheduler_calls.running_worker_names)
                     return
+            if self._scheduler is not None and not self._scheduler.alive:
+                logger.warning("the restarted scheduler exited (status %s); starting it "
+                               "again\n%s", self._scheduler.popen.returncode,
+                               self.log_tail(5))
+                time.sleep(RESTART_PAUSE)
+                self._start_scheduler()
             time.sleep(0.1)
         raise ClusterError(f"no scheduler answered at {self.address} {timeout:g} s after it "
                            f"was restarted\n{self.log_tail()}")
