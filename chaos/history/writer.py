@@ -27,16 +27,15 @@ class HistoryWriter:
         self._closed = False
         self._file: IO[str] | None = None
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
-        self._gates: list[Callable[[str, dict[str, Any]], None]] = []
+        # Replaced, never changed in place: emit reads it without the lock.
+        self._gates: tuple[Callable[[str, dict[str, Any]], None], ...] = ()
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("w", encoding="utf-8")
 
     def emit(self, type: str, /, **fields: Any) -> dict[str, Any] | None:
         """Append one event; `time` defaults to now. Returns it, or None once closed."""
-        with self._lock:
-            gates = list(self._gates)
-        for gate in gates:  # before the event is timed: a gate may hold the emitting thread
+        for gate in self._gates:  # before the event is timed: it may hold the emitting thread
             gate(type, fields)
         with self._lock:
             if self._closed:
@@ -62,7 +61,7 @@ class HistoryWriter:
         """Call `gate(type, fields)` before each event from now on is numbered and timed:
         it may hold the thread that emits it (a lockstep replay keeps its client there)."""
         with self._lock:
-            self._gates.append(gate)
+            self._gates = (*self._gates, gate)
 
     @property
     def events(self) -> tuple[dict[str, Any], ...]:
