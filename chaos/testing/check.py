@@ -19,9 +19,8 @@ inputs, and `input` is step 0's. Two phases:
    steps, and a marker file would only work on one machine. A step that ends before
    the kill lands is noted, not judged, and killed again on a new attempt (at most
    KILL_TRIES in all: on a loaded machine a kill can reach a short step late). The
-   watched paths are snapshotted once the
-   worker is gone; then the step is rerun on a live worker, and its result compared
-   with the uninterrupted one.
+   watched paths are snapshotted once the worker is gone; then the step is rerun on a
+   live worker, and its result compared with the uninterrupted one.
 
 Protocols run with the working directory of the caller (`os.getcwd()`), which is
 always watched, whatever directory their worker was started in.
