@@ -9,6 +9,12 @@ no one: the step waits for its input for ever, and so would the run. (Found by a
 nightly campaign: 3 of 900 runs hung for their full bound; without fixed ports the same
 race is Dask's `KeyError` in `update_data`, a failed scatter that is retried.)
 
+The same wait, one step removed: the scheduler credits an input to a worker that does
+not hold it, and the step runs on another, which asks that worker for it again and
+again (a nightly hung a run for 57 s so, the input's only real copy gone with its
+worker). An attempt counts when its own worker lacks an input it is said to hold, or
+when every worker said to hold one of its inputs lacks it.
+
 Asked only while the run is idle (the run loop's limbo clock), of the scheduler and
 then of each worker concerned, each on its own bound.
 """
@@ -26,53 +32,65 @@ logger = logging.getLogger(__name__)
 WORKER_ANSWER = 0.5  # seconds for each worker's answer (about 5 ms); a frozen one gives none,
 # and the run loop waits this long for it
 
-# (attempt key, the inputs the scheduler says its worker holds), by worker address
+# (attempt key, the inputs the scheduler says that worker holds), by worker address
 Claims = dict[str, list[tuple[str, list[str]]]]
 
 
-def claimed_inputs(keys: list[str], dask_scheduler: Any = None) -> Claims:
-    """On the scheduler: of `keys` processing on a worker, the inputs it says that
-    worker holds."""
-    claims: Claims = {}
+def claimed_inputs(keys: list[str], dask_scheduler: Any = None) -> dict[str, Any]:
+    """On the scheduler: of `keys` processing on a worker, where that worker is and,
+    input by input, the workers said to hold it: {key: [worker, {input: [holders]}]}."""
+    found: dict[str, Any] = {}
     for key in keys:
         ts = dask_scheduler.tasks.get(key)
         if ts is None or ts.state != "processing" or ts.processing_on is None:
             continue
-        worker = ts.processing_on
-        held = [str(dep.key) for dep in ts.dependencies if worker in (dep.who_has or ())]
-        if held:
-            claims.setdefault(worker.address, []).append((key, held))
-    return claims
+        found[key] = [ts.processing_on.address,
+                      {str(dep.key): [ws.address for ws in dep.who_has or ()]
+                       for dep in ts.dependencies}]
+    return found
 
 
-def lacking(claims: list[tuple[str, list[str]]], dask_worker: Any = None) -> list[str]:
-    """On a worker: the attempts among `claims` with an input it is said to hold and does
-    not (a worker keeps a running or finished step's inputs until the scheduler lets
-    them go, which it does not while the step is processing)."""
-    return [key for key, inputs in claims
-            if any(dep not in dask_worker.data for dep in inputs)]
+def lacking(claims: list[tuple[str, list[str]]], dask_worker: Any = None) -> list[list[str]]:
+    """On a worker: [attempt key, input] of the inputs among `claims` it is said to hold
+    and does not (a worker keeps a running or finished step's inputs until the scheduler
+    lets them go, which it does not while the step is processing)."""
+    return [[key, dep] for key, inputs in claims for dep in inputs
+            if dep not in dask_worker.data]
 
 
 def find_phantom_inputs(client: Client, keys: list[str]) -> list[str]:
     """The attempts among `keys` waiting on an input that is not where the scheduler
-    says it is; [] when the scheduler cannot say."""
+    says it is: their own worker is said to hold it and does not, or none of the
+    workers said to hold it does (the worker running the step asks them for ever; a
+    nightly hung a run for 57 s so). [] when the scheduler cannot say."""
     if not keys:
         return []
     try:
-        claims: Claims = client.run_on_scheduler(claimed_inputs, keys)
+        placed: dict[str, Any] = client.run_on_scheduler(claimed_inputs, keys)
     except Exception as error:  # e.g. a scheduler going away
         logger.debug("cannot ask the scheduler where inputs are: %r", error)
         return []
+    claims: Claims = {}
+    for key, (_, holders_of) in placed.items():
+        for dep, holders in holders_of.items():
+            for holder in holders:
+                claims.setdefault(holder, []).append((key, [dep]))
     if not claims:
         return []
 
     answers = ask_each_worker(client, lacking, claims, WORKER_ANSWER)
-    found = []
+    missing: dict[tuple[str, str], set[str]] = {}  # (attempt, input): holders lacking it
     for address, answer in answers.items():
         if isinstance(answer, BaseException):  # a worker gone or frozen: not our business
             logger.debug("worker %s did not say which inputs it lacks: %r", address, answer)
-        else:
-            found += answer
+            continue
+        for key, dep in answer:
+            missing.setdefault((key, dep), set()).add(address)
+    found = []
+    for key, (worker, holders_of) in placed.items():
+        if any(worker in lacked or lacked == set(holders_of[dep])
+               for (attempt, dep), lacked in missing.items() if attempt == key):
+            found.append(key)
     return found
 
 

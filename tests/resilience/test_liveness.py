@@ -18,6 +18,7 @@ import pytest
 from distributed import Client, Future, LocalCluster, get_worker, secede
 
 from resilience import ResilientCluster, TaskFailures
+from resilience.phantom import find_phantom_inputs
 from resilience.runloop import housekeeping_tick
 from resilience.watch import find_forgotten
 from tests.resilience.kit import library_keys, logged, wait_until, wait_until_released
@@ -446,3 +447,35 @@ def test_a_step_sent_to_a_worker_wrongly_said_to_hold_its_input_is_resubmitted(
     summary = outcome["summary"]
     assert [(o.task_id, o.value, o.step_attempts) for o in summary.outputs] == [
         ("t0", "x", (1, 2))]
+
+
+def test_a_step_whose_input_no_worker_said_to_hold_it_has_is_found(client):
+    # Nightly seed 777 (stop 30) hung a run for 57 s: step 1 processing on one worker,
+    # its input credited to another that never got it, the real copy gone with the
+    # worker that had it. The step's worker asked the credited one for it, for ever.
+    real, credited = sorted(client.scheduler_info()["workers"])
+    client.run_on_scheduler(credit_the_wrong_worker, "rs-in-phantom-")
+    try:
+        [held] = client.scatter({"rs-in-phantom-1": b"p" * 100}, workers=[real],
+                                hash=False).values()
+    finally:
+        assert client.run_on_scheduler(credit_rightly_again) == ["rs-in-phantom-1"]
+    assert set(client.who_has([held])[held.key]) == {credited}
+    os.kill(client.run(os.getpid, workers=[real])[real], signal.SIGKILL)
+    wait_until(lambda: len(set(client.scheduler_info()["workers"]) - {real, credited}) == 1,
+               timeout=20, what="the killed worker's replacement")
+    [replacement] = set(client.scheduler_info()["workers"]) - {real, credited}
+    step = client.submit(len, held, key="rs-phantom-step", workers=[replacement],
+                         allow_other_workers=False)
+    try:
+        wait_until(lambda: client.run_on_scheduler(task_state, step.key) == "processing",
+                   timeout=5, what="the step to be processing")
+        assert find_phantom_inputs(client, [step.key]) == [step.key]
+        assert find_phantom_inputs(client, ["rs-no-such-step"]) == []
+    finally:
+        client.cancel([step, held])
+
+
+def task_state(key: str, dask_scheduler: Any = None) -> str | None:
+    task = dask_scheduler.tasks.get(key)
+    return None if task is None else task.state
