@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 from distributed import Client, LocalCluster
-from distributed.core import Status
 
-from tests.resilience.kit import Assassin
+from tests.resilience.kit import Assassin, two_workers
 
 LEFTOVER_WAIT = 2.0  # seconds a closed client's keys get to be forgotten
 
@@ -53,19 +52,8 @@ def _connected(local_cluster: LocalCluster) -> Iterator[Client]:
     with Client(local_cluster) as connected:
         connected.wait_for_workers(2, timeout=30)
         yield connected
-        # Leave the cluster as found: two live workers, nothing held. A nanny that failed
-        # to bring its worker back (seen once on a loaded CI host) is replaced.
-        try:
-            connected.wait_for_workers(2, timeout=30)
-        except TimeoutError:
-            for name, worker in list(local_cluster.workers.items()):
-                if getattr(worker, "status", None) in (Status.closed, Status.failed):
-                    local_cluster.workers.pop(name, None)
-                    local_cluster.worker_spec.pop(name, None)
-            while len(local_cluster.worker_spec) < 2:
-                local_cluster.worker_spec.update(local_cluster.new_worker_spec())
-            local_cluster.scale(len(local_cluster.worker_spec))
-            connected.wait_for_workers(2, timeout=60)
+        # Leave the cluster as found: two live workers, nothing held.
+        two_workers(local_cluster, connected)
 
 
 @pytest.fixture

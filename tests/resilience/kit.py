@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
-from distributed import Client, get_worker
+from distributed import Client, LocalCluster, get_worker
+from distributed.core import Status
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -152,6 +153,22 @@ def wait_until(predicate: Any, timeout: float = 10.0, what: str = "condition") -
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
+
+
+def two_workers(local_cluster: LocalCluster, client: Client) -> None:
+    """Wait for the shared cluster's two workers; a nanny that failed to bring its worker
+    back (seen on loaded CI hosts, twice) is replaced by a new one."""
+    try:
+        client.wait_for_workers(2, timeout=30)
+    except TimeoutError:
+        for name, worker in list(local_cluster.workers.items()):
+            if getattr(worker, "status", None) in (Status.closed, Status.failed):
+                local_cluster.workers.pop(name, None)
+                local_cluster.worker_spec.pop(name, None)
+        while len(local_cluster.worker_spec) < 2:
+            local_cluster.worker_spec.update(local_cluster.new_worker_spec())
+        local_cluster.scale(len(local_cluster.worker_spec))
+        client.wait_for_workers(2, timeout=60)
 
 
 def library_keys(dask_scheduler: Any) -> dict[str, str]:

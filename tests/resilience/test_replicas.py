@@ -14,7 +14,7 @@ from distributed.protocol.serialize import to_serialize
 from resilience import ConfigError, ResilienceConfig, ResilientCluster, replication
 from resilience.amm_policy import amm_status, protect, unprotect
 from resilience.replication import InputPlacement
-from tests.resilience.kit import library_keys, wait_until, wait_until_released
+from tests.resilience.kit import library_keys, two_workers, wait_until, wait_until_released
 
 AMM_INTERVAL = 2.0  # distributed.scheduler.active-memory-manager.interval
 
@@ -54,7 +54,8 @@ def test_replicas_are_refused_when_reduce_replicas_would_undo_them(client, repli
     assert "replica_guard='policy'" in message
 
 
-def test_the_guard_keeps_copies_that_the_amm_would_drop_and_remakes_lost_ones(client):
+def test_the_guard_keeps_copies_that_the_amm_would_drop_and_remakes_lost_ones(
+        client, local_cluster):
     [guarded, unguarded] = client.scatter(
         {"rs-in-test-guarded": b"g" * 1000, "plain-unguarded": b"u" * 1000}, hash=False
     ).values()
@@ -74,7 +75,7 @@ def test_the_guard_keeps_copies_that_the_amm_would_drop_and_remakes_lost_ones(cl
         holder = client.who_has([guarded])[guarded.key][0]
         os.kill(client.run(os.getpid)[holder], signal.SIGKILL)
         wait_until(lambda: copies(client, guarded) == 1, what="the holder's death")
-        client.wait_for_workers(2, timeout=30)
+        two_workers(local_cluster, client)
         # A few guard passes: a clean-clone CI run on a loaded host once needed over 3.
         wait_until(lambda: copies(client, guarded) == 2, timeout=AMM_INTERVAL * 5,
                    what="a new copy on the replacement worker")

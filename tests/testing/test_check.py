@@ -177,9 +177,11 @@ def test_what_cannot_be_pickled_here_is_named_for_every_task(chaos_client: Any,
 def test_a_step_killed_part_way_that_leaves_a_file_is_partial_state(
         chaos_client: Any, workdir: Path) -> None:
     report = check(chaos_client, [p.leaves_scratch], kills=2, tasks=TASKS[:2])
-    assert [kill.landed for kill in report.kills] == [True, True], report.kills
+    # Each step killed part-way, on its first try or a later one (a loaded machine's
+    # kill can reach a step after it ended: tried again).
+    assert list(report.aimed().values()) == [True, True], report.kills
     assert report.kinds() == {"partial-state"}, report.explain()
-    killed = {kill.task_id for kill in report.kills}
+    killed = {kill.task_id for kill in report.kills if kill.landed}
     assert {f.task_id for f in report.findings} == killed
     finding = report.findings[0]
     assert finding.step == 0 and finding.protocol == "leaves_scratch"
