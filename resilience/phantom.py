@@ -79,19 +79,16 @@ def find_phantom_inputs(client: Client, keys: list[str]) -> list[str]:
         return []
 
     answers = ask_each_worker(client, lacking, claims, WORKER_ANSWER)
-    missing: dict[tuple[str, str], set[str]] = {}  # (attempt, input): holders lacking it
+    missing: dict[str, dict[str, set[str]]] = {}  # attempt: input: holders lacking it
     for address, answer in answers.items():
         if isinstance(answer, BaseException):  # a worker gone or frozen: not our business
             logger.debug("worker %s did not say which inputs it lacks: %r", address, answer)
             continue
         for key, dep in answer:
-            missing.setdefault((key, dep), set()).add(address)
-    found = []
-    for key, (worker, holders_of) in placed.items():
-        if any(worker in lacked or lacked == set(holders_of[dep])
-               for (attempt, dep), lacked in missing.items() if attempt == key):
-            found.append(key)
-    return found
+            missing.setdefault(key, {}).setdefault(dep, set()).add(address)
+    return [key for key, (worker, holders_of) in placed.items()
+            if any(worker in lacked or lacked == set(holders_of[dep])
+                   for dep, lacked in missing.get(key, {}).items())]
 
 
 def ask_each_worker(client: Client, function: Any, args: dict[str, Any],

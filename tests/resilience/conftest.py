@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from distributed import Client, LocalCluster
 
-from tests.resilience.kit import Assassin, two_workers
+from tests.resilience.kit import Assassin, library_keys, two_workers
 
 LEFTOVER_WAIT = 2.0  # seconds a closed client's keys get to be forgotten
 
@@ -27,8 +27,7 @@ def leftover_keys(local_cluster: LocalCluster) -> set[str]:
     """The library's keys the shared scheduler (in this process) still knows."""
     for _ in range(5):
         try:  # read from this thread while the scheduler's loop runs: it may change size
-            return {str(key) for key in list(local_cluster.scheduler.tasks)
-                    if str(key).startswith("rs-")}
+            return set(library_keys(local_cluster.scheduler))
         except RuntimeError:
             time.sleep(0.01)
     return set()

@@ -171,6 +171,12 @@ def two_workers(local_cluster: LocalCluster, client: Client) -> None:
         client.wait_for_workers(2, timeout=60)
 
 
+def task_state(key: str, dask_scheduler: Any = None) -> str | None:
+    """On the scheduler: `key`'s state, None when it does not know the key."""
+    task = dask_scheduler.tasks.get(key)
+    return None if task is None else task.state
+
+
 def library_keys(dask_scheduler: Any) -> dict[str, str]:
     """The keys this library made that the scheduler still knows, with their state and
     the clients that want them: what a run must not leave behind."""

@@ -21,7 +21,13 @@ from resilience import ResilientCluster, TaskFailures
 from resilience.phantom import find_phantom_inputs
 from resilience.runloop import housekeeping_tick
 from resilience.watch import find_forgotten
-from tests.resilience.kit import library_keys, logged, wait_until, wait_until_released
+from tests.resilience.kit import (
+    library_keys,
+    logged,
+    task_state,
+    wait_until,
+    wait_until_released,
+)
 
 
 def quick(payload: Any, **_: Any) -> Any:
@@ -474,8 +480,3 @@ def test_a_step_whose_input_no_worker_said_to_hold_it_has_is_found(client):
         assert find_phantom_inputs(client, ["rs-no-such-step"]) == []
     finally:
         client.cancel([step, held])
-
-
-def task_state(key: str, dask_scheduler: Any = None) -> str | None:
-    task = dask_scheduler.tasks.get(key)
-    return None if task is None else task.state

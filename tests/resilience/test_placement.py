@@ -17,7 +17,7 @@ from resilience.registry import INITIAL_INPUT
 from resilience.replication import InputPlacement
 from resilience.submission import StepSubmitter
 from resilience.watch import AttemptWatch
-from tests.resilience.kit import logged, wait_until
+from tests.resilience.kit import logged, task_state, wait_until
 
 
 def identity(payload, **_):
@@ -31,11 +31,6 @@ def holders(client, future) -> set[str]:
 def guard_settings(dask_scheduler) -> dict:
     guard = dask_scheduler.extensions.get(EXTENSION)
     return {} if guard is None else dict(guard.protected)
-
-
-def task_state(key: str, dask_scheduler) -> str | None:
-    task = dask_scheduler.tasks.get(key)
-    return None if task is None else task.state
 
 
 def close_once_landed(client, placement: InputPlacement) -> None:
