@@ -4,6 +4,7 @@ cluster reached through --scheduler-address."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from distributed import Client
@@ -56,24 +58,38 @@ def test_the_cluster_is_command_line_processes_and_refuses_a_client_without_cred
 def test_a_restarted_scheduler_whose_port_is_not_yet_free_is_started_again(deploy):
     """A deploy campaign in CI, once: after a `scheduler-kill` no scheduler came back, and
     the run waited out its 60 s. One way a new `dask scheduler` exits at once: its port
-    still taken. Here a socket holds it (bound, not listening: the client's reconnects
-    are refused, not held in a TLS handshake) for the first second after the kill."""
+    still taken. Here a squatter holds it for the first second after the kill."""
     backend = deploy.backend
     port = int(backend.address.rsplit(":", 1)[1])
-    squatter = socket.socket()
-    try:
-        pid, error = deploy.kill_scheduler(restart_after=0.3)  # the campaign's way
-        assert pid is not None and error is None
-        squatter.bind(("127.0.0.1", port))
-        threading.Timer(1.0, squatter.close).start()
+    pid, error = deploy.kill_scheduler(restart_after=0.3)  # the campaign's way
+    assert pid is not None and error is None
+    with _squatting(port, seconds=1.0):
         started = time.monotonic()
         deploy.settle(timeout=30)  # the restart first, then the whole fleet back
-    finally:
-        squatter.close()
     assert time.monotonic() - started < 15
     assert deploy.client.submit(sum, [1, 2]).result(timeout=30) == 3
     log = (backend.folder / "scheduler.log").read_text(errors="replace")
     assert "Address already in use" in log  # it did exit once
+
+
+@contextlib.contextmanager
+def _squatting(port: int, seconds: float) -> Iterator[None]:
+    """Hold `port` for `seconds` with a socket that binds and does not listen, so the
+    client's reconnects are refused (a listener that closed them mid-handshake left the
+    client deaf). It binds with SO_REUSEADDR, past the killed scheduler's connections in
+    TIME_WAIT (a plain bind failed in CI), then clears it: the scheduler binds with it
+    too, and two such sockets may share a port while neither listens."""
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", port))
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+    release = threading.Timer(seconds, squatter.close)
+    release.start()
+    try:
+        yield
+    finally:
+        release.cancel()
+        squatter.close()
 
 
 def test_preempt_sigterms_the_whole_tree_and_sigkills_what_outlives_the_notice(deploy):
