@@ -32,10 +32,6 @@ logger = logging.getLogger(__name__)
 WORKER_ANSWER = 0.5  # seconds for each worker's answer (about 5 ms); a frozen one gives none,
 # and the run loop waits this long for it
 
-# (attempt key, the inputs the scheduler says that worker holds), by worker address
-Claims = dict[str, list[tuple[str, list[str]]]]
-
-
 def claimed_inputs(keys: list[str], dask_scheduler: Any = None) -> dict[str, Any]:
     """On the scheduler: of `keys` processing on a worker, where that worker is and,
     input by input, the workers said to hold it: {key: [worker, {input: [holders]}]}."""
@@ -50,12 +46,28 @@ def claimed_inputs(keys: list[str], dask_scheduler: Any = None) -> dict[str, Any
     return found
 
 
-def lacking(claims: list[tuple[str, list[str]]], dask_worker: Any = None) -> list[list[str]]:
-    """On a worker: [attempt key, input] of the inputs among `claims` it is said to hold
-    and does not (a worker keeps a running or finished step's inputs until the scheduler
-    lets them go, which it does not while the step is processing)."""
-    return [[key, dep] for key, inputs in claims for dep in inputs
-            if dep not in dask_worker.data]
+def not_held(keys: list[str], dask_worker: Any = None) -> list[str]:
+    """On a worker: those of `keys` it does not hold. (It keeps what the scheduler says
+    it holds until told to let go, and is not told while a step needs it.)"""
+    return [key for key in keys if key not in dask_worker.data]
+
+
+def holders_lacking(client: Client, who_has: dict[str, list[str]]) -> dict[str, set[str]]:
+    """Of the workers said to hold each key, those that say they do not, by key (only
+    keys some holder lacks). A worker gone or frozen says nothing, and counts for
+    nothing: that is the scheduler's business, not a phantom."""
+    asked: dict[str, list[str]] = {}
+    for key, holders in who_has.items():
+        for holder in holders:
+            asked.setdefault(holder, []).append(key)
+    lacked: dict[str, set[str]] = {}
+    for address, answer in ask_each_worker(client, not_held, asked, WORKER_ANSWER).items():
+        if isinstance(answer, BaseException):
+            logger.debug("worker %s did not say which keys it lacks: %r", address, answer)
+            continue
+        for key in answer:
+            lacked.setdefault(key, set()).add(address)
+    return lacked
 
 
 def find_phantom_inputs(client: Client, keys: list[str]) -> list[str]:
@@ -70,25 +82,12 @@ def find_phantom_inputs(client: Client, keys: list[str]) -> list[str]:
     except Exception as error:  # e.g. a scheduler going away
         logger.debug("cannot ask the scheduler where inputs are: %r", error)
         return []
-    claims: Claims = {}
-    for key, (_, holders_of) in placed.items():
-        for dep, holders in holders_of.items():
-            for holder in holders:
-                claims.setdefault(holder, []).append((key, [dep]))
-    if not claims:
-        return []
-
-    answers = ask_each_worker(client, lacking, claims, WORKER_ANSWER)
-    missing: dict[str, dict[str, set[str]]] = {}  # attempt: input: holders lacking it
-    for address, answer in answers.items():
-        if isinstance(answer, BaseException):  # a worker gone or frozen: not our business
-            logger.debug("worker %s did not say which inputs it lacks: %r", address, answer)
-            continue
-        for key, dep in answer:
-            missing.setdefault(key, {}).setdefault(dep, set()).add(address)
+    who_has = {dep: holders for _, holders_of in placed.values()
+               for dep, holders in holders_of.items()}
+    lacked = holders_lacking(client, who_has) if any(who_has.values()) else {}
     return [key for key, (worker, holders_of) in placed.items()
-            if any(worker in lacked or lacked == set(holders_of[dep])
-                   for dep, lacked in missing.get(key, {}).items())]
+            if any(worker in lacked.get(dep, ()) or lacked.get(dep) == set(holders)
+                   for dep, holders in holders_of.items())]
 
 
 def ask_each_worker(client: Client, function: Any, args: dict[str, Any],

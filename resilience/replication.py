@@ -43,6 +43,7 @@ from distributed import Client, Future
 from resilience import amm_policy
 from resilience.config import ResilienceConfig
 from resilience.errors import ConfigError
+from resilience.phantom import holders_lacking
 
 logger = logging.getLogger(__name__)
 
@@ -311,7 +312,21 @@ class InputPlacement:
                 logger.info("%d inputs lack copies, and a worker does not answer; going on, "
                             "the guard keeps trying in the background", len(short))
                 return lost
+            if round_ == 0 and (phantoms := self._credited_wrongly(short, who_has)):
+                logger.info("%d inputs are credited to a worker that does not hold them; "
+                            "placing them again", len(phantoms))
+                return lost + phantoms
         raise AssertionError("unreachable")
+
+    def _credited_wrongly(self, futures: list[Any], who_has: dict[Any, list[str]]
+                          ) -> list[str]:
+        """Keys of `futures` credited to a worker that does not hold them. No copy can
+        be made from it, and placing waited out REPLICATION_WAIT (nightly seeds 777 and
+        4848: 2 s with no submission; then a step sent to that worker hung). A scatter
+        is credited so when its worker dies and another process comes back at the same
+        address before the scatter is recorded (see `phantom`)."""
+        keys = {f.key: who_has.get(f.key, []) for f in futures}
+        return list(holders_lacking(self._client, keys))
 
     def _silence_known(self) -> bool:
         """A worker did not answer within the last AVOID_FOR seconds."""

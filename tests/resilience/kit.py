@@ -217,3 +217,27 @@ def logged(name: str = "resilience", level: int = logging.INFO) -> Iterator[list
     finally:
         logger.removeHandler(handler)
         logger.setLevel(before)
+
+
+def credit_the_wrong_worker(prefix: str, dask_scheduler: Any = None) -> None:
+    """What Dask's scatter does when its worker dies and another process comes back at
+    the same address before the scatter is recorded: the scheduler credits the data to
+    a worker that does not hold it. Here the first scattered key starting with `prefix`
+    is credited to the other worker, which never got it."""
+    real = dask_scheduler.update_data
+
+    def update_data(*, who_has: Any, nbytes: Any, client: Any = None) -> Any:
+        for key, holders in list(who_has.items()):
+            if str(key).startswith(prefix) and not dask_scheduler.credited_wrongly:
+                dask_scheduler.credited_wrongly = [str(key)]
+                who_has[key] = [next(a for a in dask_scheduler.workers if a not in holders)]
+        return real(who_has=who_has, nbytes=nbytes, client=client)
+
+    dask_scheduler.credited_wrongly = []
+    dask_scheduler.real_update_data = real
+    dask_scheduler.update_data = update_data
+
+
+def credit_rightly_again(dask_scheduler: Any = None) -> list[str]:
+    dask_scheduler.update_data = dask_scheduler.real_update_data
+    return dask_scheduler.credited_wrongly

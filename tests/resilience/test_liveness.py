@@ -22,6 +22,8 @@ from resilience.phantom import find_phantom_inputs
 from resilience.runloop import housekeeping_tick
 from resilience.watch import find_forgotten
 from tests.resilience.kit import (
+    credit_rightly_again,
+    credit_the_wrong_worker,
     library_keys,
     logged,
     task_state,
@@ -394,30 +396,6 @@ def test_a_forgotten_attempt_is_looked_for_soon_after_a_worker_leaves(client):
 def test_the_run_loop_checks_a_quarter_of_step_timeout_apart_but_never_spins(step_timeout,
                                                                                tick):
     assert housekeeping_tick(step_timeout) == tick
-
-
-def credit_the_wrong_worker(prefix: str, dask_scheduler: Any = None) -> None:
-    """What Dask's scatter does when its worker dies and another process comes back at
-    the same address before the scatter is recorded: the scheduler credits the data to
-    a worker that does not hold it. Here the first scattered key starting with `prefix`
-    is credited to the other worker, which never got it."""
-    real = dask_scheduler.update_data
-
-    def update_data(*, who_has: Any, nbytes: Any, client: Any = None) -> Any:
-        for key, holders in list(who_has.items()):
-            if str(key).startswith(prefix) and not dask_scheduler.credited_wrongly:
-                dask_scheduler.credited_wrongly = [str(key)]
-                who_has[key] = [next(a for a in dask_scheduler.workers if a not in holders)]
-        return real(who_has=who_has, nbytes=nbytes, client=client)
-
-    dask_scheduler.credited_wrongly = []
-    dask_scheduler.real_update_data = real
-    dask_scheduler.update_data = update_data
-
-
-def credit_rightly_again(dask_scheduler: Any = None) -> list[str]:
-    dask_scheduler.update_data = dask_scheduler.real_update_data
-    return dask_scheduler.credited_wrongly
 
 
 def test_a_step_sent_to_a_worker_wrongly_said_to_hold_its_input_is_resubmitted(

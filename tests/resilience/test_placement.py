@@ -17,7 +17,13 @@ from resilience.registry import INITIAL_INPUT
 from resilience.replication import InputPlacement
 from resilience.submission import StepSubmitter
 from resilience.watch import AttemptWatch
-from tests.resilience.kit import logged, task_state, wait_until
+from tests.resilience.kit import (
+    credit_rightly_again,
+    credit_the_wrong_worker,
+    logged,
+    task_state,
+    wait_until,
+)
 
 
 def identity(payload, **_):
@@ -58,6 +64,34 @@ def test_place_returns_once_every_input_has_its_copies(client):
         # left to its next round (KEEP_INTERVAL, 0.5 s) nor waited for (REPLICATION_WAIT).
         assert took < 0.25, f"place took {took:.2f} s"
     finally:
+        placement.close()
+
+
+def held_where_credited(client, future) -> bool:
+    """Every worker the scheduler says holds `future`'s data does hold it."""
+    credited = sorted(holders(client, future))
+    held = client.run(lambda dask_worker: future.key in dask_worker.data, workers=credited)
+    return bool(credited) and all(held.values())
+
+
+def test_an_input_credited_to_a_worker_that_lacks_it_is_placed_again_at_once(client):
+    # Nightly seeds 777 and 4848: placing waited REPLICATION_WAIT (2 s) with nothing
+    # submitted, for copies of an input credited to a worker that did not hold it (a
+    # scatter racing its worker's death and return at the same address). No copy can
+    # be made from that worker; and the step sent there later hung 57 s.
+    placement = InputPlacement(client, ResilienceConfig(task_registry="memory",
+                                                        max_task_replicas=2), "credit")
+    placement.start()
+    client.run_on_scheduler(credit_the_wrong_worker, placement.key_prefix)
+    try:
+        started = time.monotonic()
+        [placed] = placement.place([b"c" * 1000])
+        took = time.monotonic() - started
+        assert client.run_on_scheduler(credit_rightly_again), "nothing was credited wrongly"
+        assert took < 1.0, f"placing took {took:.2f} s"
+        assert len(holders(client, placed)) == 2 and held_where_credited(client, placed)
+    finally:
+        client.run_on_scheduler(credit_rightly_again)
         placement.close()
 
 
