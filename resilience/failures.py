@@ -113,11 +113,11 @@ class FailureReasons:
                if self._config.task_registry == "disk" else ".")
         )
 
-    def scheduler_lost(self) -> str:
-        """A template with `{step}`: the scheduler stayed unreachable."""
+    def scheduler_lost(self, why: str) -> str:
+        """A template with `{step}`: the scheduler was lost, `why` (SchedulerWatch's)."""
+        why = why.replace("{", "{{").replace("}", "}}")
         return (
-            "step {step} could not finish: the scheduler was unreachable for "
-            f"scheduler_timeout={self._config.scheduler_timeout}s (killed, or its host lost)"
+            f"step {{step}} could not finish: {why}"
             + ("; start a scheduler and workers, then rerun: a durable run resumes these steps."
                if self._config.task_registry == "disk"
                else "; without a disk registry the run cannot be resumed: rerun it whole.")

@@ -133,8 +133,8 @@ class RunLoop:
                 elif link == "waiting":
                     continue
                 elif link == "lost":
-                    self.scheduler_lost = self._scheduler.reason
-                    self._fail_unfinished(self._reasons.scheduler_lost())
+                    self.scheduler_lost = why = self._scheduler.reason or "scheduler lost"
+                    self._fail_unfinished(self._reasons.scheduler_lost(why))
                     break
                 self._dispatch.admit()
                 for job, reason, for_good in self._dispatch.submit_pending():

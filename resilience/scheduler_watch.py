@@ -9,7 +9,8 @@ is in; the loop decides what each means (resubmit, wait, give up).
     back      connected again after a loss (seen, or a new scheduler id): every key the
               run waits on is forgotten
     waiting   disconnected for less than scheduler_timeout: wait (it has slept a tick)
-    lost      disconnected for longer, or the client gave up: `reason` says why
+    lost      disconnected for longer, or the client gave up or stopped trying to
+              reconnect: `reason` says why
 """
 
 from __future__ import annotations
@@ -56,12 +57,32 @@ class SchedulerWatch:
             logger.warning("the client lost its scheduler (status %r); waiting up to %gs",
                            status, self._timeout)
         waited = now - self._lost_since
+        stopped = self._stopped_reconnecting()
+        if stopped is not None:
+            self.reason = (
+                f"the client stopped trying to reconnect to its scheduler {waited:.0f} s "
+                f"after losing it, on an error Dask's reconnection does not retry "
+                f"({stopped}): it will never reconnect by itself. Make a new Client")
+            return "lost"
         if waited < self._timeout and status not in ("closing", "closed"):
             time.sleep(POLL)
             return "waiting"
         self.reason = (f"the scheduler was unreachable for {waited:.0f} s (client status "
-                       f"{status!r}; scheduler_timeout={self._timeout}s)")
+                       f"{status!r}; scheduler_timeout={self._timeout}s): killed, or its host "
+                       "lost")
         return "lost"
+
+    def _stopped_reconnecting(self) -> str | None:
+        """The error that ended the client's reconnection, if it ended with the client
+        still connecting. Dask reconnects inside the task that reads the scheduler's
+        reports, and retries only OSError: a TLS connection closed before its handshake
+        raises ValueError ("IOStream is not idle"), which ends that task, and the client
+        stays "connecting" for ever, even once a scheduler is back (a listener that
+        accepts and closes, as a proxy with no backend does, is enough)."""
+        task = getattr(self._client, "_handle_report_task", None)
+        if self._client.status != "connecting" or task is None or not task.done():
+            return None
+        return "cancelled" if task.cancelled() else repr(task.exception())
 
     def _identity(self) -> str | None:
         """The id of the scheduler the client last connected to. The client refreshes it

@@ -2,22 +2,27 @@
 ends with a clear error within a bound (no hang); the same run started again against a
 new scheduler and new workers resumes and delivers every output exactly once. And in a
 harness run, where a new scheduler comes back a second later (as in a campaign), the
-library rides it out: every output delivered exactly once."""
+library rides it out: every output delivered exactly once. A client whose reconnection
+Dask ended on an error it does not retry ends the run at once, saying so."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 
 import pytest
 from distributed import Client
 
 from chaos import Workload, check_history, run_schedule
 from chaos.campaign.plan import DEPLOY_PINNED
+from chaos.harness.backends import ProcessesBackend
 from resilience import ResilientCluster, SchedulerLost
 from resilience.scheduler_watch import SchedulerWatch
 
@@ -123,6 +128,98 @@ def test_a_new_scheduler_is_noticed_even_when_no_check_saw_the_old_one_go(deploy
     # No check ran while the client was disconnected (a run loop busy for seconds).
     assert watch.check() == "back"
     assert watch.check() == "running"
+
+
+def test_a_client_that_stopped_reconnecting_ends_the_run_at_once_saying_why():
+    # Dask's client reconnects inside the task that reads its scheduler's reports, and
+    # retries only OSError. Over TLS, a connection closed before its handshake raises
+    # ValueError ("IOStream is not idle"): the task ends, and the client stays
+    # "connecting" for ever, even once a scheduler is back. A listener that accepts and
+    # closes (a proxy with no backend; here a squatter on the port) is enough. Its own
+    # cluster: the module's client would be lost with it.
+    root = str(Path(__file__).resolve().parents[2])
+    backend = ProcessesBackend(1, env={"PYTHONPATH": root})
+    client = backend.client
+    outcome: dict = {}
+
+    def run() -> None:
+        rc = ResilientCluster(client, [{"task_id": i} for i in range(4)], input="pose",
+                              task_registry="memory", scheduler_timeout=30)
+        try:
+            for _ in rc.generate([one_second_step]):
+                pass
+        except BaseException as error:
+            outcome["error"] = error
+        outcome["ended"] = time.monotonic()
+
+    session = threading.Thread(target=run, daemon=True)
+    try:
+        session.start()
+        wait_for_step(client, timeout=30)
+        port = int(backend.address.rsplit(":", 1)[1])
+        pid, why = backend.kill_scheduler()
+        assert pid is not None, why
+        report = client._handle_report_task
+        with _turning_connections_away(port):
+            deadline = time.monotonic() + 20
+            while not report.done() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert report.done(), "the client kept reconnecting: the test tested nothing"
+        deaf = time.monotonic()
+        backend._start_scheduler()  # a scheduler back at its address changes nothing
+        session.join(timeout=40)
+        assert not session.is_alive(), "the run waited on a client that had stopped"
+        assert client.status == "connecting"
+    finally:
+        backend.close()
+        session.join(timeout=10)
+    error = outcome["error"]
+    assert isinstance(error, SchedulerLost), repr(error)
+    assert "stopped trying to reconnect" in str(error) and "IOStream" in str(error)
+    assert error.failed
+    assert outcome["ended"] - deaf < 5, "it waited for scheduler_timeout (30 s)"
+
+
+def one_second_step(payload, *, task_id, **kwargs):
+    time.sleep(1.0)
+    return payload
+
+
+def wait_for_step(client, timeout: float) -> None:
+    """Until one of the run's steps is processing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = client.run_on_scheduler(lambda dask_scheduler: [
+            ts.state for key, ts in dask_scheduler.tasks.items() if str(key).startswith("rs-")])
+        if "processing" in states:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no step of the run started")
+
+
+@contextlib.contextmanager
+def _turning_connections_away(port: int):
+    """A listener on `port` that accepts each connection and closes it at once."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def turn_away() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):  # TimeoutError among them
+                listener.accept()[0].close()
+
+    thread = threading.Thread(target=turn_away, daemon=True, name="turn-away")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
 
 
 @pytest.fixture(autouse=True)
