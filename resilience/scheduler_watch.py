@@ -57,7 +57,7 @@ class SchedulerWatch:
             logger.warning("the client lost its scheduler (status %r); waiting up to %gs",
                            status, self._timeout)
         waited = now - self._lost_since
-        stopped = self._stopped_reconnecting()
+        stopped = reconnection_ended(self._client)
         if stopped is not None:
             self.reason = (
                 f"the client stopped trying to reconnect to its scheduler {waited:.0f} s "
@@ -71,18 +71,6 @@ class SchedulerWatch:
                        f"{status!r}; scheduler_timeout={self._timeout}s): killed, or its host "
                        "lost")
         return "lost"
-
-    def _stopped_reconnecting(self) -> str | None:
-        """The error that ended the client's reconnection, if it ended with the client
-        still connecting. Dask reconnects inside the task that reads the scheduler's
-        reports, and retries only OSError: a TLS connection closed before its handshake
-        raises ValueError ("IOStream is not idle"), which ends that task, and the client
-        stays "connecting" for ever, even once a scheduler is back (a listener that
-        accepts and closes, as a proxy with no backend does, is enough)."""
-        task = getattr(self._client, "_handle_report_task", None)
-        if self._client.status != "connecting" or task is None or not task.done():
-            return None
-        return "cancelled" if task.cancelled() else repr(task.exception())
 
     def _identity(self) -> str | None:
         """The id of the scheduler the client last connected to. The client refreshes it
@@ -101,3 +89,16 @@ class SchedulerWatch:
                 return False
             time.sleep(POLL)
         return True
+
+
+def reconnection_ended(client: Client) -> str | None:
+    """The error that ended `client`'s reconnection, if it ended with the client still
+    connecting. Dask reconnects inside the task that reads the scheduler's reports, and
+    retries only OSError: a TLS connection closed before its handshake raises ValueError
+    ("IOStream is not idle"), which ends that task, and the client stays "connecting"
+    for ever, even once a scheduler is back (a listener that accepts and closes, as a
+    proxy with no backend does, is enough)."""
+    task = getattr(client, "_handle_report_task", None)
+    if client.status != "connecting" or task is None or not task.done():
+        return None
+    return "cancelled" if task.cancelled() else repr(task.exception())

@@ -22,6 +22,7 @@ from distributed import Client
 
 from chaos import Workload, check_history, run_schedule
 from chaos.campaign.plan import DEPLOY_PINNED
+from chaos.errors import ClusterError
 from chaos.harness.backends import ProcessesBackend
 from resilience import ResilientCluster, SchedulerLost
 from resilience.scheduler_watch import SchedulerWatch
@@ -166,7 +167,10 @@ def test_a_client_that_stopped_reconnecting_ends_the_run_at_once_saying_why():
                 time.sleep(0.05)
         assert report.done(), "the client kept reconnecting: the test tested nothing"
         deaf = time.monotonic()
-        backend._start_scheduler()  # a scheduler back at its address changes nothing
+        # A scheduler back at its address changes nothing; the harness says why.
+        with pytest.raises(ClusterError, match=r"stopped reconnecting.*IOStream"):
+            backend.restart_scheduler(timeout=20)
+        assert time.monotonic() - deaf < 10, "the restart waited out its timeout"
         session.join(timeout=40)
         assert not session.is_alive(), "the run waited on a client that had stopped"
         assert client.status == "connecting"
