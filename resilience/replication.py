@@ -91,6 +91,18 @@ async def answering(client: Client, timeout: float) -> tuple[list[str], list[str
     return addresses, [a for a, answered in zip(addresses, replies, strict=True) if answered]
 
 
+def forget_orphans(keys: list[str], client: str, dask_scheduler: Any = None) -> list[str]:
+    """On the scheduler: release those of `keys` that no client wants, as `client`
+    (wanted, then released: Dask forgets a key its last client releases)."""
+    orphans = [key for key in keys
+               if (ts := dask_scheduler.tasks.get(key)) is not None and not ts.who_wants]
+    if orphans and client in dask_scheduler.clients:
+        dask_scheduler.client_desires_keys(keys=orphans, client=client)
+        dask_scheduler.client_releases_keys(keys=orphans, client=client,
+                                            stimulus_id=f"resilience-orphans-{time.time()}")
+    return orphans
+
+
 class NoWorkers(RuntimeError):
     """The cluster has no worker to place inputs on (the run loop tries again)."""
 
@@ -225,7 +237,24 @@ class InputPlacement:
                             len(named))
                 if stalled.silent:
                     self._silent = (time.monotonic() + AVOID_FOR, stalled.silent)
+            except Exception:  # the run loop places these inputs again, under new keys
+                self._forget_orphans(list(sent))
+                raise
         raise AssertionError("unreachable")
+
+    def _forget_orphans(self, keys: list[str]) -> None:
+        """Have the scheduler forget those of a failed scatter's `keys` that no client
+        wants. Dask records a scatter's keys one by one, and raises on a worker that left
+        meanwhile (`Scheduler.update_data`'s KeyError): the keys recorded before it stay
+        in memory, on the worker and the scheduler, wanted by no one, for ever (a test
+        whose workers were killed left two behind on the shared cluster, run after run)."""
+        try:
+            forgotten = self._client.run_on_scheduler(forget_orphans, keys, self._client.id)
+        except Exception as error:  # the scheduler may be what failed
+            logger.debug("could not release a failed scatter's keys: %r", error)
+            return
+        if forgotten:
+            logger.info("released %d inputs a failed scatter left behind", len(forgotten))
 
     async def _watched_scatter(self, named: dict[str, Any], targets: list[str] | None,
                                bound: float) -> dict[str, Any]:

@@ -180,7 +180,7 @@ def task_state(key: str, dask_scheduler: Any = None) -> str | None:
 def library_keys(dask_scheduler: Any) -> dict[str, str]:
     """The keys this library made that the scheduler still knows, with their state and
     the clients that want them: what a run must not leave behind."""
-    return {str(key): f"{ts.state}, wanted by {sorted(c.client_key for c in ts.who_wants)}"
+    return {str(key): f"{ts.state}, wanted by {sorted(c.client_key for c in ts.who_wants or ())}"
             for key, ts in dask_scheduler.tasks.items() if str(key).startswith("rs-")}
 
 

@@ -11,6 +11,8 @@ import signal
 import threading
 import time
 
+import pytest
+
 from resilience import ResilienceConfig, replication
 from resilience.amm_policy import EXTENSION, protect, top_up, unprotect
 from resilience.registry import INITIAL_INPUT
@@ -295,6 +297,44 @@ def test_a_scatter_blocked_by_a_frozen_worker_goes_to_the_workers_that_answer(cl
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
         close_once_landed(client, placement)
+
+
+def credit_a_departed_worker(prefix: str, dask_scheduler=None) -> None:
+    """What Dask's scatter meets when a worker it sent to leaves before the scatter is
+    recorded: `update_data` raises KeyError on it, part-way through the keys. Here the
+    second key starting with `prefix` is credited to a worker that is not there."""
+    real = dask_scheduler.update_data
+    seen: list = []
+
+    def update_data(*, who_has, nbytes, client=None):
+        for key in who_has:
+            if str(key).startswith(prefix):
+                seen.append(key)
+                if len(seen) == 2:
+                    who_has[key] = ["tcp://127.0.0.1:9"]  # a worker gone
+        return real(who_has=who_has, nbytes=nbytes, client=client)
+
+    dask_scheduler.credited_wrongly = seen  # what credit_rightly_again returns
+    dask_scheduler.real_update_data = real
+    dask_scheduler.update_data = update_data
+
+
+def test_the_keys_a_failed_scatter_left_behind_are_released(client):
+    # A test whose workers were killed left 2 inputs on the shared cluster, run after
+    # run: the keys Dask's scatter recorded before the worker that left, wanted by no one.
+    placement = InputPlacement(client, ResilienceConfig(task_registry="memory"), "orphans")
+    client.run_on_scheduler(credit_a_departed_worker, placement.key_prefix)
+    try:
+        with pytest.raises(KeyError, match=r"tcp://127\.0\.0\.1:9"):
+            placement.place([b"o" * 100 for _ in range(3)])
+    finally:
+        client.run_on_scheduler(credit_rightly_again)
+    left = client.run_on_scheduler(lambda dask_scheduler: sorted(
+        str(key) for key in dask_scheduler.tasks if str(key).startswith("rs-in-orphans-")))
+    assert left == [], f"a failed scatter left {left}"
+    placed = placement.place([b"o" * 100])  # the run loop's next try
+    assert holders(client, placed[0])
+    placement.close()
 
 
 def test_a_worker_that_answered_and_died_since_is_no_target(client):
