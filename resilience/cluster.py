@@ -143,6 +143,8 @@ class ResilientCluster:
             if scratch is not None:  # nobody could resume from a path they never saw
                 shutil.rmtree(scratch, ignore_errors=True)
         failed = self._loop.failed()
+        if self._loop.internal_error is not None:
+            raise TaskFailures(failed, self._loop.summary()) from self._loop.internal_error
         if self._loop.scheduler_lost is not None:
             raise SchedulerLost(failed, self._loop.summary(), self._loop.scheduler_lost)
         if failed:

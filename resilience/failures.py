@@ -123,6 +123,16 @@ class FailureReasons:
                else "; without a disk registry the run cannot be resumed: rerun it whole.")
         )
 
+    def internal(self, error: Exception) -> str:
+        """A template with `{step}`: the run loop itself failed with `error`."""
+        what = repr(error).replace("{", "{{").replace("}", "}}")
+        return (
+            f"step {{step}} could not finish: internal error, the run loop failed with {what}; "
+            "please report this as a bug of the resilience library, with the log"
+            + ("; a rerun resumes these steps." if self._config.task_registry == "disk"
+               else ".")
+        )
+
     def _where(self, step: int) -> str:
         return f"step {step} ({self._names[step]})"
 

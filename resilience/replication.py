@@ -171,8 +171,17 @@ class InputPlacement:
         futures = [value for value in placed if isinstance(value, Future)]
         if not self._replicates or not futures:
             return [False] * len(placed)
-        asked = self._replicas or len(self._client.nthreads())  # None: on every worker
-        who_has = holders_of(self._client, list({f.key: f for f in futures}.values()))
+        # A scheduler lost since the submission cannot say (a deploy campaign's run died
+        # of the CommClosedError): count every input short, so the client keeps them all.
+        every = [isinstance(value, Future) for value in placed]
+        if self._client.status != "running":
+            return every
+        try:
+            asked = self._replicas or len(self._client.nthreads())  # None: every worker
+            who_has = holders_of(self._client, list({f.key: f for f in futures}.values()))
+        except Exception as error:
+            logger.debug("cannot count the copies of placed inputs: %r", error)
+            return every
         return [isinstance(value, Future) and len(who_has.get(value.key, ())) < asked
                 for value in placed]
 

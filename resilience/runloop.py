@@ -112,6 +112,7 @@ class RunLoop:
                                         every=self._tick())
         self._scheduler = SchedulerWatch(client, config.scheduler_timeout)
         self.scheduler_lost: str | None = None  # why the run stopped, when the scheduler did
+        self.internal_error: Exception | None = None  # what stopped it, when the loop failed
 
     # -- public ------------------------------------------------------------------
 
@@ -156,6 +157,10 @@ class RunLoop:
                 self._check_timeouts()
                 self._find_limbo()
                 self._restart_stalled_fetches()
+        except Exception as error:  # the library's own bug: reported, never silence
+            logger.exception("the run loop failed; every unfinished task is reported failed")
+            self.internal_error = error
+            self._fail_unfinished(self._reasons.internal(error))
         finally:
             self._shutdown()
         if self._admission.deferred_error is not None:

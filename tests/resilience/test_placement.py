@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from distributed import Client
 
 from resilience import ResilienceConfig, replication
 from resilience.amm_policy import EXTENSION, protect, top_up, unprotect
@@ -335,6 +336,25 @@ def test_the_keys_a_failed_scatter_left_behind_are_released(client):
     placed = placement.place([b"o" * 100])  # the run loop's next try
     assert holders(client, placed[0])
     placement.close()
+
+
+def test_copies_are_counted_short_once_the_client_has_lost_its_scheduler(local_cluster):
+    # A deploy campaign's run died of the CommClosedError this count raised, called
+    # right after its scheduler was SIGKILLed: now every input counts as short (the
+    # client keeps its payload), at once. (A client closed here: it is not "running".)
+    own = Client(local_cluster)
+    placement = InputPlacement(own, ResilienceConfig(task_registry=None,
+                                                     max_task_replicas=2), "gone")
+    try:
+        placement.start()
+        placed = placement.place([b"g" * 100, b"h" * 100])
+        assert placement.lacking_copies(placed) == [False, False]
+    finally:
+        placement.close()
+        own.close()
+    started = time.monotonic()
+    assert placement.lacking_copies([*placed, b"inline"]) == [True, True, False]
+    assert time.monotonic() - started < 1.0
 
 
 def test_a_worker_that_answered_and_died_since_is_no_target(client):

@@ -66,3 +66,33 @@ def test_a_run_that_cannot_account_for_a_task_reports_it_failed(client, monkeypa
 def _colliding_key(run_id: str, task_id: Any, index: tuple[int, ...], step: int,
                    attempt: int) -> str:
     return f"rs-{run_id}-same-s{step}-a{attempt}"
+
+
+def test_a_run_loop_that_raises_reports_every_unfinished_task_failed(client, monkeypatch):
+    """The same invariant when the loop itself fails. A deploy campaign's run died of a
+    CommClosedError from a scheduler call made right after its scheduler was killed: the
+    error left the run, and its 8 tasks were neither delivered nor reported (the checker
+    counted 8 silent losses). The library broken the same way, on its second step."""
+    from resilience.replication import InputPlacement
+
+    calls: list[int] = []
+    real = InputPlacement.lacking_copies
+
+    def fails_on_step_1(self: InputPlacement, placed: Any) -> list[bool]:
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError("in <TLS (closed) ConnectionPool.who_has>: Stream is closed")
+        return real(self, placed)
+
+    monkeypatch.setattr(InputPlacement, "lacking_copies", fails_on_step_1)
+    tasks = [{"task_id": name} for name in ("x", "y", "z")]
+    rc = ResilientCluster(client, tasks, input="in", max_task_replicas=2)
+
+    with pytest.raises(TaskFailures) as raised:
+        rc.distribute([tag, tag])
+
+    assert isinstance(raised.value.__cause__, OSError)
+    delivered = {o.task_id for o in raised.value.summary.outputs}
+    assert delivered | set(raised.value.failed) == {"x", "y", "z"}, raised.value.failed
+    assert all("internal error, the run loop failed with OSError" in reason
+               for reason in raised.value.failed.values())
