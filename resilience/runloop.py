@@ -23,6 +23,7 @@ from resilience.config import ResilienceConfig
 from resilience.delivery import Delivered, Deliverer
 from resilience.dispatch import Dispatcher
 from resilience.durable import DurableRun
+from resilience.errors import ResilienceError
 from resilience.failures import FailureReasons, classify
 from resilience.fetch import Fetched, ResultFetcher
 from resilience.jobs import Job, JobBook, attempt_of
@@ -157,7 +158,9 @@ class RunLoop:
                 self._check_timeouts()
                 self._find_limbo()
                 self._restart_stalled_fetches()
-        except Exception as error:  # the library's own bug: reported, never silence
+        except ResilienceError:  # its own verdicts (a registry failing its signature, an
+            raise  # output that cannot be written) say what to do, as they are
+        except Exception as error:  # a bug of the library: reported, never silence
             logger.exception("the run loop failed; every unfinished task is reported failed")
             self.internal_error = error
             self._fail_unfinished(self._reasons.internal(error))

@@ -96,3 +96,17 @@ def test_a_run_loop_that_raises_reports_every_unfinished_task_failed(client, mon
     assert delivered | set(raised.value.failed) == {"x", "y", "z"}, raised.value.failed
     assert all("internal error, the run loop failed with OSError" in reason
                for reason in raised.value.failed.values())
+
+
+def test_the_librarys_own_errors_leave_the_run_as_they_are(client, tmp_path):
+    """Not every error is a bug: an output that cannot be written says what to do, and
+    is raised as itself (here a folder stands where the output file goes)."""
+    from resilience.errors import OutputError
+
+    out = tmp_path / "out"
+    (out / "x.0.pkl").mkdir(parents=True)
+    rc = ResilientCluster(client, [{"task_id": "x"}], input="in", task_registry="disk",
+                          output_path=str(out))
+
+    with pytest.raises(OutputError, match="x.0.pkl"):
+        rc.distribute(tag)
