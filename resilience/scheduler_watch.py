@@ -9,8 +9,8 @@ is in; the loop decides what each means (resubmit, wait, give up).
     back      connected again after a loss (seen, or a new scheduler id): every key the
               run waits on is forgotten
     waiting   disconnected for less than scheduler_timeout: wait (it has slept a tick)
-    lost      disconnected for longer, or the client gave up or stopped trying to
-              reconnect: `reason` says why
+    lost      disconnected for longer, the client gave up, or it no longer hears its
+              scheduler (`hearing_ended`): `reason` says why
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ class SchedulerWatch:
         self.reason: str | None = None  # set once the state is "lost"
 
     def check(self) -> LinkState:
+        if (deaf := hearing_ended(self._client)) is not None:
+            self.reason = (f"the client no longer hears its scheduler: {deaf}, and Dask "
+                           "does not recover from that by itself. Make a new Client")
+            return "lost"
         status = self._client.status
         if status == "running":
             # A reconnection can happen between two checks (the loop may be busy for
@@ -57,13 +61,6 @@ class SchedulerWatch:
             logger.warning("the client lost its scheduler (status %r); waiting up to %gs",
                            status, self._timeout)
         waited = now - self._lost_since
-        stopped = reconnection_ended(self._client)
-        if stopped is not None:
-            self.reason = (
-                f"the client stopped trying to reconnect to its scheduler {waited:.0f} s "
-                f"after losing it, on an error Dask's reconnection does not retry "
-                f"({stopped}): it will never reconnect by itself. Make a new Client")
-            return "lost"
         if waited < self._timeout and status not in ("closing", "closed"):
             time.sleep(POLL)
             return "waiting"
@@ -91,14 +88,19 @@ class SchedulerWatch:
         return True
 
 
-def reconnection_ended(client: Client) -> str | None:
-    """The error that ended `client`'s reconnection, if it ended with the client still
-    connecting. Dask reconnects inside the task that reads the scheduler's reports, and
-    retries only OSError: a TLS connection closed before its handshake raises ValueError
-    ("IOStream is not idle"), which ends that task, and the client stays "connecting"
-    for ever, even once a scheduler is back (a listener that accepts and closes, as a
-    proxy with no backend does, is enough)."""
+def hearing_ended(client: Client) -> str | None:
+    """Why `client` no longer hears its scheduler, if so: the task that reads the
+    scheduler's reports, and reconnects, has ended while the client is neither closing
+    nor closed. Dask does not start it again: results are never reported, and a lost
+    scheduler is never reconnected to. It ends on a "close" or "stream-closed" message
+    from a live scheduler, or on an error: the reconnection retries only OSError, and
+    over TLS a connection closed before its handshake raises ValueError ("IOStream is
+    not idle"; a listener that accepts and closes, as a proxy with no backend does)."""
     task = getattr(client, "_handle_report_task", None)
-    if client.status != "connecting" or task is None or not task.done():
+    if client.status not in ("running", "connecting") or task is None or not task.done():
         return None
-    return "cancelled" if task.cancelled() else repr(task.exception())
+    if task.cancelled():
+        return "its report task was cancelled"
+    error = task.exception()
+    return (f"its report task ended with {error!r}" if error is not None
+            else "the scheduler closed its report stream")

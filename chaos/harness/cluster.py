@@ -32,6 +32,7 @@ from chaos.harness.backends import AddressBackend, ClusterBackend, LocalBackend,
 from chaos.harness.inflict import Victim
 from chaos.harness.membership import PLUGIN_NAME, MembershipReporter
 from chaos.probes import DEFAULT_TOPIC, flush_marker, release_hold, release_run
+from resilience.scheduler_watch import hearing_ended
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +239,9 @@ class ChaosCluster:
         none: a nightly campaign saw it after a hard reset that took a minute, and
         every run after it hung. A first such silence gets a hard reset (False: look
         again); a second ends the campaign with the reason, rather than hang each run."""
+        if (deaf := hearing_ended(self.client)) is not None:  # no reset mends the client
+            raise ClusterError(f"this client no longer hears its scheduler: {deaf}. Start "
+                               "the campaign again.")
         future = self.client.submit(int, 7, pure=False)  # a builtin: nothing to import
         try:
             if future.result(timeout=RESULT_WAIT) == 7:

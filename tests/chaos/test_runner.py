@@ -14,6 +14,7 @@ import pytest
 import chaos.harness.cluster as cluster_module
 from chaos import (
     AtStep,
+    ChaosCluster,
     Fault,
     FaultSchedule,
     ProbePlan,
@@ -224,6 +225,22 @@ def test_settling_ends_the_campaign_when_results_stop_reaching_the_client(
         monkeypatch.undo()
     assert resets == [True]  # one reset first
     assert len(harness.settle(timeout=30).workers) == 3  # the next run's cluster is whole
+
+
+def test_settling_names_a_client_that_no_longer_hears_its_scheduler():
+    # Dask's client reads results in one task, never started again once it ends (here on
+    # the scheduler's "stream-closed"): no reset mends that, and settling says so at once.
+    # Its own cluster: the session's client would stay deaf.
+    with ChaosCluster.local(1) as own:
+        own.client.run_on_scheduler(close_report_stream, own.client.id)
+        started = time.monotonic()
+        with pytest.raises(ClusterError, match="no longer hears its scheduler"):
+            own.settle(timeout=30)
+        assert time.monotonic() - started < 5
+
+
+def close_report_stream(client_id: str, dask_scheduler=None) -> None:
+    dask_scheduler.client_comms[client_id].send({"op": "stream-closed"})
 
 
 def time_sleep(seconds: float) -> None:

@@ -38,7 +38,7 @@ from chaos.harness.backends.base import ClusterBackend
 from chaos.harness.backends.tls import TlsFiles, temporary_tls
 from chaos.harness.processes import process_tree
 from chaos.spec import FaultKind
-from resilience.scheduler_watch import reconnection_ended
+from resilience.scheduler_watch import hearing_ended
 
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when the backend stops a group
 REFILL_CHECK = 0.2  # seconds between two looks at the fleet (each asks the scheduler)
@@ -229,9 +229,9 @@ class ProcessesBackend(ClusterBackend):
                 with contextlib.suppress(Exception):
                     self.client.run_on_scheduler(scheduler_calls.running_worker_names)
                     return
-            if (ended := reconnection_ended(self.client)) is not None:
-                raise ClusterError(f"the client stopped reconnecting to {self.address} "
-                                   f"({ended}), and never will: Dask does not retry that error")
+            if (deaf := hearing_ended(self.client)) is not None:
+                raise ClusterError(f"the client will never reconnect to {self.address}: "
+                                   f"{deaf}")
             if self._scheduler is not None and not self._scheduler.alive:
                 logger.warning("the restarted scheduler exited (status %s); starting it "
                                "again\n%s", self._scheduler.popen.returncode,
