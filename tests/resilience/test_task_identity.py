@@ -108,5 +108,5 @@ def test_the_librarys_own_errors_leave_the_run_as_they_are(client, tmp_path):
     rc = ResilientCluster(client, [{"task_id": "x"}], input="in", task_registry="disk",
                           output_path=str(out))
 
-    with pytest.raises(OutputError, match="x.0.pkl"):
+    with pytest.raises(OutputError, match=r"x\.0\.pkl"):
         rc.distribute(tag)
