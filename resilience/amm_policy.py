@@ -10,7 +10,9 @@ scheduler through `Client.run_on_scheduler`:
 - runs a small dedicated AMM with one `KeepReplicas` policy that tops protected keys
   back up to n copies, e.g. onto a replacement worker after a holder died: every
   half second, at once when a worker leaves or joins, and on demand (`top_up`), which
-  is how freshly scattered inputs get their copies.
+  is how freshly scattered inputs get their copies;
+- takes out of the main AMM a RetireWorker policy Dask left behind, when a new worker
+  joins at the retired worker's address (it would drop that worker's copies).
 
 Several runs may share a scheduler: each registers its own key prefix and n; the
 guard is removed, and ReduceReplicas restored, when the last one leaves.
@@ -18,6 +20,7 @@ guard is removed, and ReduceReplicas restored, when the last one leaves.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -25,10 +28,13 @@ from distributed.active_memory_manager import (
     ActiveMemoryManagerExtension,
     ActiveMemoryManagerPolicy,
     ReduceReplicas,
+    RetireWorker,
     Suggestion,
     SuggestionGenerator,
 )
 from distributed.diagnostics.plugin import SchedulerPlugin
+
+logger = logging.getLogger(__name__)
 
 EXTENSION = "resilience-replicas"
 KEEP_INTERVAL = 0.5  # seconds between top-ups: a lost copy is re-made this fast
@@ -133,10 +139,32 @@ class TopUpOnMembership(SchedulerPlugin):
         self._guard = guard
 
     def add_worker(self, scheduler: Any, worker: str) -> None:
+        forget_retirement(scheduler, worker)
         scheduler.loop.add_callback(self._guard.top_up)
 
     def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
         scheduler.loop.add_callback(self._guard.top_up)
+
+
+def forget_retirement(scheduler: Any, address: str) -> None:
+    """Take out of Dask's main AMM any RetireWorker policy naming `address`, which a
+    worker has just joined at.
+
+    The policy names its worker by address, and leaves the AMM only on a pass that finds
+    no worker there. One left over from retiring a worker adopts a new worker at the same
+    address (a replacement, a fixed --worker-port): it drops each copy that worker holds
+    wherever another exists, at every pass, the guard's too. Nightly seed 777 lost inputs
+    kept in 2 copies to a single fault so. A worker that has just joined is not retiring,
+    and Dask's wait for the old one ended when it left (it polls every 10 ms).
+    """
+    amm = scheduler.extensions.get("amm")
+    if amm is None:
+        return
+    for policy in list(amm.policies):
+        if isinstance(policy, RetireWorker) and policy.address == address:
+            amm.policies.discard(policy)
+            logger.info("a new worker joined at %s: its retirement by the AMM is over",
+                        address)
 
 
 class ReduceReplicasExcept(ReduceReplicas):

@@ -55,7 +55,7 @@ def logs_to(path: Path, *, enabled: bool) -> Iterator[None]:
         return
     handler = _LogFile(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    handler.setLevel(logging.WARNING)
+    handler.setLevel(logging.INFO)
     loggers = [logging.getLogger(name) for name in ("distributed", "resilience", "chaos")]
     saved = [(logger, logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
     root = logging.getLogger()
@@ -66,7 +66,9 @@ def logs_to(path: Path, *, enabled: bool) -> Iterator[None]:
         try:
             for logger in loggers:
                 logger.handlers = [handler]
-                logger.setLevel(logging.WARNING)
+                # The library's INFO lines are few, and say why a run recovered as it
+                # did (copies late, a worker silent, inputs placed again).
+                logger.setLevel(logging.INFO if logger.name == "resilience" else logging.WARNING)
                 logger.propagate = False
             root.handlers = [handler]
             yield
