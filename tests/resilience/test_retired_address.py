@@ -16,8 +16,9 @@ import socket
 
 import dask
 from distributed import Client, Scheduler, Worker
+from distributed.active_memory_manager import RetireWorker
 
-from resilience.amm_policy import protect, top_up, unprotect
+from resilience.amm_policy import forget_retirement, protect, top_up, unprotect
 
 PREFIX = "rs-in-reused-"
 
@@ -72,6 +73,24 @@ async def _retire_then_reuse_the_address() -> None:
                 del placed
         finally:
             await client.run_on_scheduler(unprotect, PREFIX)
+
+
+def test_a_worker_joining_leaves_the_retirement_of_a_worker_elsewhere_alone():
+    # Taken out of the AMM, a retirement under way would end at once, its worker closed
+    # with its unique data: only the one naming the joining worker's address may go.
+    asyncio.run(asyncio.wait_for(_two_retirements(), timeout=30))
+
+
+async def _two_retirements() -> None:
+    async with Scheduler(host="127.0.0.1", port=0, dashboard_address=":0") as scheduler:
+        amm = scheduler.extensions["amm"]
+        under_way, left_over = RetireWorker("tcp://127.0.0.1:1"), RetireWorker(
+            "tcp://127.0.0.1:2")
+        amm.add_policy(under_way)
+        amm.add_policy(left_over)
+        forget_retirement(scheduler, "tcp://127.0.0.1:2")
+        assert under_way in amm.policies
+        assert left_over not in amm.policies
 
 
 async def _until(predicate, what: str, timeout: float = 10.0) -> None:
