@@ -177,6 +177,8 @@ def test_a_client_that_stopped_reconnecting_ends_the_run_at_once_saying_why():
     finally:
         backend.close()
         session.join(timeout=10)
+    # Else its every close, the one at garbage collection too, raised the ValueError.
+    assert client.status == "closed", "the backend could not close the deaf client"
     error = outcome["error"]
     assert isinstance(error, SchedulerLost), repr(error)
     assert "no longer hears its scheduler" in str(error) and "IOStream" in str(error)

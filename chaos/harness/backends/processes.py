@@ -261,6 +261,7 @@ class ProcessesBackend(ClusterBackend):
     def close(self) -> None:
         client = getattr(self, "client", None)
         if client is not None:
+            _forget_a_failed_report_task(client)
             with contextlib.suppress(Exception):
                 client.close(timeout=5)
         every = [*self._workers, *([self._scheduler] if self._scheduler else [])]
@@ -294,3 +295,13 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _forget_a_failed_report_task(client: Client) -> None:
+    """Let a deaf client close (see `resilience.scheduler_watch.hearing_ended`). Dask's
+    close awaits the report task and raises what it ended with, at every close: the one
+    `Client.__del__` makes at garbage collection too, so the error surfaced in whichever
+    test ran then, and the client's event loop thread was never stopped."""
+    task = client._handle_report_task
+    if task is not None and task.done() and not task.cancelled() and task.exception():
+        client._handle_report_task = None
