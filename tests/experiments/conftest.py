@@ -44,6 +44,9 @@ kinds = [{{ kind = "sudden", weight = 1.0 }}]
 
 [objective]
 max_failure_probability = 0.01
+# One run of ~0.7 s per cell on a loaded 2-core host: at rate 0 the two settings, doing
+# the same work, once measured 5.4 % apart (CI), past the default 5 % tie.
+tie_tolerance = 0.25
 
 [simulation]
 repetitions = 20
