@@ -298,10 +298,9 @@ def _free_port() -> int:
 
 
 def _forget_a_failed_report_task(client: Client) -> None:
-    """Let a deaf client close (see `resilience.scheduler_watch.hearing_ended`). Dask's
-    close awaits the report task and raises what it ended with, at every close: the one
-    `Client.__del__` makes at garbage collection too, so the error surfaced in whichever
-    test ran then, and the client's event loop thread was never stopped."""
-    task = client._handle_report_task
-    if task is not None and task.done() and not task.cancelled() and task.exception():
+    """Let a deaf client close (see `hearing_ended`). Dask's close awaits the report task
+    and raises what it ended with, at every close: the one `Client.__del__` makes at
+    garbage collection too, so the error surfaced in whichever test ran then, and the
+    client's event loop thread was never stopped."""
+    if hearing_ended(client) is not None:
         client._handle_report_task = None
