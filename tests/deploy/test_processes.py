@@ -15,14 +15,14 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from distributed import Client
 from distributed.security import Security
 
 from chaos import AtStep, ChaosCluster, Fault, FaultSchedule, Workload, check_history, run_schedule
 from chaos.cli import main as chaos_main
 from chaos.errors import ClusterError
 from chaos.harness import Inflictor, process_state
-from chaos.harness.backends import ProcessesBackend
+from chaos.harness.backends import AddressBackend, ProcessesBackend
+from chaos.harness.backends.base import ClosingClient
 from resilience import install_notice_handler, uninstall_notice_handler
 from resilience.notice import PLUGIN_NAME
 
@@ -46,13 +46,30 @@ def test_the_cluster_is_command_line_processes_and_refuses_a_client_without_cred
     assert len(workers) == 3 and all("-m dask worker" in c and "--nanny" in c for c in workers)
     assert deploy.client.submit(sum, [1, 2]).result(timeout=30) == 3
 
-    # A certificate the cluster's CA did not sign: the TLS handshake fails.
+    # Refused clients, closed at once (`ClosingClient`) rather than left to the garbage
+    # collector. A certificate the cluster's CA did not sign: the TLS handshake fails.
     with pytest.raises((OSError, TimeoutError)):
-        Client(backend.address, security=Security.temporary(), timeout=3)
+        ClosingClient(backend.address, security=Security.temporary(), timeout=3)
     with pytest.raises((OSError, TimeoutError)):  # plain TCP to the TLS port
-        Client(backend.address.replace("tls://", "tcp://"), timeout=3)
+        ClosingClient(backend.address.replace("tls://", "tcp://"), timeout=3)
     with pytest.raises(TypeError, match="TLS expects"):  # no credentials at all
-        Client(backend.address, timeout=3)
+        ClosingClient(backend.address, timeout=3)
+
+
+def _event_loop_threads() -> int:
+    return sum(t.name == "IO loop" for t in threading.enumerate())  # a Client's, in Dask
+
+
+def test_a_connection_refused_leaves_no_client_half_open(deploy):
+    """CI, once: a `processes` backend's client failed to start (`assert loop is not None`,
+    after 10 s). Dask leaves a client whose start failed 'connecting', its event loop
+    running; when the garbage collector closed one (an earlier test's refused connection)
+    in the event loop thread of a client being started, that close waited on the lock
+    the start held until the start gave up."""
+    before = _event_loop_threads()
+    with pytest.raises(ClusterError, match="could not connect"):
+        AddressBackend(deploy.backend.address, timeout=3)  # TLS, no credentials given
+    assert _event_loop_threads() == before, "the refused client's event loop still runs"
 
 
 def test_a_restarted_scheduler_whose_port_is_not_yet_free_is_started_again(deploy):

@@ -16,7 +16,7 @@ from distributed import Client
 
 import chaos.harness.scheduler_calls as scheduler_calls
 from chaos.errors import ClusterError
-from chaos.harness.backends.base import ClusterBackend
+from chaos.harness.backends.base import ClosingClient, ClusterBackend
 
 
 class AddressBackend(ClusterBackend):
@@ -30,7 +30,7 @@ class AddressBackend(ClusterBackend):
         self.address = address
         self.security = security
         try:
-            self.client = Client(address, security=security, timeout=timeout)
+            self.client = ClosingClient(address, security=security, timeout=timeout)
         except Exception as error:
             raise ClusterError(
                 f"--scheduler-address {address}: could not connect ({type(error).__name__}: "

@@ -11,12 +11,31 @@ everything it started, even after a failure.
 from __future__ import annotations
 
 import abc
+import contextlib
 from typing import Any, ClassVar
 
 from distributed import Client
 
 from chaos.harness.inflict import Landing, Victim
 from chaos.spec import FaultKind
+
+
+class ClosingClient(Client):
+    """A `Client` that closes itself when its start fails.
+
+    Dask leaves such a client half open: 'connecting', its event loop thread running. The
+    garbage collector closes it later, in whichever thread it runs: in the event loop
+    thread of another client being started, that close waits for a lock the starting
+    client holds, and the start fails after 10 s (`assert loop is not None`).
+    """
+
+    def start(self, **kwargs: Any) -> None:
+        try:
+            super().start(**kwargs)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.close()
+            raise
 
 
 class ClusterBackend(abc.ABC):

@@ -18,7 +18,7 @@ import dask
 from distributed import Client, LocalCluster, Nanny
 from distributed.core import Status
 
-from chaos.harness.backends.base import ClusterBackend
+from chaos.harness.backends.base import ClosingClient, ClusterBackend
 from chaos.harness.processes import process_tree
 
 # Fixed worker ports come from below the ephemeral range (outgoing connections take
@@ -117,7 +117,7 @@ class LocalBackend(ClusterBackend):
             config.__exit__(None, None, None)
             raise
         try:
-            client = Client(cluster)
+            client = ClosingClient(cluster)
         except BaseException:
             cluster.close()
             config.__exit__(None, None, None)

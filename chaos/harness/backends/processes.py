@@ -34,7 +34,7 @@ from distributed import Client
 
 import chaos.harness.scheduler_calls as scheduler_calls
 from chaos.errors import ClusterError
-from chaos.harness.backends.base import ClusterBackend
+from chaos.harness.backends.base import ClosingClient, ClusterBackend
 from chaos.harness.backends.tls import TlsFiles, temporary_tls
 from chaos.harness.processes import process_tree
 from chaos.spec import FaultKind
@@ -101,7 +101,7 @@ class ProcessesBackend(ClusterBackend):
         self.client: Client
         try:
             self._start_scheduler()
-            self.client = Client(self.address, security=self.security,
+            self.client = ClosingClient(self.address, security=self.security,
                                  timeout=self.start_timeout)
             for _ in range(n_workers):
                 self._start_worker()

@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import dask
-from distributed import Client
 
 from chaos.errors import ClusterError
-from chaos.harness.backends.base import ClusterBackend
+from chaos.harness.backends.base import ClosingClient, ClusterBackend
 from chaos.harness.inflict import Landing, Victim
 
 REQUEUE_WAIT = 30.0  # seconds for a requeued job to be back in the queue
@@ -81,7 +80,7 @@ class SlurmBackend(ClusterBackend):
                 worker_extra_args=[f for module in preload for f in ("--preload", module)],
             )
             self.cluster.scale(jobs=n_workers)
-            self.client = Client(self.cluster)
+            self.client = ClosingClient(self.cluster)
             self.client.wait_for_workers(n_workers, timeout=start_timeout)
         except BaseException as error:
             self.close()
