@@ -14,6 +14,7 @@ from importlib import metadata
 from distributed import Client
 
 from resilience.errors import ConfigError
+from resilience.scheduler_watch import ask_scheduler
 
 DISTRIBUTION = "resilience-testbed"
 
@@ -35,7 +36,7 @@ def check_cluster(client: Client) -> None:
             "running Client (a closed one cannot run anything)."
         )
     try:
-        theirs = client.run_on_scheduler(installed_version)
+        theirs = ask_scheduler(client, installed_version)
     except ImportError as error:
         raise ConfigError(
             f"the scheduler cannot import this library ({error}). Dask runs each task's "

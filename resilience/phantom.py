@@ -27,6 +27,8 @@ from typing import Any
 
 from distributed import Client
 
+from resilience.scheduler_watch import ask_scheduler
+
 logger = logging.getLogger(__name__)
 
 WORKER_ANSWER = 0.5  # seconds for each worker's answer (about 5 ms); a frozen one gives none,
@@ -78,7 +80,7 @@ def find_phantom_inputs(client: Client, keys: list[str]) -> list[str]:
     if not keys:
         return []
     try:
-        placed: dict[str, Any] = client.run_on_scheduler(claimed_inputs, keys)
+        placed: dict[str, Any] = ask_scheduler(client, claimed_inputs, keys)
     except Exception as error:  # e.g. a scheduler going away
         logger.debug("cannot ask the scheduler where inputs are: %r", error)
         return []

@@ -44,6 +44,7 @@ from resilience import amm_policy
 from resilience.config import ResilienceConfig
 from resilience.errors import ConfigError
 from resilience.phantom import holders_lacking
+from resilience.scheduler_watch import CALL_BOUND, ask_scheduler, worker_addresses
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,8 @@ def holders_of(client: Client, futures: Sequence[Any]) -> dict[Any, list[str]]:
     forgotten at once, and its future cancelled, which is what placing must see.)"""
     scheduler = cast(Any, client.scheduler)  # None only before a client first connects
     keys = [future.key for future in futures]
-    return cast(dict[Any, list[str]], client.sync(scheduler.who_has, keys=keys))
+    return cast(dict[Any, list[str]],
+                client.sync(scheduler.who_has, keys=keys, callback_timeout=CALL_BOUND))
 
 
 def scatter_bound(nbytes: int) -> float:
@@ -142,7 +144,7 @@ class InputPlacement:
             self._protect(self.shared_prefix, None)
         if not self._replicates:
             return
-        status = self._client.run_on_scheduler(amm_policy.amm_status)
+        status = ask_scheduler(self._client, amm_policy.amm_status)
         if status["running"] and "ReduceReplicas" in status["policies"]:
             raise ConfigError(
                 f"max_task_replicas={self._replicas!r} needs replicas to survive, but the "
@@ -177,7 +179,7 @@ class InputPlacement:
         if self._client.status != "running":
             return every
         try:
-            asked = self._replicas or len(self._client.nthreads())  # None: every worker
+            asked = self._replicas or len(worker_addresses(self._client))  # None: every worker
             who_has = holders_of(self._client, list({f.key: f for f in futures}.values()))
         except Exception as error:
             logger.debug("cannot count the copies of placed inputs: %r", error)
@@ -258,7 +260,7 @@ class InputPlacement:
         in memory, on the worker and the scheduler, wanted by no one, for ever (a test
         whose workers were killed left two behind on the shared cluster, run after run)."""
         try:
-            forgotten = self._client.run_on_scheduler(forget_orphans, keys, self._client.id)
+            forgotten = ask_scheduler(self._client, forget_orphans, keys, self._client.id)
         except Exception as error:  # the scheduler may be what failed
             logger.debug("could not release a failed scatter's keys: %r", error)
             return
@@ -299,7 +301,7 @@ class InputPlacement:
         if self._silent is None or not self._silence_known():
             return workers
         silent = self._silent[1]
-        current = list(self._client.nthreads())
+        current = worker_addresses(self._client)
         chosen = [w for w in (workers or current) if w in current and w not in silent]
         return chosen or workers
 
@@ -328,7 +330,7 @@ class InputPlacement:
         freeze here, with every delivery)."""
         deadline = time.monotonic() + REPLICATION_WAIT
         for round_ in itertools.count():
-            running = self._client.run_on_scheduler(amm_policy.top_up)
+            running = ask_scheduler(self._client, amm_policy.top_up)
             wanted = running if replicas is None else min(replicas, running)
             # A worker known to be silent may be the guard's pick: look once, briefly.
             look = SILENT_LOOK if self._silence_known() else TOP_UP_EVERY
@@ -404,11 +406,11 @@ class InputPlacement:
         protected, self._protected = self._protected, []
         for prefix in protected:
             try:
-                self._client.run_on_scheduler(amm_policy.unprotect, prefix)
+                ask_scheduler(self._client, amm_policy.unprotect, prefix)
             except Exception as error:  # the cluster may already be gone
                 logger.warning("could not remove the replica guard: %r", error)
                 return
 
     def _protect(self, prefix: str, n: int | None) -> None:
-        self._client.run_on_scheduler(amm_policy.protect, prefix, n)
+        ask_scheduler(self._client, amm_policy.protect, prefix, n)
         self._protected.append(prefix)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from distributed import Client
 
@@ -25,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 POLL = 0.1  # seconds between two looks at a client that lost its scheduler
 NOTICE = 5.0  # seconds a client may take to notice that a closed comm was its scheduler's
+# Seconds a question to the scheduler may take. One put as the scheduler dies waits until
+# the client gives up reconnecting (its timeout: 30 s by default), far past
+# scheduler_timeout: a deploy test's run outlived its scheduler so by 40 s.
+CALL_BOUND = 10.0
 
 LinkState = Literal["running", "back", "waiting", "lost"]
 
@@ -86,6 +91,17 @@ class SchedulerWatch:
                 return False
             time.sleep(POLL)
         return True
+
+
+def ask_scheduler(client: Client, function: Callable[..., Any], *args: Any) -> Any:
+    """`client.run_on_scheduler(function, *args)`, given up (TimeoutError) after
+    CALL_BOUND: every question the library puts to its scheduler goes through here."""
+    return client.run_on_scheduler(function, *args, callback_timeout=CALL_BOUND)
+
+
+def worker_addresses(client: Client) -> list[str]:
+    """The scheduler's workers, asked within CALL_BOUND."""
+    return list(client.nthreads(callback_timeout=CALL_BOUND))
 
 
 def hearing_ended(client: Client) -> str | None:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from distributed import Client
 
 from resilience import events
+from resilience.scheduler_watch import worker_addresses
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class WorkerWait:
 
     def count_workers(self) -> int:
         try:
-            return len(self._client.nthreads())
+            return len(worker_addresses(self._client))
         except Exception:  # the scheduler is unreachable: as bad as no workers
             return 0
 

@@ -23,6 +23,8 @@ from typing import Any
 
 from distributed import Client, get_worker
 
+from resilience.scheduler_watch import ask_scheduler, worker_addresses
+
 logger = logging.getLogger(__name__)
 
 SILENCE_FLOOR = 3.0  # seconds: heartbeats may lag this much on a busy, healthy worker
@@ -58,7 +60,7 @@ def find_forgotten(client: Client, keys: list[str]) -> list[str]:
     if not keys:
         return []
     try:
-        return list(client.run_on_scheduler(forgotten, keys))
+        return list(ask_scheduler(client, forgotten, keys))
     except Exception as error:  # e.g. a scheduler going away
         logger.debug("cannot ask the scheduler which keys it forgot: %r", error)
         return []
@@ -105,7 +107,7 @@ class AttemptWatch:
         """Workers to prefer for new work, or None (any) when nothing is suspect."""
         if not self.suspects:
             return None
-        healthy = [w for w in self._client.nthreads() if w not in self.suspects]
+        healthy = [w for w in worker_addresses(self._client) if w not in self.suspects]
         return healthy or None
 
     def forget(self, key: str) -> None:
@@ -121,7 +123,7 @@ class AttemptWatch:
         if self._surveying:
             silence = max(self._timeout, SILENCE_FLOOR)
             try:
-                held, silent = self._client.run_on_scheduler(survey, silence, late_workers)
+                held, silent = ask_scheduler(self._client, survey, silence, late_workers)
                 return dict(held), set(silent)
             except Exception as error:  # e.g. a scheduler going away
                 logger.warning("cannot ask the scheduler for silent workers (%r); only hung "

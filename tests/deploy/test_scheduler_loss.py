@@ -24,8 +24,9 @@ from chaos import Workload, check_history, run_schedule
 from chaos.campaign.plan import DEPLOY_PINNED
 from chaos.errors import ClusterError
 from chaos.harness.backends import ProcessesBackend
-from resilience import ResilientCluster, SchedulerLost
+from resilience import ResilientCluster, SchedulerLost, scheduler_watch
 from resilience.scheduler_watch import SchedulerWatch
+from resilience.watch import find_forgotten
 
 N_TASKS = 12
 SCHEDULER_TIMEOUT = 4.0
@@ -91,6 +92,32 @@ def test_a_killed_scheduler_ends_the_run_clearly_and_a_rerun_delivers_each_outpu
     assert set(written) == expected
     files = sorted(path.name for path in out.glob("*.pkl"))
     assert len(files) == len(expected)
+
+
+def test_what_the_library_asks_a_scheduler_that_died_is_given_up_within_its_bound(
+        deploy, monkeypatch):
+    """CI, once: the run above outlived its killed scheduler by 40 s and more, asking it
+    which keys a failed scatter had orphaned. Dask's client holds such a call until it
+    gives up reconnecting (the client's timeout: 60 s here), and then closes."""
+    monkeypatch.setattr(scheduler_watch, "CALL_BOUND", 2.0)
+    pid, why = deploy.kill_scheduler(restart_after=None)
+    assert pid is not None, why
+    try:
+        deadline = time.monotonic() + 10
+        while deploy.client.status == "running" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert deploy.client.status == "connecting", deploy.client.status
+        started = time.monotonic()
+        assert find_forgotten(deploy.client, ["a-key"]) == []  # "cannot say", at once
+        with pytest.raises(TimeoutError):
+            scheduler_watch.worker_addresses(deploy.client)
+        took = time.monotonic() - started
+        assert took < 2 * 2.0 + 3, f"two questions to a dead scheduler took {took:.0f} s"
+        assert deploy.client.status == "connecting", "the client gave up meanwhile"
+    finally:
+        deploy.backend.restart_scheduler(timeout=60)
+        deploy._hook_scheduler()
+        deploy.settle(timeout=90)
 
 
 def test_a_scheduler_killed_mid_run_and_restarted_is_ridden_out_by_a_disk_registry(
