@@ -77,8 +77,14 @@ def test_the_guard_keeps_copies_that_the_amm_would_drop_and_remakes_lost_ones(
         wait_until(lambda: copies(client, guarded) == 1, what="the holder's death")
         two_workers(local_cluster, client)
         # A few guard passes: a clean-clone CI run on a loaded host once needed over 3.
-        wait_until(lambda: copies(client, guarded) == 2, timeout=AMM_INTERVAL * 5,
-                   what="a new copy on the replacement worker")
+        try:
+            wait_until(lambda: copies(client, guarded) == 2, timeout=AMM_INTERVAL * 5,
+                       what="a new copy on the replacement worker")
+        except AssertionError as timed_out:
+            # Once in CI the client's (cached) view showed one worker here: say what the
+            # scheduler holds now, to tell a lost worker from a guard that did not act.
+            raise AssertionError(f"{timed_out}; workers now {sorted(client.nthreads())}, "
+                                 f"copies on {client.who_has([guarded])}") from None
     finally:
         client.run_on_scheduler(unprotect, "rs-in-test-")
 
