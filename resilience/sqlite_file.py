@@ -1,7 +1,8 @@
 """The registry's SQLite file: schema, creation, verification on opening, transactions.
 
 A new file is created with mode 0600 in WAL mode, in one transaction (a client killed
-while creating leaves an empty database, which the next run creates afresh). An
+while creating leaves an empty database, perhaps with a rollback journal to undo first,
+which the next run creates afresh). An
 existing file is verified before anything is written to it, and is never replaced:
 it must carry this library's application id and schema, pass SQLite's quick check,
 and every metadata value must verify under the key. A bad file raises
@@ -193,8 +194,12 @@ def is_empty(path: Path) -> bool:
     anyone's to lose): a new registry may be created there."""
     if not path.exists() or path.stat().st_size == 0:
         return True
+    # A rollback journal beside it: a creation killed while switching the new file to WAL
+    # (itself a rollback-journal transaction). A read-only connection cannot roll the
+    # journal back, and fails; a writable one does, as every SQLite writer does on opening.
+    hot = path.with_name(path.name + "-journal").exists()
     try:
-        db = sqlite3.connect(read_only_uri(path), uri=True)
+        db = sqlite3.connect(path.resolve().as_uri() if hot else read_only_uri(path), uri=True)
         try:
             (tables,) = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
             return int(tables) == 0
