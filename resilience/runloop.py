@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -24,6 +23,7 @@ from resilience.delivery import Delivered, Deliverer
 from resilience.dispatch import Dispatcher
 from resilience.durable import DurableRun
 from resilience.errors import ResilienceError
+from resilience.failed_tasks import FailedTasks
 from resilience.failures import FailureReasons, classify
 from resilience.fetch import Fetched, ResultFetcher
 from resilience.jobs import Job, JobBook, attempt_of
@@ -98,7 +98,8 @@ class RunLoop:
         self._fetcher = ResultFetcher(client, self._completions.put)
         self._fetch_jobs: dict[str, Job] = {}  # attempt key -> its job, while fetched
         self._notices = WorkerNotices(client, run_id, self._completions.put)
-        self._failed: dict[TaskId, list[str]] = defaultdict(list)
+        self._failures = FailedTasks(client, self._book, self._admission, self._registry,
+                                     durable, self._emit)
         self._outputs: list[Output] = []
         self._duplicates = 0
         self._started = time.monotonic()
@@ -122,9 +123,6 @@ class RunLoop:
         self._notices.start()
         if self._registry is not None and self._durable is None:  # a durable one has it
             self._registry.set_initial_input(self._initial_input)
-        if self._durable is not None:
-            for (task_id, _), reason in self._durable.registry.failures():
-                self._failed[task_id].append(f"(in an earlier session) {reason}")
         try:
             while True:
                 link = self._scheduler.check()
@@ -136,15 +134,15 @@ class RunLoop:
                     continue
                 elif link == "lost":
                     self.scheduler_lost = why = self._scheduler.reason or "scheduler lost"
-                    self._fail_unfinished(self._reasons.scheduler_lost(why))
+                    self._failures.fail_unfinished(self._reasons.scheduler_lost(why))
                     break
                 self._dispatch.admit()
                 for job, reason, for_good in self._dispatch.submit_pending():
-                    self._fail(job, reason, for_good)
+                    self._failures.fail(job, reason, for_good)
                 if self._dispatch.out_of_workers:
-                    self._fail_unfinished(self._reasons.no_workers())
+                    self._failures.fail_unfinished(self._reasons.no_workers())
                 if not self._book.waiting:
-                    self._fail_unaccounted()
+                    self._failures.fail_unaccounted()
                     if self._admission.exhausted:
                         break
                     continue
@@ -163,7 +161,7 @@ class RunLoop:
         except Exception as error:  # a bug of the library: reported, never silence
             logger.exception("the run loop failed; every unfinished task is reported failed")
             self.internal_error = error
-            self._fail_unfinished(self._reasons.internal(error))
+            self._failures.fail_unfinished(self._reasons.internal(error))
         finally:
             self._shutdown()
         if self._admission.deferred_error is not None:
@@ -172,7 +170,7 @@ class RunLoop:
     def summary(self) -> RunSummary:
         return RunSummary(
             outputs=list(self._outputs),
-            failed=self.failed(),
+            failed=self._failures.by_task(),
             delivered=self._deliverer.delivered,
             attempts=self._dispatch.attempts,
             resubmissions=self._dispatch.resubmissions,
@@ -183,11 +181,7 @@ class RunLoop:
         )
 
     def failed(self) -> dict[TaskId, str]:
-        return {
-            task_id: reasons[0]
-            + (f" (and {len(reasons) - 1} more failed step(s))" if len(reasons) > 1 else "")
-            for task_id, reasons in self._failed.items()
-        }
+        return self._failures.by_task()
 
     # -- completion ----------------------------------------------------------------
 
@@ -282,7 +276,7 @@ class RunLoop:
     def _accept(self, job: Job, key: str, values: list[Any],
                 outputs: list[Delivered]) -> list[Job] | None:
         """Take an attempt's result. Returns the next step's jobs, or None when delivered."""
-        self._cancel(self._book.finish(job))
+        self._failures.cancel(self._book.finish(job))
         self._emit(events.StepCompleted(
             job.task.task_id, job.index, job.step, job.attempts, key, len(values)))
         lineage = (*job.lineage_attempts, job.attempts)
@@ -316,27 +310,7 @@ class RunLoop:
         if decision.resubmit is not None:
             self._book.pending.append((job, decision.resubmit))
         else:
-            self._fail(job, decision.failure or f"{cause}: {error}")
-
-    def _fail(self, job: Job, reason: str, for_good: bool = True) -> None:
-        """Report the job's task failed. Unless `for_good` (the cluster, not the task,
-        was at fault), a durable run keeps its record, so that a rerun resumes it."""
-        self._cancel(self._book.finish(job))
-        self._failed[job.task.task_id].append(reason)
-        self._emit(events.TaskFailed(job.task.task_id, reason))
-        if self._registry is not None and (for_good or not self._registry.durable):
-            self._registry.update(failed=[(job.key, reason)])
-
-    def _fail_unaccounted(self) -> None:
-        """The run's invariant: it ends only when every admitted task is delivered or
-        reported failed. With nothing live and nothing to submit, an unfinished job can
-        never finish: an internal error, reported as its task's failure, never silence."""
-        for job in list(self._book.jobs.values()):
-            reason = (f"internal error: step {job.step} (lineage {job.index}) was neither "
-                      "delivered nor reported failed, and no attempt of it was left to run; "
-                      "please report this as a bug of the resilience library")
-            logger.error("task %r: %s", job.task.task_id, reason)
-            self._fail(job, reason)
+            self._failures.fail(job, decision.failure or f"{cause}: {error}")
 
     # -- stalls: timeouts, forgotten keys, no workers ---------------------------------
 
@@ -394,26 +368,9 @@ class RunLoop:
     def _watch_workers(self) -> None:
         """End the run when the cluster has had no worker for worker_wait_timeout."""
         if self._book.waiting and self._worker_wait.timed_out(len(self._book.jobs)):
-            self._fail_unfinished(self._reasons.no_workers())
-
-    def _fail_unfinished(self, reason: str) -> None:
-        """Report every unfinished step failed with `reason` (a template with {step}); a
-        durable run keeps their records, to resume them when run again."""
-        for job in list(self._book.jobs.values()):
-            self._fail(job, reason.format(step=job.step), for_good=False)
-        while self._durable is not None and (page := self._durable.unfinished(MAX_BATCH)):
-            for record in page:
-                self._fail(Job.resume(record), reason.format(step=record.step),
-                           for_good=False)
-        self._book.pending.clear()
-        for task_id in self._admission.never_started():
-            self._failed[task_id].append("never started: " + reason.format(step=0))
+            self._failures.fail_unfinished(self._reasons.no_workers())
 
     # -- bookkeeping ---------------------------------------------------------------
-
-    def _cancel(self, losers: list[Future[Any]]) -> None:
-        if losers and self._client.status == "running":  # a lost scheduler forgot them
-            self._client.cancel(losers)
 
     def _emit(self, event: events.RunEvent) -> None:
         if self._config.on_event is None:

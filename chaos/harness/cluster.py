@@ -4,7 +4,8 @@ It subscribes once to the probes' topic and, through a small scheduler plugin
 (`chaos.harness.membership`), to worker arrivals and departures, and routes both to the run in
 progress. Between runs it resets the cluster: it brings the worker count back (each
 backend refills in its own way: `chaos.harness.backends`), waits for the scheduler to
-forget every task of the previous run, and releases leftover keys if some stay.
+forget every task of the previous run, and releases leftover keys if some stay. What
+the harness tells the probes goes through `cluster.probes` (`chaos.harness.probe_messages`).
 
     ChaosCluster.local(3)                      # a LocalCluster in this process
     ChaosCluster.open("processes", 3)          # `dask scheduler` + 3 `dask worker`, TLS
@@ -13,14 +14,11 @@ forget every task of the previous run, and releases leftover keys if some stay.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import threading
 import time
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,7 +29,8 @@ from chaos.harness import processes, scheduler_calls
 from chaos.harness.backends import AddressBackend, ClusterBackend, LocalBackend, open_backend
 from chaos.harness.inflict import Victim
 from chaos.harness.membership import PLUGIN_NAME, MembershipReporter
-from chaos.probes import DEFAULT_TOPIC, flush_marker, release_hold, release_run
+from chaos.harness.probe_messages import ProbeMessages
+from chaos.probes import DEFAULT_TOPIC
 from resilience.scheduler_watch import hearing_ended
 
 logger = logging.getLogger(__name__)
@@ -51,8 +50,6 @@ class RunListener(Protocol):
     def on_worker_event(self, message: dict[str, Any]) -> None: ...
 
     def on_cluster_event(self, when: float, message: dict[str, Any]) -> None: ...
-
-    def flushed(self, token: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -98,6 +95,7 @@ class ChaosCluster:
         self._restarting: threading.Thread | None = None
         self._refiller: threading.Thread | None = None
         self._closing = threading.Event()
+        self.probes = ProbeMessages(self.client, topic, self.live_workers)
         snapshot = self.refresh()
         if any(v.pid == os.getpid() for v in snapshot.workers.values()):
             raise ClusterError(
@@ -347,66 +345,6 @@ class ChaosCluster:
     def input_holders(self, key: str) -> list[str]:
         """Workers holding, in memory, any dependency (input) of task `key`."""
         return list(self.client.run_on_scheduler(scheduler_calls.dependency_holders, key))
-
-    def release_hold(self, address: str | None, hold_id: str, decisions: dict[str, Any], *,
-                     wait: bool = False) -> None:
-        """Let a held probe on `address` go on.
-
-        By default fire-and-forget: the worker may be frozen, and the message then waits
-        for SIGCONT. With `wait`, return once the worker let the probe go (bounded): a
-        graceful shutdown blocks the worker's event loop while it waits for running tasks,
-        so the release must have landed before such a shutdown starts.
-        """
-        client = self.client
-
-        async def send() -> None:
-            with contextlib.suppress(Exception):  # a dead or frozen worker needs no release
-                if address is None:  # a probe outside any worker waits on a Dask Event
-                    if client.scheduler is not None:
-                        await client.scheduler.event_set(name=hold_id)
-                    return
-                await asyncio.wait_for(
-                    client._run(release_hold, hold_id, decisions, workers=[address],
-                                on_error="ignore"),
-                    timeout=5 if wait else 60,
-                )
-
-        if wait:
-            client.sync(send)
-        elif client.loop is not None:
-            client.loop.add_callback(send)
-
-    def flush(self, run_id: str, listener: RunListener, *, exclude: Callable[[str], bool],
-              timeout: float = 2.0) -> bool:
-        """Wait until every live worker's earlier probe reports have reached `listener`."""
-        token = uuid.uuid4().hex
-        workers = [a for a in self.live_workers() if not exclude(a)]
-        if not workers:
-            return True
-        try:
-            answered = self.client.sync(self.client._run, flush_marker, self.topic, run_id, token,
-                                        workers=workers, on_error="ignore",
-                                        callback_timeout=timeout)
-        except Exception:  # a worker that cannot answer has nothing to flush
-            return False
-        workers = list(answered)  # a worker that died meanwhile has nothing more to send
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(listener.flushed(f"{token}:{a}") for a in workers):
-                return True
-            time.sleep(0.002)
-        return False
-
-    def release_run(self, run_id: str, *, exclude: Callable[[str], bool],
-                    timeout: float = 2.0) -> None:
-        """Tell every live worker the run is over: no probe of it may hold any more."""
-        workers = [a for a in self.live_workers() if not exclude(a)]
-        if not workers:
-            return
-        # A worker that cannot answer holds nothing for long (its probes time out).
-        with contextlib.suppress(Exception):
-            self.client.sync(self.client._run, release_run, run_id, workers=workers,
-                             on_error="ignore", callback_timeout=timeout)
 
     # ------------------------------------------------------------------ event loop side
 

@@ -155,7 +155,7 @@ def run_schedule(
     fleet = FleetRefill(refill, cluster, history)
     coordinator = Coordinator(
         schedule=schedule, history=history, inflictor=inflictor,
-        release_hold=cluster.release_hold, find_holders=cluster.input_holders,
+        release_hold=cluster.probes.release_hold, find_holders=cluster.input_holders,
         live_workers=cluster.live_workers, started_at=started,
         on_worker_left=fleet.worker_left, lockstep=lockstep,
     )
@@ -207,9 +207,9 @@ def _wind_down(run_id: str, cluster: ChaosCluster, coordinator: Coordinator,
     def frozen(address: str) -> bool:
         return address in inflictor.frozen()
 
-    cluster.flush(run_id, coordinator, exclude=frozen)
+    cluster.probes.flush(run_id, coordinator.flushed, exclude=frozen)
     coordinator.finish()
-    cluster.release_run(run_id, exclude=frozen)
+    cluster.probes.release_run(run_id, exclude=frozen)
 
 
 def _drive(target: Target, run: TargetRun, timeout: float, stacks: Path | None

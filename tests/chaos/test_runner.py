@@ -139,7 +139,8 @@ def test_a_protocol_error_is_reported_by_the_probe_as_fail(harness):
     try:
         future = harness.client.submit(protocol, 7, task_id="tx", pure=False)
         assert isinstance(future.exception(timeout=30), ValueError)
-        assert harness.flush(run_id, listener, exclude=lambda address: False, timeout=10)
+        assert harness.probes.flush(run_id, listener.flushed, exclude=lambda address: False,
+                                    timeout=10)
     finally:
         harness.detach()
     reports = [m for m in listener.received if m["type"] != "flush"]

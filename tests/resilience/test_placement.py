@@ -375,9 +375,15 @@ def test_a_worker_that_answered_and_died_since_is_no_target(client):
             lambda dask_scheduler: set(dask_scheduler.tasks)), timeout=5,
             what="the scatter given up to land")
         os.kill(pids[doomed], signal.SIGKILL)
-        wait_until(lambda: set(client.scheduler_info()["workers"]) - {frozen, doomed},
-                   timeout=10, what="the killed worker's replacement")
-        [replacement] = set(client.scheduler_info()["workers"]) - {frozen, doomed}
+        others: set[str] = set()
+
+        def replaced() -> bool:  # one look, so that the replacement named is one seen
+            others.clear()
+            others.update(set(client.scheduler_info()["workers"]) - {frozen, doomed})
+            return len(others) == 1
+
+        wait_until(replaced, timeout=10, what="the killed worker's replacement")
+        [replacement] = others
         started = time.monotonic()
         [placed] = placement.place([b"r" * 100])
         assert holders(client, placed) == {replacement}
