@@ -85,3 +85,10 @@ def running_worker_names(dask_scheduler: Any = None) -> list[str]:
     """The names of the workers in state running (a refill counts these)."""
     return [str(ws.name) for ws in dask_scheduler.workers.values()
             if ws.status == Status.running]
+
+
+def worker_name(address: str, dask_scheduler: Any = None) -> str | None:
+    """The name of the worker at `address`, None when there is none (asked on the
+    scheduler: `Client.scheduler_info()` may return a view that lists no worker)."""
+    ws = dask_scheduler.workers.get(address)
+    return None if ws is None else str(ws.name)

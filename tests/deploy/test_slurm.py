@@ -179,7 +179,7 @@ def _run_through_a_preemption(cluster, client, how: str,
     consumer.join(timeout=180)
     assert not consumer.is_alive(), "the run did not end within 180 s"
     assert not errors, errors
-    assert address not in client.scheduler_info()["workers"], "the preempted worker stayed"
+    assert address not in client.nthreads(), "the preempted worker stayed"
     return outputs, events, job, address
 
 
@@ -188,7 +188,8 @@ def _busy_job(cluster, client, timeout: float = 60.0) -> tuple[str, str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         busy = [address for address, keys in client.processing().items() if keys]
-        names = {a: w["name"] for a, w in client.scheduler_info()["workers"].items()}
+        identity = client.sync(client.scheduler.identity, n_workers=-1)  # not a cached view
+        names = {a: w["name"] for a, w in identity["workers"].items()}
         for address in busy:
             job = cluster.workers.get(names.get(address))
             if job is not None and job.job_id:

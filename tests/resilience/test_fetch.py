@@ -55,7 +55,7 @@ def one_result_on_a_frozen_holder(client, frozen_pids: list[int]
                                   ) -> tuple[Future[Any], Future[Any], str, int]:
     """A result on a healthy worker, and one pinned to a worker then frozen (SIGSTOP):
     (ready, on the frozen worker, its address, its pid)."""
-    healthy, doomed = sorted(client.scheduler_info()["workers"])
+    healthy, doomed = sorted(client.nthreads())
     ready = client.submit(produce, "ready", workers=[healthy], pure=False)
     held = client.submit(produce, "held", workers=[doomed], pure=False)
     wait([ready, held], timeout=30)
@@ -101,7 +101,7 @@ def test_a_fetch_under_way_when_a_holder_dies_is_started_afresh_at_once(client, 
         time.sleep(0.2)
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while doomed in client.scheduler_info()["workers"] and time.monotonic() < deadline:
+        while doomed in client.nthreads() and time.monotonic() < deadline:
             time.sleep(0.01)
         killed = time.monotonic()
         fetcher.restart_started_before(killed)  # what the run loop does on the notice

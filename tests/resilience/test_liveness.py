@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from distributed import Client, Future, LocalCluster, get_worker, secede
+from distributed import Client, Event, Future, LocalCluster, get_worker, secede
 
 from resilience import ResilientCluster, TaskFailures
 from resilience.phantom import find_phantom_inputs
@@ -361,7 +361,7 @@ def test_a_forgotten_attempt_is_looked_for_soon_after_a_worker_leaves(client):
         time.sleep(0.2)
         running_on = {w for w, keys in client.processing().items() if key in keys}
         client.run_on_scheduler(drop_key, key, client.id)
-        [other] = [w for w in client.scheduler_info()["workers"] if w not in running_on]
+        [other] = [w for w in client.nthreads() if w not in running_on]
         gone.append(client.run(os.getpid, workers=[other])[other])
         os.kill(gone[0], signal.SIGSTOP)
         client.run_on_scheduler(remove_worker, other)
@@ -437,7 +437,7 @@ def test_a_step_whose_input_no_worker_said_to_hold_it_has_is_found(client):
     # Nightly seed 777 (stop 30) hung a run for 57 s: step 1 processing on one worker,
     # its input credited to another that never got it, the real copy gone with the
     # worker that had it. The step's worker asked the credited one for it, for ever.
-    real, credited = sorted(client.scheduler_info()["workers"])
+    real, credited = sorted(client.nthreads())
     client.run_on_scheduler(credit_the_wrong_worker, "rs-in-phantom-")
     try:
         [held] = client.scatter({"rs-in-phantom-1": b"p" * 100}, workers=[real],
@@ -446,9 +446,9 @@ def test_a_step_whose_input_no_worker_said_to_hold_it_has_is_found(client):
         assert client.run_on_scheduler(credit_rightly_again) == ["rs-in-phantom-1"]
     assert set(client.who_has([held])[held.key]) == {credited}
     os.kill(client.run(os.getpid, workers=[real])[real], signal.SIGKILL)
-    wait_until(lambda: len(set(client.scheduler_info()["workers"]) - {real, credited}) == 1,
+    wait_until(lambda: len(set(client.nthreads()) - {real, credited}) == 1,
                timeout=20, what="the killed worker's replacement")
-    [replacement] = set(client.scheduler_info()["workers"]) - {real, credited}
+    [replacement] = set(client.nthreads()) - {real, credited}
     step = client.submit(len, held, key="rs-phantom-step", workers=[replacement],
                          allow_other_workers=False)
     try:
@@ -458,3 +458,62 @@ def test_a_step_whose_input_no_worker_said_to_hold_it_has_is_found(client):
         assert find_phantom_inputs(client, ["rs-no-such-step"]) == []
     finally:
         client.cancel([step, held])
+
+
+def slow(payload: Any, **_: Any) -> Any:
+    time.sleep(1.3)  # past the run loop's idle tick (1 s): it wakes once with nothing
+    return f"{payload}>slow"
+
+
+def test_a_comm_closing_under_the_run_loop_sends_it_back_to_its_top_not_out(client,
+                                                                            monkeypatch):
+    """An OSError from the run loop's work on completions, with the scheduler then seen
+    lost, sends the loop back to its top, where the scheduler watch waits (bounded) and
+    decides. Ending the loop there would leave every unfinished task neither delivered
+    nor reported failed. The error is raised here on an empty batch, so that no
+    completion is lost with it, and the watch is told the scheduler was lost (a real
+    comm closing inside `_process` is a race no test can make on demand)."""
+    from resilience.runloop import RunLoop
+    from resilience.scheduler_watch import SchedulerWatch
+
+    original = RunLoop._process
+    raised: list[bool] = []
+
+    def closes_once(loop: Any, batch: list[Any]) -> Any:
+        if not batch and not raised:
+            raised.append(True)
+            raise OSError("a comm closed")
+        return original(loop, batch)
+
+    monkeypatch.setattr(RunLoop, "_process", closes_once)
+    monkeypatch.setattr(SchedulerWatch, "noticed_a_loss", lambda watch: True)
+    rc = ResilientCluster(client, [{"task_id": i} for i in range(2)], input="in")
+    summary = rc.distribute(protocols=[slow])
+    assert raised, "the run loop never woke with nothing: the premise did not hold"
+    assert sorted(o.value for o in summary.outputs) == ["in>slow", "in>slow"]
+    assert summary.failed == {}
+
+
+def test_the_inputs_claimed_for_a_step_skip_keys_the_scheduler_forgot_and_go_on(client):
+    # The run loop asks about every live attempt at once; one the scheduler has already
+    # forgotten must not end the look (nor fail it) for the attempts after it.
+    from resilience.phantom import claimed_inputs
+
+    [held] = client.scatter([b"c" * 10])
+    release = f"rs-claimed-release-{time.monotonic_ns()}"
+    step = client.submit(wait_for_event, held, release, key="rs-claimed-step", pure=False)
+    try:
+        wait_until(lambda: client.run_on_scheduler(task_state, step.key) == "processing",
+                   timeout=10, what="the step to run")
+        claims = client.run_on_scheduler(claimed_inputs, ["rs-never-submitted", step.key])
+        assert set(claims) == {step.key}
+        [worker, inputs] = claims[step.key]
+        assert worker in client.nthreads() and set(inputs) == {held.key} and inputs[held.key]
+    finally:
+        Event(release, client=client).set()
+        step.release()
+
+
+def wait_for_event(payload: Any, name: str) -> int:
+    Event(name).wait(30)
+    return len(payload)

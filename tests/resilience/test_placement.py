@@ -242,7 +242,7 @@ def test_the_guard_copies_every_protected_key_past_one_not_in_memory(client):
     running = client.submit(time.sleep, 3, key="rs-in-order-0")  # first, and not in memory
     wait_until(lambda: client.run_on_scheduler(task_state, "rs-in-order-0") == "processing",
                timeout=5, what="the first key to run")
-    worker = sorted(client.scheduler_info()["workers"])[0]
+    worker = sorted(client.nthreads())[0]
     [held] = client.scatter({"rs-in-order-1": b"x" * 1000}, workers=[worker],
                             hash=False, broadcast=False).values()
     client.run_on_scheduler(protect, "rs-in-order-", 2)
@@ -277,7 +277,7 @@ def test_a_scatter_blocked_by_a_frozen_worker_goes_to_the_workers_that_answer(cl
     # Nightly seed 2718: the run loop waited out a 1 s freeze in a scatter, and the
     # delivery of steps whose worker had died (not frozen) waited with it. A freeze just
     # begun shows in no heartbeat yet: only asking the workers tells.
-    frozen, answering = sorted(client.scheduler_info()["workers"])
+    frozen, answering = sorted(client.nthreads())
     placement = InputPlacement(client, ResilienceConfig(task_registry="memory"), "frozen")
     pid = client.run(os.getpid, workers=[frozen])[frozen]
     os.kill(pid, signal.SIGSTOP)
@@ -361,7 +361,7 @@ def test_a_worker_that_answered_and_died_since_is_no_target(client):
     # Nightly seed 4711: the workers that answered were kept as the only targets for
     # AVOID_FOR; one was SIGKILLed meanwhile, every scatter naming it failed, and the run
     # loop retried them for 10 s. Only the silent ones are left out, of those there are.
-    frozen, doomed = sorted(client.scheduler_info()["workers"])
+    frozen, doomed = sorted(client.nthreads())
     placement = InputPlacement(client, ResilienceConfig(task_registry="memory"), "died")
     pids = client.run(os.getpid)
     os.kill(pids[frozen], signal.SIGSTOP)
@@ -379,7 +379,7 @@ def test_a_worker_that_answered_and_died_since_is_no_target(client):
 
         def replaced() -> bool:  # one look, so that the replacement named is one seen
             others.clear()
-            others.update(set(client.scheduler_info()["workers"]) - {frozen, doomed})
+            others.update(set(client.nthreads()) - {frozen, doomed})
             return len(others) == 1
 
         wait_until(replaced, timeout=10, what="the killed worker's replacement")
@@ -397,7 +397,7 @@ def test_copies_a_frozen_worker_cannot_take_are_left_to_the_guard(client, monkey
     # for them (and every delivery with it) until the freeze ended. Now it waits one
     # round of TOP_UP_EVERY, made long here so that one round and two differ clearly.
     monkeypatch.setattr(replication, "TOP_UP_EVERY", 0.8)
-    frozen, answering = sorted(client.scheduler_info()["workers"])
+    frozen, answering = sorted(client.nthreads())
     placement = InputPlacement(client, ResilienceConfig(task_registry="memory",
                                                         max_task_replicas=2), "uncopied")
     placement.start()

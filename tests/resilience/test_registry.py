@@ -133,3 +133,14 @@ def test_a_file_that_is_not_a_registry_is_refused_and_left_alone(tmp_path):
     with pytest.raises(RegistryError, match="cannot read the task registry"):
         SQLiteRegistry(path)
     assert path.read_text().startswith("my precious notes")
+
+
+def test_a_record_handed_out_cannot_be_changed_behind_the_registry(registry):
+    # The memory registry hands out the records it keeps: were they mutable, a caller's
+    # edit (a user's own recovery code, say) would change the registry's copy unseen,
+    # and a resubmission would run with it.
+    registry.update(add=[record("t", (0,), 1, "payload")])
+    [kept] = list(registry.records())
+    with pytest.raises(AttributeError):  # dataclasses.FrozenInstanceError
+        kept.attempts = 99  # type: ignore[misc]
+    assert [r.attempts for r in registry.records()] == [kept.attempts]

@@ -172,7 +172,7 @@ def test_the_inputs_of_a_scatter_given_up_are_released_when_the_run_ends(client)
     # holds the input for this client, and no Future of the client will ever release it.
     placement = InputPlacement(client, ResilienceConfig(task_registry="memory"), "abandon")
     key = placement.key_prefix + "0"
-    worker = next(iter(client.scheduler_info()["workers"]))
+    worker = next(iter(client.nthreads()))
     client.sync(client.scheduler.scatter, data={key: to_serialize(b"x" * 1000)},
                 workers=[worker], client=client.id, broadcast=False)
 

@@ -45,7 +45,7 @@ def check(client: Any, protocols: Any, kills: int = 0, **options: Any) -> Safety
 
 def test_a_pure_chain_is_safe_even_when_its_workers_are_killed(chaos_client: Any,
                                                                workdir: Path) -> None:
-    before = set(chaos_client.scheduler_info()["workers"])
+    before = set(chaos_client.nthreads())
     report = check(chaos_client, [p.fold, p.relax], kills=3)
     assert report.safe, report.explain()
     assert report.findings == []
@@ -54,7 +54,7 @@ def test_a_pure_chain_is_safe_even_when_its_workers_are_killed(chaos_client: Any
     assert [kill.step for kill in report.kills] == [0, 1, 0]  # spread over the steps first
     assert any(kill.landed for kill in report.kills), report.kills
     killed = {kill.worker for kill in report.kills if kill.landed}
-    after = set(chaos_client.scheduler_info()["workers"])
+    after = set(chaos_client.nthreads())
     assert len(after) == len(before) == 2  # left as found: the nannies replaced the dead
     assert killed and not killed & after  # those workers really died
     assert "safe to restart" in report.explain()
@@ -94,7 +94,7 @@ def test_a_nanny_its_local_cluster_closed_after_a_kill_is_started_again(workdir:
             Client(cluster) as client:
         report = check_preemption_safety([p.fold], TASKS[:1], "pose", client=client, kills=1)
         assert report.safe and [kill.landed for kill in report.kills] == [True]
-        assert len(client.scheduler_info()["workers"]) == 2
+        assert len(client.nthreads()) == 2
 
 
 @pytest.mark.parametrize(("workers", "kills", "message"), [
@@ -224,7 +224,7 @@ def test_a_hung_step_is_an_error_after_the_timeout_and_its_worker_is_freed(
         ("error", 0, "the step did not finish within 0.5 s"),
         ("error", 1, "the step did not finish within 0.5 s")]
     assert report.seconds < 20  # not the 60 s the protocol would sleep
-    assert len(chaos_client.scheduler_info()["workers"]) == 2
+    assert len(chaos_client.nthreads()) == 2
     assert check(chaos_client, [p.fold]).safe  # the next check finds its workers free
 
 

@@ -29,8 +29,10 @@ from typing import Any, ClassVar
 import dask
 
 from chaos.errors import ClusterError
+from chaos.harness import scheduler_calls
 from chaos.harness.backends.base import ClosingClient, ClusterBackend
 from chaos.harness.inflict import Landing, Victim
+from resilience.scheduler_watch import ask_scheduler
 
 REQUEUE_WAIT = 30.0  # seconds for a requeued job to be back in the queue
 
@@ -138,8 +140,10 @@ class SlurmBackend(ClusterBackend):
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _job_of(self, address: str) -> str | None:
-        info = self.client.scheduler_info().get("workers", {}).get(address) or {}
-        job = self.cluster.workers.get(info.get("name"))
+        # Asked on the scheduler: Client.scheduler_info() can return the periodic
+        # refresh's view, which lists no worker (docs/dask-upstream.md, 5).
+        name = ask_scheduler(self.client, scheduler_calls.worker_name, address)
+        job = self.cluster.workers.get(name)
         job_id = getattr(job, "job_id", None)
         return str(job_id) if job_id else None
 
