@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from distributed import Client, Future
+from distributed import Future
 
 from resilience import events
 from resilience.admission import Admission
@@ -27,15 +27,15 @@ PAGE = 1000  # a durable run's unfinished records are failed this many at a time
 class FailedTasks:
     """Reports tasks failed, and keeps every reason given for each."""
 
-    def __init__(self, client: Client, book: JobBook, admission: Admission,
-                 registry: TaskRegistry | None, durable: DurableRun | None,
-                 emit: Callable[[events.RunEvent], None]) -> None:
-        self._client = client
+    def __init__(self, book: JobBook, admission: Admission, registry: TaskRegistry | None,
+                 durable: DurableRun | None, emit: Callable[[events.RunEvent], None],
+                 cancel: Callable[[list[Future[Any]]], None]) -> None:
         self._book = book
         self._admission = admission
         self._registry = registry
         self._durable = durable
         self._emit = emit
+        self._cancel = cancel  # the job's other attempts, which can no longer matter
         self._reasons: dict[TaskId, list[str]] = defaultdict(list)
         if durable is not None:
             for (task_id, _), reason in durable.registry.failures():
@@ -52,7 +52,7 @@ class FailedTasks:
     def fail(self, job: Job, reason: str, for_good: bool = True) -> None:
         """Report the job's task failed. Unless `for_good` (the cluster, not the task,
         was at fault), a durable run keeps its record, so that a rerun resumes it."""
-        self.cancel(self._book.finish(job))
+        self._cancel(self._book.finish(job))
         self._reasons[job.task.task_id].append(reason)
         self._emit(events.TaskFailed(job.task.task_id, reason))
         if self._registry is not None and (for_good or not self._registry.durable):
@@ -80,8 +80,3 @@ class FailedTasks:
                       "please report this as a bug of the resilience library")
             logger.error("task %r: %s", job.task.task_id, reason)
             self.fail(job, reason)
-
-    def cancel(self, losers: list[Future[Any]]) -> None:
-        """Cancel the attempts that lost (to a sibling, or to a failure)."""
-        if losers and self._client.status == "running":  # a lost scheduler forgot them
-            self._client.cancel(losers)

@@ -98,8 +98,8 @@ class RunLoop:
         self._fetcher = ResultFetcher(client, self._completions.put)
         self._fetch_jobs: dict[str, Job] = {}  # attempt key -> its job, while fetched
         self._notices = WorkerNotices(client, run_id, self._completions.put)
-        self._failures = FailedTasks(client, self._book, self._admission, self._registry,
-                                     durable, self._emit)
+        self._failures = FailedTasks(self._book, self._admission, self._registry, durable,
+                                     self._emit, self._cancel)
         self._outputs: list[Output] = []
         self._duplicates = 0
         self._started = time.monotonic()
@@ -276,7 +276,7 @@ class RunLoop:
     def _accept(self, job: Job, key: str, values: list[Any],
                 outputs: list[Delivered]) -> list[Job] | None:
         """Take an attempt's result. Returns the next step's jobs, or None when delivered."""
-        self._failures.cancel(self._book.finish(job))
+        self._cancel(self._book.finish(job))
         self._emit(events.StepCompleted(
             job.task.task_id, job.index, job.step, job.attempts, key, len(values)))
         lineage = (*job.lineage_attempts, job.attempts)
@@ -371,6 +371,10 @@ class RunLoop:
             self._failures.fail_unfinished(self._reasons.no_workers())
 
     # -- bookkeeping ---------------------------------------------------------------
+
+    def _cancel(self, losers: list[Future[Any]]) -> None:
+        if losers and self._client.status == "running":  # a lost scheduler forgot them
+            self._client.cancel(losers)
 
     def _emit(self, event: events.RunEvent) -> None:
         if self._config.on_event is None:
