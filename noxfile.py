@@ -96,10 +96,10 @@ def study(session: nox.Session) -> None:
 @nox.session
 def mutants(session: nox.Session) -> None:
     """Mutation testing of the library's recovery paths (run loop, dispatch, recovery,
-    jobs, delivery, submission, replication, AMM policy, watch, registry, sink, durable,
-    fetch, stalled attempts, phantom inputs, failed tasks) with cosmic-ray: each mutant
-    is judged by the fast tests plus a short campaign (mutants/judge.py); prints the
-    score and every survivor.
+    jobs, delivery, submission, replication, bounded scatters, AMM policy, watch,
+    registry, sink, durable, fetch, stalled attempts, phantom inputs, failed tasks) with
+    cosmic-ray: each mutant is judged by the fast tests plus a short campaign
+    (mutants/judge.py); prints the score and every survivor.
     Arguments after `--` go to mutants/prepare.py, e.g. `nox -s mutants -- --modules
     recovery.py --sample 20`; `nox -s mutants -- --again` judges again only the last
     session's survivors (after writing tests for them)."""

@@ -14,7 +14,7 @@ import time
 import pytest
 from distributed import Client
 
-from resilience import ResilienceConfig, replication
+from resilience import ResilienceConfig, bounded_scatter, replication
 from resilience.amm_policy import EXTENSION, protect, top_up, unprotect
 from resilience.registry import INITIAL_INPUT
 from resilience.replication import InputPlacement
@@ -48,7 +48,7 @@ def close_once_landed(client, placement: InputPlacement) -> None:
     after a run's end stays held until the client disconnects: a known leftover.)"""
     def landed() -> bool:
         known = client.run_on_scheduler(lambda dask_scheduler: set(dask_scheduler.tasks))
-        return set(placement._abandoned) <= known
+        return set(placement._scatter.abandoned) <= known
     with contextlib.suppress(AssertionError):
         wait_until(landed, timeout=5, what="the scatters given up to land")
     placement.close()
@@ -167,10 +167,10 @@ def test_a_silent_worker_is_known_as_such_only_for_its_window(client):
     # Past AVOID_FOR, a worker that did not answer is a worker like the others again:
     # copy rounds go back to their usual length.
     placement = InputPlacement(client, ResilienceConfig(task_registry="memory"), "window")
-    placement._silent = (time.monotonic() + 5.0, {"tcp://10.0.0.1:1"})
-    assert placement._silence_known()
-    placement._silent = (time.monotonic() - 0.01, {"tcp://10.0.0.1:1"})
-    assert not placement._silence_known()
+    placement._scatter.silent = (time.monotonic() + 5.0, {"tcp://10.0.0.1:1"})
+    assert placement._scatter.silence_known()
+    placement._scatter.silent = (time.monotonic() - 0.01, {"tcp://10.0.0.1:1"})
+    assert not placement._scatter.silence_known()
 
 
 def test_copies_that_never_come_are_waited_for_no_longer_than_the_bound(client):
@@ -287,13 +287,13 @@ def test_a_scatter_blocked_by_a_frozen_worker_goes_to_the_workers_that_answer(cl
         took = time.monotonic() - started
         assert all(holders(client, f) == {answering} for f in placed)
         # Given up once the frozen worker failed to answer, not at the scatter's bound.
-        detected = replication.STALL_AFTER + replication.PING_TIMEOUT
+        detected = bounded_scatter.STALL_AFTER + bounded_scatter.PING_TIMEOUT
         assert took < detected + 0.3, f"placing took {took:.2f} s"
         # Within AVOID_FOR, later scatters go to the answering workers straight away.
         started = time.monotonic()
         [later] = placement.place([b"q" * 100])
         assert holders(client, later) == {answering}
-        assert time.monotonic() - started < replication.STALL_AFTER
+        assert time.monotonic() - started < bounded_scatter.STALL_AFTER
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
@@ -371,7 +371,7 @@ def test_a_worker_that_answered_and_died_since_is_no_target(client):
         os.kill(pids[frozen], signal.SIGCONT)
     try:
         # Thawed, it is still left out for AVOID_FOR; the one that answered dies.
-        wait_until(lambda: set(placement._abandoned) <= client.run_on_scheduler(
+        wait_until(lambda: set(placement._scatter.abandoned) <= client.run_on_scheduler(
             lambda dask_scheduler: set(dask_scheduler.tasks)), timeout=5,
             what="the scatter given up to land")
         os.kill(pids[doomed], signal.SIGKILL)
@@ -387,7 +387,7 @@ def test_a_worker_that_answered_and_died_since_is_no_target(client):
         started = time.monotonic()
         [placed] = placement.place([b"r" * 100])
         assert holders(client, placed) == {replacement}
-        assert time.monotonic() - started < replication.STALL_AFTER
+        assert time.monotonic() - started < bounded_scatter.STALL_AFTER
     finally:
         placement.close()
 

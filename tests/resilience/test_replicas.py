@@ -180,7 +180,7 @@ def test_the_inputs_of_a_scatter_given_up_are_released_when_the_run_ends(client)
         return client.run_on_scheduler(lambda dask_scheduler: key in dask_scheduler.tasks)
 
     assert known()  # landed, wanted by this client, with no Future to release it
-    placement._abandoned.append(key)  # what a scatter given up records
+    placement._scatter.abandoned.append(key)  # what a scatter given up records
     placement.close()
     wait_until(lambda: not known(), timeout=5, what="the abandoned input to be released")
 
