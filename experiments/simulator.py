@@ -22,9 +22,9 @@ Every cost is a named field of `RunCosts`, calibrated from measured runs.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
-from collections.abc import Sequence
 from typing import Any
 
 import simpy
@@ -38,9 +38,6 @@ from experiments.sim_spec import PreemptionSource, SimOutcome, SimSpec, Status
 def simulate(spec: SimSpec, costs: RunCosts, seed: int) -> SimOutcome:
     """Run the model once; the same (spec, costs, seed) gives the same outcome."""
     return _Run(spec, costs, seed).run()
-
-
-# ---------------------------------------------------------------------------- the model
 
 
 class _Job:
@@ -108,7 +105,7 @@ class _Run:
         self.env.process(self._start())
         self.env.run(until=self.finished)
         makespan = self.env.now + (self.costs.end_gap if self.status != "hung" else 0.0)
-        expected = self.spec.tasks * _product(self.spec.fanout)
+        expected = self.spec.tasks * math.prod(self.spec.fanout)
         return SimOutcome(self.status, makespan, len(self.failed_tasks), self.delivered,
                           expected, self.kills, self.useful, self.wasted,
                           self.inputs.peak_held * self.spec.payload_bytes,
@@ -400,9 +397,3 @@ class _Run:
         job.token += 1
         self.env.timeout(delay).callbacks.append(lambda _: self._lost(job, cause))
 
-
-def _product(values: Sequence[int]) -> int:
-    result = 1
-    for value in values:
-        result *= value
-    return result

@@ -299,6 +299,24 @@ def test_a_scheduler_that_cannot_say_which_attempts_it_forgot_names_none(local_c
     assert time.monotonic() - started < 5
 
 
+def test_a_watch_whose_scheduler_cannot_say_which_workers_are_silent_goes_on(local_cluster):
+    # The step-timeout watch asks the scheduler which workers are silent; when it cannot
+    # answer (here its client is closed), the watch says so once, stops asking, and
+    # still finds the attempts that ran past their timeout: nothing is raised.
+    from resilience.watch import AttemptWatch
+
+    doomed = Client(local_cluster, timeout="5s")
+    watch = AttemptWatch(doomed, "no-survey", 0.0)
+    doomed.close()
+    watch._on_start((0.0, {"key": "rs-late-a1", "worker": "tcp://127.0.0.1:1"}))
+    time.sleep(0.01)
+    with logged(level=logging.WARNING) as warnings:
+        assert watch.stuck(["rs-late-a1", "rs-queued-a1"]) == ({"rs-late-a1"}, set())
+        assert watch.stuck(["rs-late-a1"]) == ({"rs-late-a1"}, set())
+    watch.close()
+    assert len(warnings) == 1 and "only hung protocols" in warnings[0], warnings
+
+
 def test_closing_the_generator_early_cancels_the_rest(client):
     tasks = [{"task_id": i} for i in range(20)]
 

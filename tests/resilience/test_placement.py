@@ -16,6 +16,7 @@ from distributed import Client
 
 from resilience import ResilienceConfig, bounded_scatter, replication
 from resilience.amm_policy import EXTENSION, protect, top_up, unprotect
+from resilience.phantom import holders_lacking
 from resilience.registry import INITIAL_INPUT
 from resilience.replication import InputPlacement
 from resilience.submission import StepSubmitter
@@ -173,13 +174,33 @@ def test_a_silent_worker_is_known_as_such_only_for_its_window(client):
     assert not placement._scatter.silence_known()
 
 
-def test_copies_that_never_come_are_waited_for_no_longer_than_the_bound(client):
+def test_copies_that_never_come_are_waited_for_within_the_bound_at_the_guards_pace(
+        client, monkeypatch):
     # Every worker answers, but nothing makes the copies (the guard has forgotten this
-    # run's prefix): placing gives up at REPLICATION_WAIT (2 s), with the one copy there is.
+    # run's prefix): placing gives up at REPLICATION_WAIT (2 s), with the one copy there is,
+    # and meanwhile asks the guard again once every TOP_UP_EVERY, not at every 5 ms look,
+    # and the workers whether they really hold the inputs once (a wrong credit is made
+    # at the scatter, so later rounds would only repeat the question).
     placement = InputPlacement(client, ResilienceConfig(task_registry="memory",
                                                         max_task_replicas=2), "never")
     placement.start()
     client.run_on_scheduler(unprotect, placement.key_prefix)
+    top_ups: list[float] = []
+    asked = replication.ask_scheduler
+
+    def counted(client, function, *args):
+        if function is top_up:
+            top_ups.append(time.monotonic())
+        return asked(client, function, *args)
+
+    monkeypatch.setattr(replication, "ask_scheduler", counted)
+    asked_workers: list[dict] = []
+
+    def lacking(client, who_has):
+        asked_workers.append(who_has)
+        return holders_lacking(client, who_has)
+
+    monkeypatch.setattr(replication, "holders_lacking", lacking)
     placed: list = []
     worker = threading.Thread(target=lambda: placed.extend(placement.place([b"a" * 1000])),
                               daemon=True)
@@ -191,6 +212,9 @@ def test_copies_that_never_come_are_waited_for_no_longer_than_the_bound(client):
         assert not worker.is_alive(), "placing waited past its bound for copies"
         assert 2.0 <= took < 2.6, f"placing gave up after {took:.2f} s"
         assert [len(holders(client, f)) for f in placed] == [1]
+        rounds = replication.REPLICATION_WAIT / replication.TOP_UP_EVERY
+        assert 2 <= len(top_ups) <= rounds + 1, f"the guard was asked {len(top_ups)} times"
+        assert len(asked_workers) == 1, f"the workers were asked {len(asked_workers)} times"
     finally:
         worker.join(timeout=30)
         placement.close()

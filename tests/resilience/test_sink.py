@@ -18,7 +18,7 @@ from resilience import Output
 from resilience.durable import DurableRun, open_durable_run
 from resilience.errors import OutputError
 from resilience.registry import Delivery
-from resilience.sink import SCOREFILE, load_output, output_name
+from resilience.sink import SCOREFILE, _score_line, load_output, output_name
 from tests.resilience.kit import logged
 
 
@@ -50,6 +50,15 @@ def folder_state(tmp_path: Path) -> tuple[list[str], list[tuple[str, list[int]]]
     text = scores.read_text() if scores.exists() else ""
     lines = [json.loads(line) for line in text.splitlines()]
     return names, [(line["task_id"], line["index"]) for line in lines]
+
+
+def test_a_scorefile_line_times_its_output_as_precisely_as_its_stamps():
+    # started_at and delivered_at are given to the millisecond; seconds, their
+    # difference, must be too, or a reader comparing the three finds them disagree.
+    line = json.loads(_score_line(Output("t", (0,), "v", 1, (1,)), "t.0.pkl", {},
+                                  started_at=100.0, now=101.2344))
+    assert (line["started_at"], line["delivered_at"], line["seconds"]) == (100.0, 101.234,
+                                                                            1.234)
 
 
 def test_a_kill_between_the_renames_and_the_ledger_commit_leaves_nothing_behind(tmp_path):
