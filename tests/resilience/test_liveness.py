@@ -228,32 +228,41 @@ def wait_for_file(path: Path, timeout: float = 5.0) -> Path:
 def test_a_duplicate_does_not_hide_the_results_fetched_after_it(client, tmp_path):
     # One task's two attempts, then the other's first, finish while the run loop waits on
     # the observer, and come back in one fetch: the duplicate must not hide the last.
+    # Whether both attempts are still tracked when their batch is read is Dask's timing:
+    # on a loaded host (a mutation session's coverage run, once) the premise can miss, so
+    # the scenario is tried up to three times, and must hold once.
+    for trial in range(3):
+        marks = tmp_path / f"trial-{trial}"
+        marks.mkdir()
+        summary, completed = duplicate_scenario(client, marks)
+        if summary.duplicates_suppressed >= 1:
+            break
+    assert summary.duplicates_suppressed >= 1, "no duplicate came back in three tries"
+    [other] = {"t", "u"} - {(marks / "speculated").read_text()}
+    assert completed[other].endswith("-a1"), completed
+
+
+def duplicate_scenario(client: Client, marks: Path) -> tuple[Any, dict[str, str]]:
     completed: dict[str, str] = {}
 
     def observer(event: Any) -> None:
-        speculated = tmp_path / "speculated"
+        speculated = marks / "speculated"
         if type(event).__name__ == "StepSubmitted" and event.attempt == 2 and (
                 not speculated.exists()):
             speculated.write_text(event.task_id)
             other = ({"t", "u"} - {event.task_id}).pop()
-            wait_for_file(tmp_path / f"{other}-a1")
+            wait_for_file(marks / f"{other}-a1")
             time.sleep(0.2)  # for the last completion to be queued
         elif type(event).__name__ == "StepCompleted":
             completed[event.task_id] = event.key
 
-    tasks = [{"task_id": name, "marks": str(tmp_path)} for name in ("t", "u")]
+    tasks = [{"task_id": name, "marks": str(marks)} for name in ("t", "u")]
     rc = ResilientCluster(client, tasks, input="x", task_registry="memory",
                           step_timeout=0.3, max_attempts=5, on_event=observer)
     try:
-        summary = rc.distribute(duplicate_then_the_other_task)
+        return rc.distribute(duplicate_then_the_other_task), completed
     finally:
-        (tmp_path / "end").touch()
-
-    [other] = {"t", "u"} - {(tmp_path / "speculated").read_text()}
-    # At least one: on a loaded machine a third attempt of the first task may come (and
-    # end) too, a second duplicate (seen once, with a mutation session running).
-    assert summary.duplicates_suppressed >= 1
-    assert completed[other].endswith("-a1"), completed
+        (marks / "end").touch()
 
 
 def first_attempt_slower(payload: Any, **_: Any) -> Any:
