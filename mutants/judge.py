@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -91,6 +92,21 @@ def tests_for(lines: dict[str, set[int]] | None, coverage_map: Path = COVERAGE_M
             tests.update(contexts)
     return sorted(tests)
 
+
+def pytest_twice(args: list[str], cache: Path, measure: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None, cwd: Path = ROOT) -> str:
+    """Run pytest with `args` (and `measure`, e.g. coverage options, on this first run
+    only); when tests fail, run those once more (pytest's --lf, from the cache folder
+    `cache`, made afresh). Returns 'passed', 'flaky' (they passed the second time) or
+    'failed'. Run on the unmutated library before judging: a test failing there would
+    kill every mutant it judges, and a flaky one some."""
+    shutil.rmtree(cache, ignore_errors=True)
+    command = [sys.executable, "-m", "pytest", "-q", "-o", f"cache_dir={cache}", *args]
+    if subprocess.run([*command, *measure], cwd=cwd, env=env, check=False).returncode == 0:
+        return "passed"
+    again = [*command, "--last-failed", "--last-failed-no-failures", "none"]
+    passed = subprocess.run(again, cwd=cwd, env=env, check=False).returncode == 0
+    return "flaky" if passed else "failed"
 
 if __name__ == "__main__":
     sys.exit(main())

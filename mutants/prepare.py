@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cosmic_ray.work_db import WorkDB, use_db
 from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
-from judge import COVERAGE_MAP, FAST_TESTS, ROOT
+from judge import COVERAGE_MAP, FAST_TESTS, ROOT, pytest_twice
 
 CONFIG = Path(__file__).with_name("cosmic-ray.toml")
 
@@ -111,14 +111,15 @@ def map_tests_to_lines() -> None:
 
     data_file = COVERAGE_MAP.with_suffix(".coverage")
     COVERAGE_MAP.unlink(missing_ok=True)  # a failed run must not leave an old map behind
-    tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
-         "--cov=resilience", "--cov-context=test", "--cov-report=", *FAST_TESTS],
-        cwd=ROOT, env={**os.environ, "COVERAGE_FILE": str(data_file)}, check=False)
-    if tests.returncode != 0:
-        print("the tests failed on the unmutated library: no coverage map, so every test "
-              "judges every mutant", file=sys.stderr)
-        return
+    outcome = pytest_twice(["-m", "not slow", *FAST_TESTS], COVERAGE_MAP.parent / "mutants-pytest",
+                           ("--cov=resilience", "--cov-context=test", "--cov-report="),
+                           env={**os.environ, "COVERAGE_FILE": str(data_file)})
+    if outcome == "failed":
+        sys.exit("the fast tests fail on the unmutated library, twice (named above): they "
+                 "would kill every mutant they judge. Fix them, then judge the mutants.")
+    if outcome == "flaky":
+        print("a test failed under coverage and passed when run again (named above): it "
+              "may kill a mutant it should not, so read its kills with care", file=sys.stderr)
     data = CoverageData(str(data_file))
     data.read()
     runs: dict[str, dict[str, list[str]]] = {}

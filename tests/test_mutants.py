@@ -71,3 +71,41 @@ def test_every_equivalent_mutant_names_a_line_that_still_reads_as_argued():
     assert entries and not moved, "\n".join(moved)
     argued = Counter((e["module"], e["line"], e["operator"]) for e in entries)
     assert not [a for a, n in argued.items() if n > 1], "a mutant argued twice"
+
+
+LIBRARY_TESTS = '''
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def test_steady():
+    with open(HERE / "steady-runs", "a") as runs:
+        runs.write("ran\\n")
+
+
+def test_fails_the_first_time():
+    mark = HERE / "failed-once"
+    if {broken} or not mark.exists():
+        mark.touch()
+        raise AssertionError("failed")
+'''
+
+
+def test_the_unmutated_librarys_tests_are_run_again_when_one_fails(tmp_path):
+    # Before judging, the fast tests run once on the library as it is: a test failing
+    # there would kill every mutant it judges. One that fails, then passes alone, is a
+    # flake (judging goes on, with a warning); one that fails twice stops the session.
+    def run(broken: bool) -> tuple[str, int]:
+        folder = tmp_path / f"broken-{broken}"
+        folder.mkdir()
+        (folder / "test_library.py").write_text(LIBRARY_TESTS.format(broken=broken))
+        outcome = judge.pytest_twice(["test_library.py"], folder / "cache", cwd=folder)
+        return outcome, len((folder / "steady-runs").read_text().splitlines())
+
+    assert run(broken=False) == ("flaky", 1)  # only the failed test ran again
+    assert run(broken=True) == ("failed", 1)
+    steady = tmp_path / "steady"
+    steady.mkdir()
+    (steady / "test_library.py").write_text("def test_fine():\n    pass\n")
+    assert judge.pytest_twice(["test_library.py"], steady / "cache", cwd=steady) == "passed"
