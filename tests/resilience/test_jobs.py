@@ -5,6 +5,7 @@ the run and survived every other test: exactly-once held, only memory grew.)"""
 
 from __future__ import annotations
 
+from resilience.delivery import DeliveryLedger
 from resilience.jobs import Job, JobBook
 from resilience.tasks import TaskSpec
 
@@ -38,3 +39,15 @@ def test_a_task_whose_next_steps_were_added_meanwhile_is_not_done():
     book.finish(step0)
 
     assert book.take_done_tasks() == []
+
+
+def test_the_delivery_ledger_drops_a_done_tasks_outputs():
+    # The other half of that bookkeeping: the outputs claimed for a done task are
+    # forgotten, so the ledger holds the running tasks' outputs, however long the run.
+    ledger = DeliveryLedger()
+    assert ledger.claim("t", (0,)) and not ledger.claim("t", (0,))  # a second is refused
+    assert ledger.claim(1, (0,)) and ledger.claim(1, (1,))
+    ledger.close(["t"])
+    assert len(ledger) == 2
+    ledger.close([1])
+    assert len(ledger) == 0

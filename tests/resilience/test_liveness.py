@@ -300,11 +300,13 @@ def test_an_attempt_that_lost_to_another_is_cancelled_at_once(client):
 def test_a_scheduler_that_cannot_say_which_attempts_it_forgot_names_none(local_cluster):
     # The limbo check asks the scheduler; when it cannot answer (the connection lost, or
     # this library missing on a remote scheduler), the run goes on: no attempt is failed
-    # over on that account, and nothing is raised into the run loop.
+    # over on that account, and nothing is raised into the run loop. The same for the
+    # look at inputs that are not where the scheduler says.
     closed = Client(local_cluster, timeout="5s")
     closed.close()
     started = time.monotonic()
     assert find_forgotten(closed, ["rs-any-a1"]) == []
+    assert find_phantom_inputs(closed, ["rs-any-a1"]) == []
     assert time.monotonic() - started < 5
 
 
@@ -324,6 +326,27 @@ def test_a_watch_whose_scheduler_cannot_say_which_workers_are_silent_goes_on(loc
         assert watch.stuck(["rs-late-a1"]) == ({"rs-late-a1"}, set())
     watch.close()
     assert len(warnings) == 1 and "only hung protocols" in warnings[0], warnings
+
+
+def test_an_attempt_submitted_since_the_looks_cutoff_is_not_taken_for_forgotten(client):
+    # The scheduler learns of a submission a moment after the client makes it: an
+    # attempt submitted since the cutoff may be unknown to it yet, and failing it over
+    # as forgotten would burn an attempt of a healthy step. Its key here is one the
+    # scheduler never hears of, so it is "forgotten" once the cutoff passes it.
+    from resilience.jobs import Job, JobBook
+    from resilience.stalled import StalledAttempts
+    from resilience.tasks import TaskSpec
+
+    book = JobBook()
+    job = Job(TaskSpec("t", {}, position=0), (), 0, payload=None, lineage_attempts=(),
+              started_at=0.0)
+    book.add([job], "new")
+    cutoff = time.monotonic()
+    fresh = Future("rs-not-yet-known-a1", client)  # made on the client, not submitted
+    book.track(job, fresh.key, fresh, placed=None)
+    stalled = StalledAttempts(client, book, None, inputs_kept=True, every=1.0)
+    assert stalled.forgotten(cutoff, every=False) == []
+    assert stalled.forgotten(time.monotonic(), every=False) == [(job, fresh.key)]
 
 
 def test_closing_the_generator_early_cancels_the_rest(client):
