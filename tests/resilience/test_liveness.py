@@ -328,6 +328,21 @@ def test_a_watch_whose_scheduler_cannot_say_which_workers_are_silent_goes_on(loc
     assert len(warnings) == 1 and "only hung protocols" in warnings[0], warnings
 
 
+def test_new_work_goes_to_the_workers_not_suspected_of_holding_a_stuck_step(client):
+    from resilience.watch import AttemptWatch
+
+    watch = AttemptWatch(client, "healthy", 5)
+    try:
+        assert watch.healthy_workers() is None  # nothing suspect: any worker
+        suspect, other = sorted(client.nthreads())
+        watch.suspects = {suspect}
+        assert watch.healthy_workers() == [other]
+        watch.suspects = {suspect, other}
+        assert watch.healthy_workers() is None  # every one suspect: any, not none
+    finally:
+        watch.close()
+
+
 def test_an_attempt_submitted_since_the_looks_cutoff_is_not_taken_for_forgotten(client):
     # The scheduler learns of a submission a moment after the client makes it: an
     # attempt submitted since the cutoff may be unknown to it yet, and failing it over
