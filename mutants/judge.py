@@ -108,5 +108,6 @@ def pytest_twice(args: list[str], cache: Path, measure: tuple[str, ...] = (),
     passed = subprocess.run(again, cwd=cwd, env=env, check=False).returncode == 0
     return "flaky" if passed else "failed"
 
+
 if __name__ == "__main__":
     sys.exit(main())
