@@ -9,13 +9,7 @@ here, and the report (`reports`) only renders them.
 """
 
 from chaos.analysis.coverage import coverage_summary, fault_windows
-from chaos.analysis.gates import (
-    GateReport,
-    GateResult,
-    GateThresholds,
-    evaluate_gates,
-    load_gate_thresholds,
-)
+from chaos.analysis.gates import GateReport, GateResult, evaluate_gates
 from chaos.analysis.metrics import ecdf, makespan_overhead
 from chaos.analysis.recovery import RECOVERY_PERCENTILES, recovery_figures
 from chaos.analysis.run_summary import summarise_run
@@ -37,6 +31,7 @@ from chaos.analysis.tables import (
     run_identity,
     run_table,
 )
+from chaos.analysis.thresholds import GateThresholds, load_gate_thresholds
 
 __all__ = [
     "BASELINE_TARGET",

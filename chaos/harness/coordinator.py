@@ -22,7 +22,7 @@ from typing import Any
 from chaos.harness.inflict import Inflictor, Landing, Victim
 from chaos.harness.lockstep import Lockstep
 from chaos.harness.observations import RunObservations
-from chaos.harness.unfired import never_fired
+from chaos.harness.unfired import Deferral, never_fired
 from chaos.harness.victims import Choice, FindHolders, choose_victim
 from chaos.history import HistoryWriter, WorkerProcess, same_process
 from chaos.spec import (
@@ -87,9 +87,7 @@ class Coordinator:
         self._fired: dict[str, _Fired] = {}
         self._written: set[str] = set()
         self._skipped: set[str] = set()
-        self._deferred: dict[str, int] = {}  # fault id -> times its role had no worker
-        self._deferred_why: dict[str, str] = {}  # fault id -> the last reason
-        self._deferred_task: dict[str, Any] = {}  # fault id -> the task it waits for
+        self._deferrals: dict[str, Deferral] = {}
         self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._landers: list[threading.Thread] = []
         self._timed = sorted(
@@ -172,11 +170,8 @@ class Coordinator:
         for fault_id, fault in self._faults.items():
             if isinstance(fault.trigger, Poisson) or fault_id in self._spent:
                 continue
-            deferred = ((self._deferred[fault_id], self._deferred_why[fault_id],
-                         self._deferred_task[fault_id])
-                        if fault_id in self._deferred_why else None)
             self._skip(fault_id, fault, *never_fired(
-                fault, original=unfired.get(fault_id), deferred=deferred,
+                fault, original=unfired.get(fault_id), deferred=self._deferrals.get(fault_id),
                 nth_task=self._resolve_nth(fault, {})))
         for _, firing_id, fault_id in self._timed:
             if firing_id != fault_id and firing_id not in self._spent:
@@ -248,8 +243,7 @@ class Coordinator:
             choice = self._choose(fault_id, fault, hit)
             if choice.victim is None:
                 reason = choice.reason or "no worker to hit"
-                if self._defer(fault_id, fault, trigger, reason):
-                    self._deferred_task[fault_id] = hit.get("task_id")
+                if self._defer(fault_id, fault, trigger, reason, hit.get("task_id")):
                     # Hold the fault until it can land: it stays armed for the watched
                     # task, and fires at the same logical point of its next execution.
                     decisions[fault_id] = {"task": hit.get("task_id")}
@@ -352,15 +346,15 @@ class Coordinator:
             **fired.extra,
         )
 
-    def _defer(self, fault_id: str, fault: Fault, trigger: dict[str, Any], reason: str) -> bool:
+    def _defer(self, fault_id: str, fault: Fault, trigger: dict[str, Any], reason: str,
+               task: Any) -> bool:
         """Re-arm a logical fault whose role has no worker right now (its victim is leaving
         with another fault, its input is being re-made), at most MAX_DEFERRALS times.
         Skipping it would make the run inconclusive, and its replays differ."""
-        count = self._deferred.get(fault_id, 0)
+        count = self._deferrals[fault_id].count if fault_id in self._deferrals else 0
         if count >= MAX_DEFERRALS:
             return False
-        self._deferred[fault_id] = count + 1
-        self._deferred_why[fault_id] = reason
+        self._deferrals[fault_id] = Deferral(count + 1, reason, task)
         self._spent.discard(fault_id)
         self.history.emit("fault-deferred", fault_id=fault_id, kind=fault.kind, trigger=trigger,
                           reason=reason, deferrals=count + 1)
