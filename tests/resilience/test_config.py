@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 
@@ -10,6 +11,7 @@ from distributed import Client
 
 from resilience import ConfigError, ResilientCluster, TaskFailures
 from resilience.config import resolve_retries
+from resilience.dispatch import _unpicklable
 from resilience.tasks import task_specs
 
 
@@ -137,6 +139,17 @@ def test_a_value_that_cannot_be_pickled_fails_its_tasks_at_once_saying_so(client
     assert set(raised.value.failed) == {0, 1}
     assert all("cannot be serialized" in reason and "lock" in reason
                for reason in raised.value.failed.values()), raised.value.failed
+
+
+def test_only_a_value_that_cannot_be_serialized_fails_a_submission_at_once(client):
+    # Any other error of a submission is retried for worker_wait_timeout (the cluster
+    # may come back), and reported as unreachable if it lasts: a TypeError from Dask's
+    # client in a race, say, must not be called a value no retry can help.
+    with pytest.raises(Exception) as refused:
+        client.submit(identity, threading.Lock(), pure=False)
+    assert _unpicklable(refused.value), repr(refused.value)  # Dask's own error for it
+    assert _unpicklable(pickle.PicklingError("Can't pickle <function <lambda>>"))
+    assert not _unpicklable(TypeError("'NoneType' object is not subscriptable"))
 
 
 def test_a_closed_client_is_refused_with_a_clear_error(client):

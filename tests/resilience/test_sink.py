@@ -9,6 +9,7 @@ import json
 import os
 import resource
 import signal
+import tracemalloc
 from pathlib import Path
 from typing import cast
 
@@ -159,6 +160,25 @@ def test_a_scorefile_line_keeps_its_times_to_the_millisecond(tmp_path):
     [entry] = run.sink.write([(Output("a", (0,), "pose", 1, (1,)), {}, 1_700_000_000.123456)])
     line = json.loads(cast(str, entry.score))
     assert line["started_at"] == 1_700_000_000.123
+
+
+def test_writing_an_output_does_not_copy_it(tmp_path):
+    # An output holding a large array (a pose's coordinates, say) is written from where
+    # it lies: pickle protocol 5 writes the array's buffer as it is, where protocol 4
+    # first copies it whole, so a 20 MB output would briefly take 40 MB.
+    numpy = pytest.importorskip("numpy")
+    run = open_run(tmp_path)
+    assert run.sink is not None
+    value = {"coordinates": numpy.ones(20_000_000, dtype=numpy.uint8)}
+    tracemalloc.start()
+    try:
+        run.sink.write([(Output("big", (0,), value, 1, (1,)), {}, 0.0)])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, f"writing a 20 MB output took {peak / 1e6:.0f} MB more memory"
+    written = load_output(tmp_path / "out" / output_name("big", (0,)))
+    assert written["coordinates"].sum() == 20_000_000
 
 
 @contextlib.contextmanager

@@ -6,6 +6,8 @@ every unfinished task reported failed; workers that come back end it with
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ from distributed import Client, LocalCluster
 
 from resilience import ResilientCluster, TaskFailures
 from resilience.events import WaitingForWorkers, WorkersReturned
-from tests.resilience.kit import logged
+from tests.resilience.kit import logged, wait_until
 
 
 def quick(payload: Any, **_: Any) -> Any:
@@ -70,6 +72,72 @@ def test_workers_that_come_back_end_the_wait(workerless):
     assert summary.delivered == 2
     returned = [e for e in seen if isinstance(e, WorkersReturned)]
     assert len(returned) == 1 and returned[0].waited > 0
+
+
+def test_a_worker_that_dies_as_it_joins_does_not_end_the_wait(workerless):
+    # A worker that joined and died before any step completed brought no worker back:
+    # the wait goes on, with its clock, until one that stays does. (A crash-looping
+    # worker that ended the wait at each arrival would restart worker_wait_timeout each
+    # time, and announce workers back that never were.) The run loop's idle look can
+    # still see the dying worker in the few ms before its arrival is noticed, so the
+    # scenario is tried up to three times: a wait ended by arrivals fails all three.
+    cluster, client = workerless
+    tries = []
+    for _ in range(3):
+        waits = wait_across_a_worker_that_dies_as_it_joins(cluster, client)
+        tries.append(waits)
+        if [type(e) for e in waits] == [WaitingForWorkers, WorkersReturned]:
+            assert waits[1].waited > 2.5, waits
+            return
+        cluster.scale(0)
+        wait_until(lambda: not client.nthreads(), timeout=30, what="the workers to leave")
+    raise AssertionError(f"the wait ended or restarted in every try: {tries}")
+
+
+def wait_across_a_worker_that_dies_as_it_joins(cluster: LocalCluster,
+                                               client: Client) -> list[Any]:
+    """A run's wait events, when a worker dies as it joins and one stays 2.5 s later."""
+    seen: list[Any] = []
+    rc = ResilientCluster(client, [{"task_id": i} for i in range(2)], input="x",
+                          scatter=False, worker_wait_timeout=60, on_event=seen.append)
+
+    def a_worker_dies_as_it_joins_then_one_stays() -> None:
+        deadline = time.monotonic() + 30
+        while not any(isinstance(e, WaitingForWorkers) for e in seen):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+        a_worker_dies_as_it_joins(cluster.scheduler_address, client)
+        time.sleep(2.5)  # past the run loop's idle look (1 s), with no worker
+        cluster.scale(1)
+
+    helper = threading.Thread(target=a_worker_dies_as_it_joins_then_one_stays, daemon=True)
+    helper.start()
+    try:
+        summary = rc.distribute(quick)
+    finally:
+        helper.join(timeout=60)
+    assert summary.delivered == 2
+    return [e for e in seen if isinstance(e, (WaitingForWorkers, WorkersReturned))]
+
+
+def a_worker_dies_as_it_joins(scheduler: str, client: Client) -> None:
+    """A `dask worker` (no nanny to restart it), SIGKILLed as soon as it joins; returns
+    once the scheduler has seen it go."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dask", "worker", scheduler, "--no-nanny", "--nthreads", "1",
+         "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not client.nthreads() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert client.nthreads(), "the short-lived worker did not join within 30 s"
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while client.nthreads() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("scatter", [True, False])
