@@ -215,7 +215,7 @@ class ChaosCluster:
                     checked = self._check_results_arrive(reset_first=not reset_for_check)
                     reset_for_check = not checked
                     continue
-                self.client.run_on_scheduler(scheduler_calls.restart_scatter_rotation)
+                self.client.run_on_scheduler(scheduler_calls.start_run_order_afresh)
                 return snapshot
             left = deadline - time.monotonic()
             if snapshot.n_tasks and escalation and time.monotonic() - started > escalation[0][0]:

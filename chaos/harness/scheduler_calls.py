@@ -22,13 +22,25 @@ def scheduler_snapshot(dask_scheduler: Any) -> dict[str, Any]:
     }
 
 
-def restart_scatter_rotation(dask_scheduler: Any = None) -> None:
-    """Start Dask's scatter round robin afresh. A scatter's items go to the workers sorted
-    by address, from a module-wide counter that every earlier scatter moved on: reset,
-    every run's first scattered item goes to the first worker, as in the run it replays."""
+def start_run_order_afresh(dask_scheduler: Any = None) -> None:
+    """Start afresh the two things the scheduler carries from one run to the next and
+    uses to order a run's work, so that a run (and its replay) does not depend on when
+    the runs before it ended:
+
+    - the scatter round robin: a scatter's items go to the workers sorted by address,
+      from a module-wide counter that every earlier scatter moved on. Reset, every run's
+      first scattered item goes to the first worker, as in the run it replays;
+    - the submission generations: a submission less than `fifo_timeout` (100 ms) after
+      the last generation began joins it, and ranks with it rather than after it. Reset,
+      every run's first submission begins a generation, as on a fresh scheduler, instead
+      of joining the harness's own check task submitted just before (or not, as the
+      milliseconds fell).
+    """
     counter = getattr(utils_comm, "_round_robin_counter", None)
     if isinstance(counter, list) and counter:
         counter[0] = 0
+    if hasattr(dask_scheduler, "_last_time"):
+        dask_scheduler._last_time = 0.0
 
 
 def dependency_holders(key: str, dask_scheduler: Any = None) -> list[str]:

@@ -332,3 +332,27 @@ def test_every_run_scatters_its_first_input_where_the_run_it_replays_did(harness
         inputs = client.scatter(["a run's input"] * 3, hash=False)
         assert _first_holder(client, inputs) == first
         del inputs
+
+
+def test_every_runs_first_submission_begins_a_generation_of_its_own(harness):
+    # Dask ranks a submission made less than fifo_timeout (100 ms) after the last
+    # generation began with that generation, and a later one after it. The harness
+    # submits a check task just before every run: a run's first steps joined its
+    # generation or not as the milliseconds fell, so a replay could run its steps in
+    # another order than its original (a nightly's run lost 8 outputs, its replays 5).
+    client = harness.client
+    for _ in range(3):
+        harness.settle(timeout=30)
+        before = client.run_on_scheduler(_generation)
+        step = client.submit(time.sleep, 0, pure=False)
+        step.result(timeout=10)
+        assert client.run_on_scheduler(_priority, step.key)[1] == before + 1
+        del step
+
+
+def _generation(dask_scheduler=None) -> int:
+    return dask_scheduler.generation
+
+
+def _priority(key, dask_scheduler=None) -> list[float]:
+    return list(dask_scheduler.tasks[key].priority)
