@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -51,27 +51,9 @@ def test_a_wait_for_workers_is_announced_and_bounded(workerless, scatter):
 
 def test_workers_that_come_back_end_the_wait(workerless):
     cluster, client = workerless
-    seen: list[Any] = []
-    rc = ResilientCluster(client, [{"task_id": i} for i in range(2)], input="x",
-                          scatter=False, worker_wait_timeout=60, on_event=seen.append)
-
-    def add_a_worker_once_waiting() -> None:
-        deadline = time.monotonic() + 30
-        while not any(isinstance(e, WaitingForWorkers) for e in seen):
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.05)
-        cluster.scale(1)
-
-    helper = threading.Thread(target=add_a_worker_once_waiting, daemon=True)
-    helper.start()
-    try:
-        summary = rc.distribute(quick)
-    finally:
-        helper.join(timeout=35)
-    assert summary.delivered == 2
-    returned = [e for e in seen if isinstance(e, WorkersReturned)]
-    assert len(returned) == 1 and returned[0].waited > 0
+    waits = run_through_a_wait(cluster, client)
+    assert [type(e) for e in waits] == [WaitingForWorkers, WorkersReturned], waits
+    assert waits[1].waited > 0
 
 
 def test_a_worker_that_dies_as_it_joins_does_not_end_the_wait(workerless):
@@ -82,9 +64,14 @@ def test_a_worker_that_dies_as_it_joins_does_not_end_the_wait(workerless):
     # still see the dying worker in the few ms before its arrival is noticed, so the
     # scenario is tried up to three times: a wait ended by arrivals fails all three.
     cluster, client = workerless
+
+    def a_worker_dies_as_it_joins_and_none_comes() -> None:
+        a_worker_dies_as_it_joins(cluster.scheduler_address, client)
+        time.sleep(2.5)  # past the run loop's idle look (1 s), with no worker
+
     tries = []
     for _ in range(3):
-        waits = wait_across_a_worker_that_dies_as_it_joins(cluster, client)
+        waits = run_through_a_wait(cluster, client, a_worker_dies_as_it_joins_and_none_comes)
         tries.append(waits)
         if [type(e) for e in waits] == [WaitingForWorkers, WorkersReturned]:
             assert waits[1].waited > 2.5, waits
@@ -94,26 +81,26 @@ def test_a_worker_that_dies_as_it_joins_does_not_end_the_wait(workerless):
     raise AssertionError(f"the wait ended or restarted in every try: {tries}")
 
 
-def wait_across_a_worker_that_dies_as_it_joins(cluster: LocalCluster,
-                                               client: Client) -> list[Any]:
-    """A run's wait events, when a worker dies as it joins and one stays 2.5 s later."""
+def run_through_a_wait(cluster: LocalCluster, client: Client,
+                       meanwhile: Callable[[], None] = lambda: None) -> list[Any]:
+    """A run of two tasks on a cluster with no worker: once it waits for workers,
+    `meanwhile` runs, then a worker that stays joins. Returns the run's wait events."""
     seen: list[Any] = []
     errors: list[BaseException] = []
     rc = ResilientCluster(client, [{"task_id": i} for i in range(2)], input="x",
                           scatter=False, worker_wait_timeout=60, on_event=seen.append)
 
-    def a_worker_dies_as_it_joins_then_one_stays() -> None:
+    def then_a_worker_stays() -> None:
         try:
             wait_until(lambda: any(isinstance(e, WaitingForWorkers) for e in seen),
                        timeout=30, what="the run to wait for workers")
-            a_worker_dies_as_it_joins(cluster.scheduler_address, client)
-            time.sleep(2.5)  # past the run loop's idle look (1 s), with no worker
+            meanwhile()
         except BaseException as error:  # said below; the run still gets its worker
             errors.append(error)
         finally:
             cluster.scale(1)
 
-    helper = threading.Thread(target=a_worker_dies_as_it_joins_then_one_stays, daemon=True)
+    helper = threading.Thread(target=then_a_worker_stays, daemon=True)
     helper.start()
     try:
         summary = rc.distribute(quick)
