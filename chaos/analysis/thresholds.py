@@ -73,7 +73,6 @@ class GateThresholds:
         return cls(**values, source=source)
 
 
-
 def load_gate_thresholds(path: str | os.PathLike[str] | None = None) -> GateThresholds:
     """Thresholds from `path` (a pyproject.toml), or from the nearest pyproject.toml at or
     above the current directory that has `[tool.chaos.gates]`; defaults when none has."""

@@ -125,9 +125,8 @@ def a_worker_dies_as_it_joins(scheduler: str, client: Client) -> None:
     finally:
         process.kill()
         process.wait(timeout=30)
-    deadline = time.monotonic() + 10
-    while client.nthreads() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: not client.nthreads(), timeout=10,
+               what="the scheduler to see the short-lived worker go")
 
 
 @pytest.mark.parametrize("scatter", [True, False])
