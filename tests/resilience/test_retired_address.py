@@ -78,18 +78,19 @@ async def _retire_then_reuse_the_address() -> None:
 def test_a_worker_joining_leaves_the_retirement_of_a_worker_elsewhere_alone():
     # Taken out of the AMM, a retirement under way would end at once, its worker closed
     # with its unique data: only the one naming the joining worker's address may go.
-    asyncio.run(asyncio.wait_for(_two_retirements(), timeout=30))
+    asyncio.run(asyncio.wait_for(_retirements_here_and_elsewhere(), timeout=30))
 
 
-async def _two_retirements() -> None:
+async def _retirements_here_and_elsewhere() -> None:
     async with Scheduler(host="127.0.0.1", port=0, dashboard_address=":0") as scheduler:
         amm = scheduler.extensions["amm"]
-        under_way, left_over = RetireWorker("tcp://127.0.0.1:1"), RetireWorker(
-            "tcp://127.0.0.1:2")
-        amm.add_policy(under_way)
-        amm.add_policy(left_over)
+        # Retirements under way at addresses sorting before and after the joining one's.
+        under_way = [RetireWorker("tcp://127.0.0.1:1"), RetireWorker("tcp://127.0.0.1:3")]
+        left_over = RetireWorker("tcp://127.0.0.1:2")
+        for policy in (*under_way, left_over):
+            amm.add_policy(policy)
         forget_retirement(scheduler, "tcp://127.0.0.1:2")
-        assert under_way in amm.policies
+        assert all(policy in amm.policies for policy in under_way)
         assert left_over not in amm.policies
 
 
