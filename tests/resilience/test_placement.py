@@ -101,25 +101,31 @@ def test_an_input_credited_to_a_worker_that_lacks_it_is_placed_again_at_once(cli
 
 def test_an_input_whose_only_holder_died_before_its_copies_is_scattered_again(client):
     # The holder of the first input is SIGKILLed between the scatter and the copies: that
-    # input is scattered again, under a new key, and the others keep theirs.
+    # input is scattered again, under a new key, at once (no copy can be made of it, so
+    # there is nothing to wait REPLICATION_WAIT for), and the others keep theirs.
     placement = InputPlacement(client, ResilienceConfig(task_registry="memory",
                                                         max_task_replicas=2), "orphan")
     placement.start()
-    copy, killed = placement._replicate, []
+    copy, killed, copying = placement._replicate, [], []
 
     def kill_the_first_holder_then_copy(futures, workers):
-        if not killed:
-            [holder] = holders(client, futures[0])
-            os.kill(client.run(os.getpid, workers=[holder])[holder], signal.SIGKILL)
-            killed.append(key := futures[0].key)
-            wait_until(lambda: not replication.holders_of(client, futures[:1])[key], timeout=10,
-                       what="the scheduler to see the holder gone")
-        return copy(futures, workers)
+        if killed:
+            return copy(futures, workers)
+        [holder] = holders(client, futures[0])
+        os.kill(client.run(os.getpid, workers=[holder])[holder], signal.SIGKILL)
+        killed.append(key := futures[0].key)
+        wait_until(lambda: not replication.holders_of(client, futures[:1])[key], timeout=10,
+                   what="the scheduler to see the holder gone")
+        started = time.monotonic()
+        lost = copy(futures, workers)
+        copying.append(time.monotonic() - started)
+        return lost
 
     placement._replicate = kill_the_first_holder_then_copy
     try:
         placed = placement.place([b"a" * 1000, b"b" * 1000])
         assert killed and placed[0].key != killed[0]
+        assert copying[0] < replication.REPLICATION_WAIT / 2, f"the copies took {copying[0]:.2f} s"
         assert all(holders(client, f) for f in placed)
         # Its second copy waits for the killed worker's replacement; the guard makes it.
         wait_until(lambda: all(len(holders(client, f)) == 2 for f in placed), timeout=10,
