@@ -132,12 +132,9 @@ class Coordinator:
                 self._on_worker_left(str(address))
 
     def on_thaw(self, address: str, how: str, when: float) -> None:
-        """A freeze ended (SIGCONT on time, or the run ended): record it.
-
-        A freeze the scheduler did not notice before it ended was never noticed: its
-        fault event is written now, so a later removal of that worker (another fault)
-        is not taken for its notice.
-        """
+        """A freeze ended (SIGCONT on time, or the run ended): record it. One the scheduler
+        did not notice before it ended was never noticed: its fault event is written now,
+        so a later removal of that worker (another fault) is not taken for its notice."""
         with self._lock:
             freezes = [f for f in self._fired.values()
                        if f.worker == address and f.fault.kind == "freeze" and not f.ended]
@@ -293,25 +290,29 @@ class Coordinator:
                extra: dict[str, Any]) -> Landing | None:
         """Enact a fault. Abrupt kinds and freezes land in milliseconds, and the held probe
         must wait for them; a graceful shutdown may take seconds (it waits for running
-        tasks, or moves data), so it lands in the background while decisions go on."""
+        tasks, or moves data), so it lands in the background while decisions go on, as
+        does a kill that a lockstep replay holds for the client's scatter."""
         fired = _Fired(fault_id, fault, trigger, victim.address, victim.pid, time.time(),
                        extra=extra)
         with self._lock:
             self._fired[fault_id] = fired
+        race = self._lockstep.scatter_race(fault_id) if self._lockstep else None
+        held = self.inflictor.held_kill(fault.kind, victim, race) if race else None
         if self._lockstep is not None:  # the client goes on as the fault lands, as it did
             self._lockstep.fired(fault_id)
-        if fault.kind in GRACEFUL_KINDS:
-            thread = threading.Thread(target=self._land, args=(fired, victim), daemon=True,
-                                      name=f"chaos-{fault.kind}-{fault_id}")
+        if fault.kind in GRACEFUL_KINDS or held is not None:
+            thread = threading.Thread(target=self._land, args=(fired, victim, held),
+                                      daemon=True, name=f"chaos-{fault.kind}-{fault_id}")
             self._landers.append(thread)
             thread.start()
             return None
         return self._land(fired, victim)
 
-    def _land(self, fired: _Fired, victim: Victim) -> Landing:
+    def _land(self, fired: _Fired, victim: Victim,
+              held: Callable[[], Landing] | None = None) -> Landing:
         fault = fired.fault
-        landing = self.inflictor.inflict(fault.kind, victim, freeze_for=fault.freeze_for,
-                                         notice=fault.notice)
+        landing = held() if held is not None else self.inflictor.inflict(
+            fault.kind, victim, freeze_for=fault.freeze_for, notice=fault.notice)
         with self._lock:
             fired.landing = landing
         self._settle_notices()

@@ -1,11 +1,12 @@
 """How faults are enacted: the one place in the harness that kills, stops or retires workers.
 
 Every worker kind works on any Dask cluster whose workers have nannies: the harness
-runs a small function on the victim's nanny (`Client.run(..., nanny=True)`), which
-signals its worker process, or asks the worker to exit or crash, and then watches the
-process until the fault has landed (dead, or stopped). `retire` goes through the
-scheduler. On this host (`local_signals=True`) SIGKILL, SIGSTOP, SIGCONT and a
-preemption's signals go straight from this process, and /proc is watched here.
+runs a small function on the victim's nanny (`Client.run(..., nanny=True)`; the
+functions are in `chaos.harness.nanny_side`), which signals its worker process, or asks
+the worker to exit or crash, and then watches the process until the fault has landed
+(dead, or stopped). `retire` goes through the scheduler. On this host
+(`local_signals=True`) SIGKILL, SIGSTOP, SIGCONT and a preemption's signals go straight
+from this process, and /proc is watched here.
 
 `preempt` is what a machine gets: SIGTERM to the worker's whole process tree (on the
 `processes` backend the `dask worker` process, its nanny, and everything below), then
@@ -20,12 +21,8 @@ because the scheduler may have dropped the frozen worker by then.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,15 +33,19 @@ from distributed import Client
 from distributed.protocol.pickle import dumps
 
 from chaos.errors import FaultError
-from chaos.harness.processes import (
-    Settle,
-    process_state,
-    process_tree,
-    signal_all,
-    watch,
-    watch_local,
+from chaos.harness.nanny_side import (
+    ask_worker,
+    close_nanny,
+    crash_worker,
+    exit_worker,
+    gone,
+    preempt_tree,
+    signal_pids,
+    signal_worker,
 )
-from chaos.spec import FaultKind
+from chaos.harness.processes import Settle, process_tree, signal_all, watch_local
+from chaos.harness.scatter_race import SCATTER_IN_FLIGHT, ScatterRace
+from chaos.spec import ABRUPT_KINDS, FaultKind
 
 Mechanism = Literal["nanny", "local", "worker", "scheduler", "batch-system"]
 # The pids a preemption of a worker process signals, seen from this host (empty: unknown).
@@ -119,6 +120,34 @@ class Inflictor:
             self._remember_freeze(victim, freeze_for)
         return landing
 
+    def held_kill(self, kind: FaultKind, victim: Victim,
+                  race: ScatterRace) -> Callable[[], Landing] | None:
+        """Abrupt fault `kind` held for the client's scatter (`race`): stop `victim`
+        (SIGSTOP, on this host) now if it had died before that scatter in the original,
+        and return the rest: wait for the client, stop it, let the client scatter, and
+        SIGKILL it once the scatter is on its way (at once, if the client made it
+        before the fault fired, as in the original). Whatever the kind, SIGKILL: stopped,
+        the worker can neither exit nor crash itself, and the cluster cannot tell those
+        deaths apart. None, with nothing done, where that cannot be."""
+        pid, tree = victim.pid, process_tree(victim.pid) if victim.pid else []
+        if (kind not in ABRUPT_KINDS or not (self.local_signals and pid)
+                or (race.stop_at_fire and not signal_all(tree, signal.SIGSTOP))):
+            race.end()  # the client waits for nothing
+            return None
+        race.arm()
+
+        def kill() -> Landing:
+            if not race.wait_for_client():
+                signal_all(tree, signal.SIGSTOP)
+                race.release()
+                time.sleep(SCATTER_IN_FLIGHT)
+            fired = time.time()
+            signal_all(tree, signal.SIGKILL)
+            landed, error = watch_local(pid, "gone", self.land_timeout)
+            return Landing(kind, victim.address, pid, "local", fired, landed, error)
+
+        return kill
+
     def frozen(self) -> list[str]:
         with self._lock:
             return sorted(self._frozen)
@@ -146,15 +175,15 @@ class Inflictor:
         return self._signal("freeze", victim, signal.SIGSTOP, "stopped")
 
     def _exit(self, victim: Victim) -> Landing:
-        return self._in_worker("exit", victim, _worker_exit)
+        return self._in_worker("exit", victim, exit_worker)
 
     def _segfault(self, victim: Victim) -> Landing:
-        return self._in_worker("segfault", victim, _worker_segfault)
+        return self._in_worker("segfault", victim, crash_worker)
 
     def _nanny_close(self, victim: Victim) -> Landing:
         # What `dask worker` does on SIGTERM: close the nanny, which stops its worker
         # gracefully and does not restart it. Its pid is watched only from this host.
-        reply = self._on_nanny(victim, _nanny_shutdown, "signal-15")
+        reply = self._on_nanny(victim, close_nanny, "signal-15")
         fired = reply["fired_at"]
         pid = reply["pid"] or victim.pid
         if self.local_signals and pid:
@@ -170,18 +199,18 @@ class Inflictor:
                 return landing
         tree = self._worker_tree(victim.pid) if self.local_signals else []
         if not tree:  # not on this host: the nanny signals its own tree
-            reply = self._on_nanny(victim, _nanny_preempt, notice)
+            reply = self._on_nanny(victim, preempt_tree, notice)
             return Landing("preempt", victim.address, reply["pid"], "nanny", reply["fired_at"],
                            None, reply.get("error"))
         fired = time.time()
         signal_all(tree, signal.SIGTERM)
         deadline = time.monotonic() + notice
-        while time.monotonic() < deadline and not all(_gone(pid) for pid in tree):
+        while time.monotonic() < deadline and not all(gone(pid) for pid in tree):
             time.sleep(0.005)
         # Children started during the notice go too, as with the machine.
         alive = [pid for pid in dict.fromkeys(
-            child for pid in tree if not _gone(pid) for child in process_tree(pid))
-            if not _gone(pid)]
+            child for pid in tree if not gone(pid) for child in process_tree(pid))
+            if not gone(pid)]
         signal_all(alive, signal.SIGKILL)
         landed, error = watch_local(victim.pid, "gone", self.land_timeout) if victim.pid else (
             time.time(), None)
@@ -223,7 +252,7 @@ class Inflictor:
             self._trees[victim.address] = tree
             landed, error = watch_local(victim.pid, settle, self.land_timeout)
             return Landing(kind, victim.address, victim.pid, "local", fired, landed, error)
-        reply = self._on_nanny(victim, _nanny_signal, int(sig), settle, self.land_timeout)
+        reply = self._on_nanny(victim, signal_worker, int(sig), settle, self.land_timeout)
         self._trees[victim.address] = reply.get("tree") or []
         return Landing(kind, victim.address, reply["pid"], "nanny", reply["fired_at"],
                        reply["landed_at"], reply["error"])
@@ -236,7 +265,7 @@ class Inflictor:
                                  on_error="ignore", callback_timeout=self.land_timeout)
             return Landing(kind, victim.address, victim.pid, "worker", fired, None,
                            "no nanny to confirm the death; see the scheduler's notice")
-        reply = self._on_nanny(victim, _nanny_ask_worker, dumps(action), victim.address,
+        reply = self._on_nanny(victim, ask_worker, dumps(action), victim.address,
                                self.land_timeout)
         return Landing(kind, victim.address, reply["pid"], "nanny", reply["fired_at"],
                        reply["landed_at"], reply["error"])
@@ -280,7 +309,7 @@ class Inflictor:
             if self.local_signals and victim.pid:
                 signal_all(tree, sig)
             elif victim.nanny is not None:
-                self._call_nanny_directly(victim.nanny, _nanny_signal_pids, tree, int(sig))
+                self._call_nanny_directly(victim.nanny, signal_pids, tree, int(sig))
         if self._on_thaw is not None:
             self._on_thaw(address, how, time.time())
 
@@ -290,99 +319,3 @@ class Inflictor:
 
         with contextlib.suppress(Exception):  # a nanny gone with its host needs no resume
             self.client.sync(call, callback_timeout=self.land_timeout)
-
-
-# ---------------------------------------------------------------------------- remote side
-# These run inside a nanny or a worker process (through Client.run) and must only use
-# the standard library and distributed, which every Dask worker host has. Client.run
-# passes its arguments positionally, so `dask_worker` (filled in by Dask) comes last.
-
-
-async def _nanny_signal(sig: int, settle: Settle, timeout: float, dask_worker: Any = None
-                        ) -> dict[str, Any]:
-    pid = dask_worker.pid
-    fired = time.time()
-    if not pid:
-        return {"pid": None, "fired_at": fired, "landed_at": None,
-                "error": "the nanny has no live worker process"}
-    tree = process_tree(pid)
-    signal_all(tree, sig)
-    landed, error = await watch(pid, settle, timeout)
-    return {"pid": pid, "fired_at": fired, "landed_at": landed, "error": error, "tree": tree}
-
-
-async def _nanny_ask_worker(action: bytes, address: str, timeout: float,
-                            dask_worker: Any = None) -> dict[str, Any]:
-    # `address` is the worker the scheduler named. Not the nanny's `worker_address`: while
-    # the nanny restarts its worker, that still names the dead predecessor.
-    pid = dask_worker.pid
-    fired = time.time()
-    if not pid or not address:
-        return {"pid": pid, "fired_at": fired, "landed_at": None,
-                "error": "the nanny has no live worker process"}
-    children = process_tree(pid)[1:]
-    with contextlib.suppress(Exception):  # the worker dies mid-call: that is the point
-        await asyncio.wait_for(dask_worker.rpc(address).run(function=action, wait=True), timeout)
-    landed, error = await watch(pid, "gone", timeout)
-    signal_all(children, signal.SIGKILL)  # its subprocesses go with it, as with its host
-    return {"pid": pid, "fired_at": fired, "landed_at": landed, "error": error}
-
-
-def _nanny_shutdown(reason: str, dask_worker: Any = None) -> dict[str, Any]:
-    pid = dask_worker.pid
-    fired = time.time()
-    # The nanny closes itself: this call must return before its comms shut down, so the
-    # close runs as a task, referenced until it ends.
-    task = asyncio.ensure_future(dask_worker.close(timeout=10, reason=reason))
-    _closing.add(task)
-    task.add_done_callback(_closing.discard)
-    return {"pid": pid, "fired_at": fired}
-
-
-_closing: set[asyncio.Future[Any]] = set()
-
-
-def _nanny_preempt(notice: float, dask_worker: Any = None) -> dict[str, Any]:
-    """In the nanny: a detached reaper SIGKILLs the tree after `notice`; then SIGTERM it."""
-    if not _runs_dask_worker():
-        return {"pid": dask_worker.pid, "fired_at": time.time(),
-                "error": "this nanny runs inside another program (a LocalCluster?), which a "
-                         "SIGTERM would take down too; preempt it with local signals"}
-    tree = process_tree(os.getpid())  # the nanny's process, its worker, their children
-    fired = time.time()
-    reaper = ("import os, signal, sys, time; time.sleep(float(sys.argv[1])); "
-              "[os.kill(int(p), signal.SIGKILL) for p in sys.argv[2:] "
-              "if os.path.exists(f'/proc/{p}')]")
-    try:
-        subprocess.Popen([sys.executable, "-c", reaper, str(notice), *map(str, tree)],
-                         start_new_session=True, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except OSError as error:
-        return {"pid": dask_worker.pid, "fired_at": fired, "error": f"no reaper: {error}"}
-    # Signalled just after this call returns, so that its reply still gets out.
-    asyncio.get_running_loop().call_later(0.05, signal_all, tree, signal.SIGTERM)
-    return {"pid": dask_worker.pid, "fired_at": fired, "error": None}
-
-
-def _runs_dask_worker() -> bool:
-    program = os.path.basename(sys.argv[0]) if sys.argv else ""
-    return program == "dask" or program.startswith("dask-worker") or (
-        program in ("__main__.py", "dask_worker.py") and "dask" in sys.argv[0])
-
-
-def _gone(pid: int) -> bool:
-    return process_state(pid) in (None, "Z", "X")
-
-
-def _nanny_signal_pids(pids: list[int], sig: int) -> None:
-    signal_all(pids, sig)
-
-
-def _worker_exit() -> None:
-    os._exit(70)
-
-
-def _worker_segfault() -> None:
-    import ctypes
-
-    ctypes.string_at(0)

@@ -6,7 +6,7 @@ there. Which tasks a killed worker costs depends on the order in which results c
 what the client was doing as the worker died (a scatter under way ends a naive loop).
 Both are timing, and two runs of one schedule differ in them by milliseconds.
 
-So a lockstep replay keeps to its original three ways:
+So a lockstep replay keeps to its original four ways:
 
 - its steps finish in the original's order, each fault's notice in its place among
   them: the workers keep to `ReplayOrder.results` on a board on this host's disk
@@ -15,7 +15,10 @@ So a lockstep replay keeps to its original three ways:
   that fault fired (`ReplayOrder.fault_turns`);
 - the client goes no further than it had got when the fault fired until it has fired
   here too, and writes no landmark the original wrote after the scheduler noticed it
-  (`ReplayOrder.notice_turns`) until it has been noticed here too.
+  (`ReplayOrder.notice_turns`) until it has been noticed here too;
+- a kill that the original's client met in a scatter (its loop ended there: the scatter
+  reached the worker before the scheduler noticed it was gone) is held until the client
+  makes that scatter here too, and meets it again (`chaos.harness.scatter_race`).
 
 A fault the original never fired (its trigger point never reached, or its role without
 a worker there) is left unarmed and skipped as the original skipped it
@@ -40,6 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chaos.harness.scatter_race import Meeting, ScatterRace, met_in_scatter
 from chaos.history import HistoryWriter
 from chaos.probes.turns import FAULT_PATIENCE, fault_entry, mark_arrived, mark_done
 
@@ -65,14 +69,16 @@ def landmark_of(event: Mapping[str, Any]) -> Landmark | None:
 class ReplayOrder:
     """What a replay keeps to, read from its original's history: the results in order
     (with the faults' entries), the landmarks in order, how many landmarks came before
-    each fault fired and before the scheduler noticed it, and the `fault-skipped` event
-    of each fault the original never fired."""
+    each fault fired and before the scheduler noticed it, the `fault-skipped` event of
+    each fault the original never fired, and the kill the client met in a scatter (the
+    ordinal of that scatter, and whether its victim had died before it)."""
 
     results: tuple[tuple[Any, ...], ...]
     landmarks: tuple[tuple[Landmark, int], ...]
     fault_turns: Mapping[str, int]
     notice_turns: Mapping[str, int]
     unfired: Mapping[str, Mapping[str, Any]]
+    met_in_scatter: Mapping[str, Meeting]
 
     @classmethod
     def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
@@ -98,7 +104,7 @@ class ReplayOrder:
                    if e["type"] == "fault-skipped" and str(e["fault_id"]) not in fired
                    and (e.get("trigger") or {}).get("type") not in _CLOCK_TRIGGERS}
         return cls(_results_in_order(history, landmarks), tuple(landmarks), fired, noticed,
-                   unfired)
+                   unfired, met_in_scatter(history))
 
 
 def _results_in_order(history: Sequence[Mapping[str, Any]],
@@ -150,9 +156,14 @@ class Lockstep:
         self._stopped = False
         self._fired = {fault_id: threading.Event() for fault_id in order.fault_turns}
         self._noticed = {fault_id: threading.Event() for fault_id in order.fault_turns}
+        self._scatters = 0  # `scatter` events so far
+        self._races = {fault_id: ScatterRace(fault_id, meeting, patience)
+                       for fault_id, meeting in order.met_in_scatter.items()}
 
     def start(self, history: HistoryWriter) -> None:
         self._history = history
+        for race in self._races.values():
+            race.history = history
         history.gate(self.hold)
         history.listen(self.observe)
 
@@ -161,6 +172,8 @@ class Lockstep:
             self._stopped = True
         for event in (*self._fired.values(), *self._noticed.values()):
             event.set()
+        for race in self._races.values():
+            race.end()
         if self.board is not None:
             shutil.rmtree(self.board, ignore_errors=True)
 
@@ -173,6 +186,12 @@ class Lockstep:
         thread that wrote it) waits here until it has fired here too. Not on an event
         loop's thread, which the fault's own trigger may need.
         """
+        if event["type"] == "scatter":
+            with self._lock:
+                self._scatters += 1
+                nth = self._scatters
+            for race in self._races.values() if not _on_event_loop() else ():
+                race.client_at(nth)  # a held kill's victim is stopped before it goes on
         mark = landmark_of(event)
         if mark is None:
             return
@@ -219,6 +238,10 @@ class Lockstep:
                                    missing=[], patience=bound)
 
     # ------------------------------------------------------------------ the faults
+
+    def scatter_race(self, fault_id: str) -> ScatterRace | None:
+        """The race of a kill the original's client met in a scatter, or None."""
+        return self._races.get(fault_id)
 
     def fired(self, fault_id: str) -> None:
         """Fault `fault_id` is firing (or will not): the client may go on."""

@@ -8,9 +8,12 @@ import threading
 import time
 from pathlib import Path
 
-from chaos import Fault, FaultSchedule, ResultReady
+import pytest
+
+from chaos import AtStep, Fault, FaultSchedule, ResultReady
 from chaos.harness import run_schedule
 from chaos.harness.lockstep import Lockstep, ReplayOrder
+from chaos.harness.scatter_race import Meeting, ScatterRace
 from chaos.history import HistoryWriter
 from chaos.probes import turns
 from chaos.probes.turns import fault_entry
@@ -153,6 +156,111 @@ def test_a_fault_is_too_early_until_the_client_has_done_what_it_had_then():
     assert diverged and diverged[0]["waiting"] == "fault f0"
     assert ["submit", "t1", [], 0] in diverged[0]["missing"]
     lockstep.stop()
+
+
+SCATTER_CLOSED = ("CommClosedError: in <TCP (closed) ConnectionPool.scatter "
+                  "local=tcp://127.0.0.1:1 remote=tcp://127.0.0.1:2>: Stream is closed")
+
+
+def a_scatter_meets_a_kill(*, noticed_after: float = 0.1, died_after: float = 0.0,
+                           fired_after: float = 0.0,
+                           error: str | None = SCATTER_CLOSED) -> list[dict]:
+    """t0's worker is killed as t0 starts (fired `fired_after` later, dead `died_after`
+    later); the client takes t1's result and scatters its next input (0.03 s after t0
+    started), which goes to t0's worker (the first in the rotation) before the scheduler
+    noticed the kill (`noticed_after` t0's start), and the loop ends."""
+    original = HistoryBuilder("dask-raw", workers=3)
+    for task in ("t0", "t1", "t2"):
+        original.submit(task)
+    x1 = [original.invoke(task, worker=n) for n, task in enumerate(("t0", "t1", "t2"))][1]
+    original.emit("fault", fault_id="f0", kind="sigkill",
+                  trigger={"type": "at-step", "step": 0, "task": "t0", "task_id": "t0"},
+                  worker=original.workers[0], pid=100, fired_at=original.clock + fired_after,
+                  landed_at=original.clock + died_after,
+                  noticed_at=original.clock + noticed_after)
+    original.outcome(x1, seconds=0.001)
+    original.emit("step-completed", task_id="t1", index=[], step=0, attempt=1, key="k1",
+                  n_outputs=1)
+    original.emit("scatter", task_id="t1", index=[0], step=1)
+    original.end("crashed" if error else "completed", error=error)
+    return original.events
+
+
+def test_the_kill_the_clients_scatter_met_is_the_one_fired_before_it_and_noticed_after():
+    # Its victim had died (landed) before the scatter: stopped as soon as it fires.
+    assert ReplayOrder.of(a_scatter_meets_a_kill()).met_in_scatter == {
+        "f0": Meeting(nth=1, fired_before=True, died_before=True)}
+    # Noticed before the scatter: the scheduler no longer offered that worker.
+    assert ReplayOrder.of(a_scatter_meets_a_kill(noticed_after=0.001)).met_in_scatter == {}
+    # The scatter went through: nothing to meet.
+    assert ReplayOrder.of(a_scatter_meets_a_kill(error=None)).met_in_scatter == {}
+    # A segfault, say, that landed after the scatter: its victim lives on until then.
+    assert ReplayOrder.of(a_scatter_meets_a_kill(died_after=0.05)).met_in_scatter == {
+        "f0": Meeting(nth=1, fired_before=True, died_before=False)}
+    # Fired as the scatter was on its way (after its event), and met by it all the same.
+    assert ReplayOrder.of(a_scatter_meets_a_kill(fired_after=0.035, died_after=0.036)
+                          ).met_in_scatter == {"f0": Meeting(1, False, False)}
+
+
+def test_a_kill_that_fired_as_its_scatter_went_lands_at_once_after_it():
+    race = ScatterRace("f0", Meeting(nth=2, fired_before=False, died_before=False), 5.0)
+    race.history = HistoryWriter()
+    race.client_at(1)
+    race.client_at(2)  # not held: the kill fired after the scatter in the original
+    race.arm()
+    started = time.monotonic()
+    assert race.wait_for_client() is True and time.monotonic() - started < 0.1
+    [held] = race.history.events
+    assert held["how"] == "killed as it fired, the scatter under way"
+
+
+def test_a_client_at_the_scatter_waits_for_a_kill_that_fired_before_it_in_the_original():
+    race = ScatterRace("f0", Meeting(nth=1, fired_before=True, died_before=False), 5.0)
+    scattered = threading.Event()
+
+    def client() -> None:
+        race.client_at(1)
+        scattered.set()
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    assert not scattered.wait(0.2)  # the kill has not fired yet
+    race.arm()
+    assert race.wait_for_client() is False  # the client is at its scatter, held
+    assert not scattered.wait(0.2)  # until the victim is stopped
+    race.release()
+    assert scattered.wait(2)
+    thread.join(2)
+
+
+@pytest.mark.parametrize("died_after", [0.0, 0.05], ids=["died-at-once", "died-late"])
+def test_a_replay_holds_a_kill_until_its_client_scatters_and_meets_it_again(harness,
+                                                                             died_after):
+    """The original's naive loop met the dying worker in a scatter and ended. A free run
+    of its schedule does not: the scheduler notices the kill (as t0 starts) long before
+    the loop scatters (after t1's 50 ms step). The replay stops the victim (as the fault
+    fires if it had died at once, else as the client comes to the scatter), kills it
+    once the scatter is on its way, and the loop ends the same way, every time."""
+    schedule = FaultSchedule((Fault("sigkill", AtStep(step=0, task="t0")),), seed=0)
+    two_steps = Workload(n_tasks=3, n_steps=2, payload_bytes=1_000, step_seconds=0.05, seed=5)
+    free = run_schedule(schedule, "dask-raw", {}, two_steps, harness, timeout=60)
+    assert free.error is None, free.error
+    for _ in range(2):
+        record = run_schedule(schedule, "dask-raw", {}, two_steps, harness, timeout=60,
+                              replay_of=a_scatter_meets_a_kill(died_after=died_after))
+        assert record.error is not None and record.error.startswith("CommClosedError"), (
+            record.status, record.error, record.events("lockstep-diverged"))
+        [fault] = record.events("fault")
+        assert fault["mechanism"] == "local" and fault["noticed_at"] is not None, fault
+        [scatter] = record.events("scatter")
+        assert fault["fired_at"] > scatter["time"], (fault, scatter)
+        [held] = record.events("kill-held")
+        assert held["fault_id"] == "f0" and held["how"] == (
+            "stopped as it fired" if died_after == 0.0 else
+            "stopped as the client came to its scatter")
+        if died_after == 0.0:  # stopped as t0 started, t0 never finished
+            [t0] = [e["execution"] for e in record.events("invoke") if e["task_id"] == "t0"]
+            assert t0 not in {e["execution"] for e in record.events("ok")}
 
 
 WAVES = Workload(n_tasks=6, n_steps=1, payload_bytes=1_000, step_seconds=0.05, seed=5)

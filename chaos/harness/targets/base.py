@@ -1,10 +1,10 @@
 """What a target is: an adapter that runs a workload on a cluster and reports to the history.
 
 A target writes the client-side events (`submit`, `step-error`, `step-completed`,
-`duplicate-suppressed`, `deliver`, `task-failed`); the probes write the worker-side
-ones and the harness the rest. `run` returns when the system under test finished (or
-raises what it raised); `abort` must make a running `run` return soon, from another
-thread, when the runner declares the run hung.
+`duplicate-suppressed`, `deliver`, `task-failed`; a naive loop also `scatter`); the
+probes write the worker-side ones and the harness the rest. `run` returns when the
+system under test finished (or raises what it raised); `abort` must make a running `run`
+return soon, from another thread, when the runner declares the run hung.
 """
 
 from __future__ import annotations
@@ -95,6 +95,12 @@ class TargetRun:
     def deliver(self, task_id: TaskId, index: tuple[int, ...], value: Any, attempts: int) -> None:
         self.history.emit("deliver", task_id=task_id, index=list(index),
                           digest=self.workload.digest(value), attempts=attempts)
+
+    def scattering(self, task_id: TaskId, index: tuple[int, ...], step: int) -> None:
+        """Say that the client is about to scatter a step's input. A scatter can race a
+        worker's death (and end a naive loop with CommClosedError); a lockstep replay
+        reads from this event where its original's did (chaos.harness.lockstep)."""
+        self.history.emit("scatter", task_id=task_id, index=list(index), step=step)
 
 
 class Target(abc.ABC):

@@ -84,6 +84,7 @@ class DaskRawTarget(Target):
                     run.deliver(task["task_id"], lineage, payload, attempts=1)
                     continue
                 if config.scatter:
+                    run.scattering(task["task_id"], lineage, step + 1)
                     payload = client.scatter(payload, hash=False)
                 self._submit(run, task, lineage, step + 1, payload)
 

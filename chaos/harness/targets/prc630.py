@@ -104,6 +104,7 @@ class Prc630Target(Target):
         client, config = run.client, run.config
         task, index, number, attempt = step
         registry.put(task["task_id"], index, number, payload)
+        run.scattering(task["task_id"], index, number)
         scattered = client.scatter(payload, hash=False)  # one scatter per task
         if config.max_task_replicas != 0:
             with contextlib.suppress(Exception):  # as the PR: best effort, one call per task

@@ -1,0 +1,123 @@
+"""The scatter race, replayed: a kill that a naive loop's scatter met in the original.
+
+A naive loop (`dask-raw`, `prc630`) scatters each next input from the client. A scatter
+that reaches a worker after it died but before the scheduler saw it die ends the loop
+with `CommClosedError`; one a few milliseconds later goes to a live worker and the loop
+goes on. A segfault or `os._exit` is asked of the worker through its nanny and lands
+tens of milliseconds later, so the race is common, and a replay left to it fell the
+other way in many replays.
+
+So a lockstep replay holds such a kill (`ScatterRace`): its victim is stopped (SIGSTOP)
+when it had died in the original (as the fault fires if it died before the scatter,
+else as the client comes to make that scatter), which the scheduler cannot tell from a
+busy worker, and is killed (SIGKILL) once the scatter is on its way to it. The naive
+loops write a `scatter` event before each scatter; that event is where the client and
+the kill meet.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from chaos.history import HistoryWriter
+from chaos.spec import ABRUPT_KINDS
+
+# From the client's scatter call to its data reaching the stopped victim: the scheduler
+# picks a worker and sends in a few ms; the victim waits, stopped and unnoticed.
+SCATTER_IN_FLIGHT = 0.05
+
+
+class Meeting(NamedTuple):
+    """Where a kill met the client's scatter in the original."""
+
+    nth: int  # the ordinal of that scatter among the client's `scatter` events
+    fired_before: bool  # the kill fired before the scatter was made (else as it went)
+    died_before: bool  # ... and its victim was dead before it was made
+
+
+def met_in_scatter(history: Sequence[Mapping[str, Any]]) -> dict[str, Meeting]:
+    """The abrupt kill (at most one) whose worker the client's last scatter reached
+    before the scheduler noticed it, ending the run with CommClosedError: the last kill
+    noticed after that scatter began (fired before it, or while it was on its way), by
+    its fault id."""
+    scatters = [event for event in history if event["type"] == "scatter"]
+    ends = [event for event in history if event["type"] == "run-end"]
+    error = str(ends[-1].get("error") or "") if ends else ""
+    if not scatters or not error.startswith("CommClosedError") or "scatter" not in error:
+        return {}
+    made, ended = float(scatters[-1]["time"]), float(ends[-1]["time"])
+    racing = [event for event in history if event["type"] == "fault"
+              and event.get("kind") in ABRUPT_KINDS
+              and float(event.get("fired_at") or event["time"]) <= ended
+              and float(event.get("noticed_at") or "inf") > made]
+    if not racing:
+        return {}
+    kill = racing[-1]
+    fired = float(kill.get("fired_at") or kill["time"]) <= made
+    died = float(kill.get("landed_at") or "inf") <= made
+    return {str(kill["fault_id"]): Meeting(len(scatters), fired, died)}
+
+
+class ScatterRace:
+    """One held kill of a lockstep replay. The client's thread and the kill's landing
+    thread meet at the client's scatter: the client waits there (before making it)
+    until the kill has fired, if it had in the original, and its victim is stopped; the
+    kill waits until the client is there."""
+
+    def __init__(self, fault_id: str, meeting: Meeting, patience: float) -> None:
+        self.fault_id = fault_id
+        self.nth = meeting.nth
+        self.fired_before = meeting.fired_before
+        self.stop_at_fire = meeting.died_before
+        self.patience = patience
+        self.history: HistoryWriter | None = None
+        self._passed = False  # the client made that scatter before the kill was armed
+        self._armed = threading.Event()  # the kill fired, held (its victim stoppable)
+        self._at_scatter = threading.Event()  # the client is about to scatter, held
+        self._go = threading.Event()  # the victim is stopped: the client may scatter
+
+    def arm(self) -> None:
+        """The kill fired and is held: the client will wait for it at its scatter."""
+        self._armed.set()
+
+    def client_at(self, nth: int) -> None:
+        """On the client's thread, before its `nth` scatter."""
+        if nth != self.nth:
+            return
+        if self.fired_before:  # as in the original, the kill fires first
+            self._armed.wait(self.patience)
+        if not self._armed.is_set():  # the kill comes as the scatter is on its way
+            self._passed = True
+            return
+        self._at_scatter.set()
+        self._go.wait(self.patience)
+
+    def wait_for_client(self) -> bool:
+        """On the kill's thread: until the client is at its scatter (at most `patience`;
+        a replay that left its original says so, and is killed anyway). True if the
+        client had made it already: the kill is due at once."""
+        if self._passed:
+            self._say("killed as it fired, the scatter under way")
+            return True
+        if not self._at_scatter.wait(self.patience) and self.history is not None:
+            self.history.emit("lockstep-diverged", waiting=f"fault {self.fault_id}",
+                              missing=[["scatter", self.nth]], patience=self.patience)
+        return False
+
+    def release(self) -> None:
+        """The victim is stopped: the client may make its scatter."""
+        self._go.set()
+        if self._at_scatter.is_set():
+            self._say("stopped as it fired" if self.stop_at_fire else
+                      "stopped as the client came to its scatter")
+
+    def _say(self, how: str) -> None:
+        if self.history is not None:
+            self.history.emit("kill-held", fault_id=self.fault_id, scatter=self.nth, how=how)
+
+    def end(self) -> None:
+        """The replay ended, or the kill cannot be held here: nobody waits any more."""
+        for event in (self._armed, self._at_scatter, self._go):
+            event.set()
