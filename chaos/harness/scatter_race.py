@@ -1,18 +1,19 @@
 """The scatter race, replayed: a kill that a naive loop's scatter met in the original.
 
 A naive loop (`dask-raw`, `prc630`) scatters each next input from the client. A scatter
-that reaches a worker after it died but before the scheduler saw it die ends the loop
-with `CommClosedError`; one a few milliseconds later goes to a live worker and the loop
-goes on. A segfault or `os._exit` is asked of the worker through its nanny and lands
-tens of milliseconds later, so the race is common, and a replay left to it fell the
-other way in many replays.
+that reaches a worker after it was killed but before the scheduler saw it die ends the
+loop with `CommClosedError`; one a few milliseconds later goes to a live worker and the
+loop goes on. A segfault or `os._exit` is asked of the worker through its nanny and is
+seen dead 0.1 to 0.8 s later, so the race is common, and replays left to it ran it
+again: about half of them fell the other way.
 
-So a lockstep replay holds such a kill (`ScatterRace`): its victim is stopped (SIGSTOP)
-when it had died in the original (as the fault fires if it died before the scatter,
-else as the client comes to make that scatter), which the scheduler cannot tell from a
-busy worker, and is killed (SIGKILL) once the scatter is on its way to it. The naive
-loops write a `scatter` event before each scatter; that event is where the client and
-the kill meet.
+So a lockstep replay holds such a kill (`ScatterRace`). The naive loops write a
+`scatter` event before each scatter; that event is where the client and the kill meet.
+The victim is stopped (SIGSTOP) where it had died in the original: as the fault fires
+if it died before the scatter, else as the client comes to make it. The scheduler
+cannot tell a stopped worker from a busy one. The client waits there for the kill, if
+the kill had fired first, and the victim is killed (SIGKILL) once the scatter is on
+its way to it; at once, if the original's kill came while its scatter was on its way.
 """
 
 from __future__ import annotations
