@@ -237,14 +237,16 @@ def test_a_client_at_the_scatter_waits_for_a_kill_that_fired_before_it_in_the_or
 def test_a_replay_holds_a_kill_until_its_client_scatters_and_meets_it_again(harness,
                                                                              died_after):
     """The original's naive loop met the dying worker in a scatter and ended. A free run
-    of its schedule does not: the scheduler notices the kill (as t0 starts) long before
-    the loop scatters (after t1's 50 ms step). The replay stops the victim (as the fault
-    fires if it had died at once, else as the client comes to the scatter), kills it
-    once the scatter is on its way, and the loop ends the same way, every time."""
+    of its schedule need not: the scheduler notices the kill (as t0 starts) well before
+    the loop scatters (after t1's 50 ms step), unless the host is slow (tried up to three
+    times). The replay stops the victim (as the fault fires if it had died at once, else
+    as the client comes to the scatter), kills it once the scatter is on its way, and
+    the loop ends the same way, every time."""
     schedule = FaultSchedule((Fault("sigkill", AtStep(step=0, task="t0")),), seed=0)
     two_steps = Workload(n_tasks=3, n_steps=2, payload_bytes=1_000, step_seconds=0.05, seed=5)
-    free = run_schedule(schedule, "dask-raw", {}, two_steps, harness, timeout=60)
-    assert free.error is None, free.error
+    free = (run_schedule(schedule, "dask-raw", {}, two_steps, harness, timeout=60).error
+            for _ in range(3))
+    assert any(error is None for error in free), "no free run of the schedule ended cleanly"
     for _ in range(2):
         record = run_schedule(schedule, "dask-raw", {}, two_steps, harness, timeout=60,
                               replay_of=a_scatter_meets_a_kill(died_after=died_after))
