@@ -129,9 +129,9 @@ class Inflictor:
         before the fault fired, as in the original). Whatever the kind, SIGKILL: stopped,
         the worker can neither exit nor crash itself, and the cluster cannot tell those
         deaths apart. None, with nothing done, where that cannot be."""
-        pid, tree = victim.pid, process_tree(victim.pid) if victim.pid else []
-        if (kind not in ABRUPT_KINDS or not (self.local_signals and pid)
-                or (race.stop_at_fire and not signal_all(tree, signal.SIGSTOP))):
+        tree = process_tree(victim.pid) if victim.pid else []
+        if (kind not in ABRUPT_KINDS or not (self.local_signals and tree)
+                or (race.meeting.died_before and not signal_all(tree, signal.SIGSTOP))):
             race.end()  # the client waits for nothing
             return None
         race.arm()
@@ -141,10 +141,7 @@ class Inflictor:
                 signal_all(tree, signal.SIGSTOP)
                 race.release()
                 time.sleep(SCATTER_IN_FLIGHT)
-            fired = time.time()
-            signal_all(tree, signal.SIGKILL)
-            landed, error = watch_local(pid, "gone", self.land_timeout)
-            return Landing(kind, victim.address, pid, "local", fired, landed, error)
+            return self._signal(kind, victim, signal.SIGKILL, "gone")
 
         return kill
 

@@ -69,9 +69,7 @@ class ScatterRace:
 
     def __init__(self, fault_id: str, meeting: Meeting, patience: float) -> None:
         self.fault_id = fault_id
-        self.nth = meeting.nth
-        self.fired_before = meeting.fired_before
-        self.stop_at_fire = meeting.died_before
+        self.meeting = meeting
         self.patience = patience
         self.history: HistoryWriter | None = None
         self._passed = False  # the client made that scatter before the kill was armed
@@ -85,9 +83,9 @@ class ScatterRace:
 
     def client_at(self, nth: int) -> None:
         """On the client's thread, before its `nth` scatter."""
-        if nth != self.nth:
+        if nth != self.meeting.nth:
             return
-        if self.fired_before:  # as in the original, the kill fires first
+        if self.meeting.fired_before:  # as in the original, the kill fires first
             self._armed.wait(self.patience)
         if not self._armed.is_set():  # the kill comes as the scatter is on its way
             self._passed = True
@@ -104,19 +102,20 @@ class ScatterRace:
             return True
         if not self._at_scatter.wait(self.patience) and self.history is not None:
             self.history.emit("lockstep-diverged", waiting=f"fault {self.fault_id}",
-                              missing=[["scatter", self.nth]], patience=self.patience)
+                              missing=[["scatter", self.meeting.nth]], patience=self.patience)
         return False
 
     def release(self) -> None:
         """The victim is stopped: the client may make its scatter."""
         self._go.set()
         if self._at_scatter.is_set():
-            self._say("stopped as it fired" if self.stop_at_fire else
+            self._say("stopped as it fired" if self.meeting.died_before else
                       "stopped as the client came to its scatter")
 
     def _say(self, how: str) -> None:
         if self.history is not None:
-            self.history.emit("kill-held", fault_id=self.fault_id, scatter=self.nth, how=how)
+            self.history.emit("kill-held", fault_id=self.fault_id, scatter=self.meeting.nth,
+                              how=how)
 
     def end(self) -> None:
         """The replay ended, or the kill cannot be held here: nobody waits any more."""
