@@ -38,12 +38,11 @@ from chaos.harness.nanny_side import (
     close_nanny,
     crash_worker,
     exit_worker,
-    gone,
     preempt_tree,
     signal_pids,
     signal_worker,
 )
-from chaos.harness.processes import Settle, process_tree, signal_all, watch_local
+from chaos.harness.processes import Settle, process_tree, settled, signal_all, watch_local
 from chaos.harness.scatter_race import SCATTER_IN_FLIGHT, ScatterRace
 from chaos.spec import ABRUPT_KINDS, FaultKind
 
@@ -202,12 +201,12 @@ class Inflictor:
         fired = time.time()
         signal_all(tree, signal.SIGTERM)
         deadline = time.monotonic() + notice
-        while time.monotonic() < deadline and not all(gone(pid) for pid in tree):
+        while time.monotonic() < deadline and not all(settled(pid, "gone") for pid in tree):
             time.sleep(0.005)
         # Children started during the notice go too, as with the machine.
         alive = [pid for pid in dict.fromkeys(
-            child for pid in tree if not gone(pid) for child in process_tree(pid))
-            if not gone(pid)]
+            child for pid in tree if not settled(pid, "gone") for child in process_tree(pid))
+            if not settled(pid, "gone")]
         signal_all(alive, signal.SIGKILL)
         landed, error = watch_local(victim.pid, "gone", self.land_timeout) if victim.pid else (
             time.time(), None)

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from chaos.harness.processes import Settle, process_state, process_tree, signal_all, watch
+from chaos.harness.processes import Settle, process_tree, signal_all, watch
 
 
 async def signal_worker(sig: int, settle: Settle, timeout: float, dask_worker: Any = None
@@ -90,10 +90,6 @@ def _runs_dask_worker() -> bool:
     program = os.path.basename(sys.argv[0]) if sys.argv else ""
     return program == "dask" or program.startswith("dask-worker") or (
         program in ("__main__.py", "dask_worker.py") and "dask" in sys.argv[0])
-
-
-def gone(pid: int) -> bool:
-    return process_state(pid) in (None, "Z", "X")
 
 
 def signal_pids(pids: list[int], sig: int) -> None:
