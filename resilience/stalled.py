@@ -73,11 +73,12 @@ class StalledAttempts:
         return found
 
     def on_phantom_inputs(self, cutoff: float) -> list[tuple[Job, str]]:
-        """(job, attempt key) of the pending attempts submitted before `cutoff` that wait
-        on an input their worker is said to hold and does not (`resilience.phantom`)."""
+        """(job, attempt key) of the attempts submitted before `cutoff` that wait on an
+        input their worker is said to hold and does not (`resilience.phantom`). Asked of
+        every such attempt, not only the pending: one whose result died with its worker
+        before the run took it is "lost" to the client, and computed again."""
         book = self._book
-        old = [key for key, at in book.submitted_at.items()
-               if at < cutoff and book.by_key[key].live[key].status == "pending"]
+        old = [key for key, at in book.submitted_at.items() if at < cutoff]
         return [(book.by_key[key], key) for key in find_phantom_inputs(self._client, old)
                 if key in book.by_key]
 

@@ -18,8 +18,11 @@ import pytest
 from distributed import Client, Event, Future, LocalCluster, get_worker, secede
 
 from resilience import ResilientCluster, TaskFailures
+from resilience.jobs import DROPPED, Job, JobBook
 from resilience.phantom import find_phantom_inputs
 from resilience.runloop import housekeeping_tick
+from resilience.stalled import StalledAttempts
+from resilience.tasks import TaskSpec
 from resilience.watch import find_forgotten
 from tests.resilience.kit import (
     credit_rightly_again,
@@ -523,6 +526,36 @@ def test_a_step_whose_input_no_worker_said_to_hold_it_has_is_found(client):
         assert find_phantom_inputs(client, ["rs-no-such-step"]) == []
     finally:
         client.cancel([step, held])
+
+
+def test_an_attempt_whose_result_was_lost_and_waits_on_a_phantom_input_is_found(client):
+    # A finished attempt whose worker dies before the run took its result is "lost" to
+    # the client, not pending: the scheduler computes it again, and a phantom input
+    # holds that second computation up for ever, as it does a first one.
+    real = sorted(client.nthreads())[0]
+    client.run_on_scheduler(credit_the_wrong_worker, "rs-in-lost-")  # to the other one
+    try:
+        [held] = client.scatter({"rs-in-lost-1": b"p" * 100}, workers=[real],
+                                hash=False).values()
+    finally:
+        assert client.run_on_scheduler(credit_rightly_again) == ["rs-in-lost-1"]
+    step = client.submit(len, held, key="rs-lost-step", workers=[real],
+                         allow_other_workers=True)
+    try:
+        assert step.result(timeout=10) == 100  # computed where the input really is
+        os.kill(client.run(os.getpid, workers=[real])[real], signal.SIGKILL)
+        wait_until(lambda: step.status == "lost"
+                   and client.run_on_scheduler(task_state, step.key) == "processing",
+                   timeout=20, what="the step's result lost and the step computed again")
+        book = JobBook()
+        job = Job(TaskSpec("t", {}, 0), (), 1, DROPPED, (1,), time.monotonic())
+        book.track(job, step.key, step, held)
+        stalled = StalledAttempts(client, book, None, inputs_kept=True, every=1.0)
+        assert stalled.on_phantom_inputs(cutoff=time.monotonic() + 1) == [(job, step.key)]
+    finally:
+        client.cancel([step, held])
+    wait_until(lambda: len(client.nthreads()) == 2, timeout=20,
+               what="the killed worker's replacement")
 
 
 def slow(payload: Any, **_: Any) -> Any:
