@@ -1,10 +1,10 @@
 """The fault coordinator: decides when each fault of a schedule fires and at which worker.
 
 It is policy only. It reads the worker probes' reports and the scheduler's membership
-events (delivered by `chaos.harness.cluster.ChaosCluster` on the client's event loop), keeps
-what it needs to resolve triggers and roles, and hands the enactment to
-`chaos.harness.inflict.Inflictor`. Decisions run on one thread of their own, so the event loop
-is never blocked by a kill and faults fire one at a time, in the order they arose.
+events (`chaos.harness.cluster.ChaosCluster` hands them over on the client's event loop),
+keeps what it needs to resolve triggers and roles, and hands the enactment to
+`chaos.harness.inflict.Inflictor`. Decisions run on a thread of their own: a kill never
+blocks the event loop, and faults fire one at a time, in the order they arose.
 
 A fault is recorded in the history once its effect is settled: when the scheduler
 noticed the worker leave, or when the run ends (then `noticed_at` is null).
@@ -132,9 +132,8 @@ class Coordinator:
                 self._on_worker_left(str(address))
 
     def on_thaw(self, address: str, how: str, when: float) -> None:
-        """A freeze ended (SIGCONT on time, or the run ended): record it. One the scheduler
-        did not notice before it ended was never noticed: its fault event is written now,
-        so a later removal of that worker (another fault) is not taken for its notice."""
+        """A freeze ended (SIGCONT on time, or the run ended): record it. One not noticed
+        by then never was: its event is written now, lest a later removal be taken for it."""
         with self._lock:
             freezes = [f for f in self._fired.values()
                        if f.worker == address and f.fault.kind == "freeze" and not f.ended]
@@ -288,10 +287,11 @@ class Coordinator:
 
     def _enact(self, fault_id: str, fault: Fault, trigger: dict[str, Any], victim: Victim,
                extra: dict[str, Any]) -> Landing | None:
-        """Enact a fault. Abrupt kinds and freezes land in milliseconds, and the held probe
-        must wait for them; a graceful shutdown may take seconds (it waits for running
-        tasks, or moves data), so it lands in the background while decisions go on, as
-        does a kill that a lockstep replay holds for the client's scatter."""
+        """Enact a fault. Abrupt kinds and freezes land in ms, and the held probe waits for
+        them; a graceful shutdown (it waits for running tasks, or moves data) and a kill
+        held for the client's scatter land in the background while decisions go on."""
+        if self._lockstep is not None:  # the results that beat the death there, here too
+            self._lockstep.before_landing(fault_id)
         fired = _Fired(fault_id, fault, trigger, victim.address, victim.pid, time.time(),
                        extra=extra)
         with self._lock:

@@ -6,7 +6,7 @@ there. Which tasks a killed worker costs depends on the order in which results c
 what the client was doing as the worker died (a scatter under way ends a naive loop).
 Both are timing, and two runs of one schedule differ in them by milliseconds.
 
-So a lockstep replay keeps to its original four ways:
+So a lockstep replay keeps to its original five ways:
 
 - its steps finish in the original's order, each fault's notice in its place among
   them: the workers keep to `ReplayOrder.results` on a board on this host's disk
@@ -18,7 +18,9 @@ So a lockstep replay keeps to its original four ways:
   (`ReplayOrder.notice_turns`) until it has been noticed here too;
 - a kill that the original's client met in a scatter (its loop ended there: the scatter
   reached the worker before the scheduler noticed it was gone) is held until the client
-  makes that scatter here too, and meets it again (`chaos.harness.scatter_race`).
+  makes that scatter here too, and meets it again (`chaos.harness.scatter_race`);
+- a result that raced its worker's death reaches the client, or dies, as it did in the
+  original (`chaos.harness.death_race`).
 
 A fault the original never fired (its trigger point never reached, or its role without
 a worker there) is left unarmed and skipped as the original skipped it
@@ -43,6 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chaos.harness.death_race import DeathRaces, death_races
 from chaos.harness.scatter_race import Meeting, ScatterRace, met_in_scatter
 from chaos.history import HistoryWriter
 from chaos.probes.turns import FAULT_PATIENCE, fault_entry, mark_arrived, mark_done
@@ -70,8 +73,9 @@ class ReplayOrder:
     """What a replay keeps to, read from its original's history: the results in order
     (with the faults' entries), the landmarks in order, how many landmarks came before
     each fault fired and before the scheduler noticed it, the `fault-skipped` event of
-    each fault the original never fired, and the kill the client met in a scatter (the
-    ordinal of that scatter, and whether its victim had died before it)."""
+    each fault the original never fired, the kill the client met in a scatter (the
+    ordinal of that scatter, and whether its victim had died before it), and the
+    results that raced their worker's death."""
 
     results: tuple[tuple[Any, ...], ...]
     landmarks: tuple[tuple[Landmark, int], ...]
@@ -79,6 +83,7 @@ class ReplayOrder:
     notice_turns: Mapping[str, int]
     unfired: Mapping[str, Mapping[str, Any]]
     met_in_scatter: Mapping[str, Meeting]
+    death_races: DeathRaces
 
     @classmethod
     def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
@@ -103,8 +108,14 @@ class ReplayOrder:
         unfired = {str(e["fault_id"]): e for e in history
                    if e["type"] == "fault-skipped" and str(e["fault_id"]) not in fired
                    and (e.get("trigger") or {}).get("type") not in _CLOCK_TRIGGERS}
+        races = death_races(history)
+        for fault_id, results in races.taken.items():  # taken here before the notice
+            for task_id, index, step, nth in results:
+                take = (("step-completed", task_id, index, step), nth)
+                if take in landmarks and fault_id in noticed:
+                    noticed[fault_id] = max(noticed[fault_id], landmarks.index(take) + 1)
         return cls(_results_in_order(history, landmarks), tuple(landmarks), fired, noticed,
-                   unfired, met_in_scatter(history))
+                   unfired, met_in_scatter(history), races)
 
 
 def _results_in_order(history: Sequence[Mapping[str, Any]],
@@ -155,7 +166,9 @@ class Lockstep:
         self._moved_at = time.monotonic()  # when `_reached` last moved on
         self._stopped = False
         self._fired = {fault_id: threading.Event() for fault_id in order.fault_turns}
-        self._noticed = {fault_id: threading.Event() for fault_id in order.fault_turns}
+        self._noticed = {fault_id: threading.Event()
+                         for fault_id in (*order.fault_turns, *order.death_races.lost.values())}
+        self._fetches: Counter[tuple[Any, tuple[int, ...], Any]] = Counter()  # by step
         self._scatters = 0  # `scatter` events so far
         self._races = {fault_id: ScatterRace(fault_id, meeting, patience)
                        for fault_id, meeting in order.met_in_scatter.items()}
@@ -195,12 +208,13 @@ class Lockstep:
         mark = landmark_of(event)
         if mark is None:
             return
-        if event["type"] == "step-completed" and self.board is not None:
+        if event["type"] == "step-completed":
             key = (event["task_id"], tuple(event["index"]), event["step"])
             with self._lock:
                 self._taken[key] += 1
                 nth = self._taken[key]
-            mark_arrived(self.board, (*key, nth))  # the next result may go now
+            if self.board is not None:
+                mark_arrived(self.board, (*key, nth))  # the next result may go now
         with self._lock:
             self._seen[mark] += 1
             landmarks = self.order.landmarks
@@ -219,8 +233,11 @@ class Lockstep:
         A landmark the original wrote only after a fault's notice waits here until the
         fault has been noticed here too. Not earlier: what the client did after its last
         landmark before the notice (a scatter that met the dying worker) raced the notice
-        in the original, and must race it again.
+        in the original, and must race it again. A fetch of a result that died with its
+        worker in the original waits for that kill's notice.
         """
+        if type == "fetch":
+            self._wait(self._died_with_its_worker(fields))
         if type not in LANDMARK_TYPES:
             return
         with self._lock:
@@ -229,6 +246,18 @@ class Lockstep:
                    if turn == self._reached]
         self._wait(due)
 
+    def _died_with_its_worker(self, fields: Mapping[str, Any]
+                              ) -> list[tuple[str, threading.Event, float]]:
+        """The notice a fetch waits for: that of the kill its result died with in the
+        original, which the client never took (`chaos.harness.death_race`)."""
+        key = (fields.get("task_id"), tuple(fields.get("index") or ()), fields.get("step"))
+        with self._lock:
+            self._fetches[key] += 1
+            fault_id = self.order.death_races.lost.get((*key, self._fetches[key]))
+        if fault_id is None:
+            return []
+        return [(f"fault {fault_id} to be noticed", self._noticed[fault_id], FAULT_PATIENCE)]
+
     def _wait(self, due: Sequence[tuple[str, threading.Event, float]]) -> None:
         if _on_event_loop():
             return
@@ -236,8 +265,32 @@ class Lockstep:
             if not happened.wait(bound) and self._history is not None:
                 self._history.emit("lockstep-diverged", waiting=f"the client for {waiting}",
                                    missing=[], patience=bound)
+            # Waited for once: a replay that left its original may stay at this turn
+            # for every landmark to come, and would wait its patience out at each.
+            happened.set()
 
     # ------------------------------------------------------------------ the faults
+
+    def before_landing(self, fault_id: str) -> None:
+        """Wait until the client has taken each result of the victim that it had taken
+        in the original after fault `fault_id` fired (the result won the race against
+        the death there), for up to `patience` seconds. Not on an event loop's thread."""
+        racing = self.order.death_races.taken.get(fault_id, ())
+        if racing:  # the client is not held for the firing: it has results to take
+            self.fired(fault_id)
+        deadline = time.monotonic() + self.patience
+        while True:
+            with self._lock:
+                missing = [[r[0], list(r[1]), r[2], r[3]] for r in racing
+                           if self._taken[r[:3]] < r[3]]
+                if not missing or self._stopped:
+                    return
+            if time.monotonic() >= deadline:
+                assert self._history is not None
+                self._history.emit("lockstep-diverged", waiting=f"fault {fault_id} to land",
+                                   missing=missing[:10], patience=self.patience)
+                return
+            time.sleep(0.001)
 
     def scatter_race(self, fault_id: str) -> ScatterRace | None:
         """The race of a kill the original's client met in a scatter, or None."""

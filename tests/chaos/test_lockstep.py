@@ -125,6 +125,31 @@ def test_the_client_goes_on_after_its_last_landmark_before_a_notice_and_waits_at
     lockstep.stop()
 
 
+def test_a_notice_that_never_comes_holds_the_client_once_however_many_landmarks_follow(
+        monkeypatch):
+    """A replay that left its original writes landmarks its original never had, so it
+    stays at f0's notice turn: each of them would wait out the fault's patience again,
+    and a graceful fault's 10 s, met by a few dozen landmarks, would hang the run."""
+    monkeypatch.setattr("chaos.harness.lockstep.FAULT_PATIENCE", 0.2)
+    lockstep = Lockstep(ReplayOrder.of(two_tasks_then_a_kill()), shared_board=False)
+    writer = HistoryWriter()
+    lockstep.start(writer)
+    for task in ("t0", "t1", "t2"):
+        landmark(writer, task)
+    for fault_id in ("f0", "f2"):
+        lockstep.fired(fault_id)
+    for task in ("t0", "t1"):
+        writer.emit("step-completed", task_id=task, index=[], step=0, attempt=1, key=task)
+    started = time.monotonic()
+    for task in ("x0", "x1", "x2", "x3", "x4"):  # none of them the original's
+        landmark(writer, task)
+    assert time.monotonic() - started < 0.2 * 2 * 2  # f0's and f2's patience, once each
+    diverged = [e["waiting"] for e in writer.events if e["type"] == "lockstep-diverged"]
+    assert diverged == ["the client for fault f0 to be noticed",
+                        "the client for fault f2 to be noticed"]
+    lockstep.stop()
+
+
 def test_each_result_the_client_takes_is_marked_arrived_on_the_board():
     # The next result in the original's order waits for that mark (chaos.probes.turns).
     lockstep = Lockstep(ReplayOrder.of(two_tasks_then_a_kill()), patience=0.3)
@@ -155,6 +180,103 @@ def test_a_fault_is_too_early_until_the_client_has_done_what_it_had_then():
     diverged = [e for e in writer.events if e["type"] == "lockstep-diverged"]
     assert diverged and diverged[0]["waiting"] == "fault f0"
     assert ["submit", "t1", [], 0] in diverged[0]["missing"]
+    lockstep.stop()
+
+
+def results_racing_a_kill() -> list[dict]:
+    """f0 kills worker 0 just after it finished t1 and t2: the client took t1 after f0
+    fired (after its notice, even), never t2. t0 and t9, done there long before, and t3,
+    done on worker 1, raced nothing."""
+    history = HistoryBuilder("dask-raw", workers=3)
+    for task in ("t0", "t1", "t2", "t3"):
+        history.submit(task)
+    history.outcome(history.invoke("t0", worker=0))
+    history.emit("step-completed", task_id="t0", index=[], step=0, attempt=1, key="k0")
+    history.outcome(history.invoke("t9", worker=0))  # never taken, long before: no race
+    history.wait(0.1)
+    x1, x2, x3 = (history.invoke(task, worker=w) for task, w in (("t1", 0), ("t2", 0), ("t3", 1)))
+    for execution in (x1, x2, x3):
+        history.outcome(execution, seconds=0.001)
+    history.emit("fault", fault_id="f0", kind="segfault",
+                 trigger={"type": "result-ready", "step": 0, "task_id": "t2"},
+                 worker=history.workers[0], pid=100, fired_at=history.clock,
+                 landed_at=history.clock + 0.001, noticed_at=history.clock + 0.005)
+    for task in ("t1", "t3"):
+        history.emit("step-completed", task_id=task, index=[], step=0, attempt=1, key=task)
+    history.end()
+    return history.events
+
+
+def test_a_result_that_raced_its_workers_death_reaches_the_client_or_dies_as_it_did():
+    order = ReplayOrder.of(results_racing_a_kill())
+    assert order.death_races.taken == {"f0": (("t1", (), 0, 1),)}
+    assert order.death_races.lost == {("t2", (), 0, 1): "f0"}
+    # Four submits and t0 before f0 fired; the client takes t1 before its notice here.
+    assert order.fault_turns == {"f0": 5}
+    assert order.notice_turns == {"f0": 6}
+
+
+def test_a_kill_lands_only_once_the_client_took_the_result_that_beat_it_there():
+    lockstep = Lockstep(ReplayOrder.of(results_racing_a_kill()), patience=0.5,
+                        shared_board=False)
+    writer = HistoryWriter()
+    lockstep.start(writer)
+    for task in ("t0", "t1", "t2", "t3"):
+        landmark(writer, task)
+    landed = threading.Event()
+    lander = threading.Thread(target=lambda: (lockstep.before_landing("f0"), landed.set()))
+    lander.start()
+    started = time.monotonic()
+    # The client is not held at f0's turn (after t0) waiting for it to fire: f0 waits
+    # for it.
+    writer.emit("step-completed", task_id="t0", index=[], step=0, attempt=1, key="k0")
+    assert time.monotonic() - started < 0.3
+    assert not landed.wait(0.1)
+    writer.emit("step-completed", task_id="t1", index=[], step=0, attempt=1, key="k1")
+    assert landed.wait(0.3)
+    lander.join(1)
+    assert not [e for e in writer.events if e["type"] == "lockstep-diverged"]
+    # A fault no result raced lands at once.
+    started = time.monotonic()
+    lockstep.before_landing("f9")
+    assert time.monotonic() - started < 0.05
+    lockstep.stop()
+
+
+def test_the_client_fetches_a_result_that_died_with_its_worker_only_after_the_kill():
+    lockstep = Lockstep(ReplayOrder.of(results_racing_a_kill()), shared_board=False)
+    writer = HistoryWriter()
+    lockstep.start(writer)
+    fetched = {task: threading.Event() for task in ("t1", "t2")}
+
+    def client() -> None:
+        for task in fetched:
+            writer.emit("fetch", task_id=task, index=[], step=0)
+            fetched[task].set()
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    assert fetched["t1"].wait(0.2)  # it reached the client in the original: not held
+    assert not fetched["t2"].wait(0.2)  # it died with its worker: held for f0's notice
+    noticed = time.time()
+    lockstep.settled("f0")
+    assert fetched["t2"].wait(1)
+    thread.join(1)
+    assert writer.events[-1]["task_id"] == "t2" and writer.events[-1]["time"] >= noticed
+    lockstep.stop()
+
+
+def test_a_kill_whose_racing_result_never_comes_lands_after_patience_and_says_so():
+    lockstep = Lockstep(ReplayOrder.of(results_racing_a_kill()), patience=0.2,
+                        shared_board=False)
+    writer = HistoryWriter()
+    lockstep.start(writer)
+    started = time.monotonic()
+    lockstep.before_landing("f0")
+    assert 0.2 <= time.monotonic() - started < 0.4
+    [diverged] = [e for e in writer.events if e["type"] == "lockstep-diverged"]
+    assert diverged["waiting"] == "fault f0 to land"
+    assert diverged["missing"] == [["t1", [], 0, 1]]
     lockstep.stop()
 
 
@@ -345,3 +467,52 @@ def test_a_lockstep_replay_leaves_a_fault_its_original_never_fired_unfired(harne
     assert (skipped["fault_id"], skipped["cause"]) == ("f0", "not-reached"), skipped
     assert "its original never fired it" in skipped["reason"]
     assert len(record.events("deliver")) == 6
+
+
+def t0_done_just_before_its_worker_dies(kind: str, *, taken: bool) -> list[dict]:
+    """A made original: t0's worker, killed (`kind`) as t3 starts there, a few ms after
+    t0 was done, and the client took t0's result after the kill fired (`taken`), or
+    never did."""
+    original = HistoryBuilder("dask-raw", workers=3)
+    for task in ("t0", "t1", "t2", "t3", "t4", "t5"):
+        original.submit(task)
+    for task in ("t1", "t2"):
+        finished(original, task)
+    original.outcome(original.invoke("t0", worker=0), seconds=0.05)
+    original.invoke("t3", worker=0)
+    dies = 0.001 if kind == "sigkill" else 0.17  # a segfault is asked of the worker
+    original.emit("fault", fault_id="f0", kind=kind,
+                  trigger={"type": "at-step", "step": 0, "task": "t3", "task_id": "t3"},
+                  worker=original.workers[0], pid=100, fired_at=original.clock - 0.005,
+                  landed_at=original.clock - 0.005 + dies, noticed_at=original.clock + dies)
+    if taken:
+        original.emit("step-completed", task_id="t0", index=[], step=0, attempt=1, key="t0",
+                      n_outputs=1)
+    for task in ("t4", "t5"):
+        finished(original, task)
+    original.end()
+    return original.events
+
+
+@pytest.mark.parametrize(("kind", "taken"), [("sigkill", True), ("segfault", False)],
+                         ids=["taken", "lost"])
+def test_a_result_racing_its_workers_death_goes_the_way_it_went_in_the_original(
+        harness, kind, taken):
+    """t0's worker is killed as t3 starts there, a few ms after t0's result was done.
+    A free run's client loses that race to a SIGKILL (3 ms) and wins it against a
+    segfault (seen dead 0.1 to 0.8 s later). A replay keeps to its original, every time,
+    either way round: the kill lands only once the client took t0, or the client
+    fetches t0 only after the kill was noticed."""
+    schedule = FaultSchedule((Fault(kind, AtStep(step=0, task="t3")),), seed=0)
+    original = t0_done_just_before_its_worker_dies(kind, taken=taken)
+    for _ in range(2):
+        record = run_schedule(schedule, "dask-raw", {}, WAVES, harness, timeout=60,
+                              replay_of=original)
+        [fault] = record.events("fault")
+        took = {e["task_id"]: e["time"] for e in record.events("step-completed")}
+        assert ("t0" in took) is taken, (took, record.events("lockstep-diverged"))
+        if taken:
+            assert fault["fired_at"] > took["t0"], (fault, took)
+        else:
+            [fetch] = [e for e in record.events("fetch") if e["task_id"] == "t0"]
+            assert fetch["time"] >= fault["noticed_at"], (fetch, fault)

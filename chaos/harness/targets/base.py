@@ -102,6 +102,12 @@ class TargetRun:
         reads from this event where its original's did (chaos.harness.lockstep)."""
         self.history.emit("scatter", task_id=task_id, index=list(index), step=step)
 
+    def fetching(self, task_id: TaskId, index: tuple[int, ...], step: int) -> None:
+        """Say that the client is about to take a step's result from its worker. The
+        fetch can race that worker's death; a lockstep replay holds it until the kill
+        has been noticed where the result died with its worker in the original."""
+        self.history.emit("fetch", task_id=task_id, index=list(index), step=step)
+
 
 class Target(abc.ABC):
     """A system under test. Subclasses set `name` and implement `run` and `abort`."""

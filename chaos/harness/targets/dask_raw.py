@@ -66,6 +66,7 @@ class DaskRawTarget(Target):
                 break
             with self._lock:
                 task, index, step = self._pending.pop(future)
+            run.fetching(task["task_id"], index, step)
             try:
                 result = future.result()
             except Exception as error:  # the naive loop: note it, move on

@@ -126,6 +126,7 @@ class Prc630Target(Target):
             return
         task, index, number, attempt = step
         task_id = task["task_id"]
+        run.fetching(task_id, index, number)
         try:
             result = future.result()
         except Exception as error:

@@ -1,0 +1,87 @@
+"""Results that raced their worker's death in the original, and which way each race went.
+
+A result done on a worker a few milliseconds before a fault killed it either reached
+the client first or died with the worker: its way out (worker, scheduler, client, on
+streams batched every 2 ms) races the kill's landing (1 ms for a SIGKILL, 50 ms for a
+nanny's close). Nothing else in a lockstep replay decides that race, and a replay that
+went the other way loses one output more, or one fewer (nightly --seed 6262: 8 of its
+14 inexact replays, with no other departure from their originals). So a replay keeps
+each race's outcome:
+
+- a result the client took after the fault fired (about as it was noticed): the fault
+  lands only once the client has taken it here too (`Lockstep.before_landing`);
+- a result the client never took: the client's fetch of it (a naive loop's `fetch`
+  event) waits for the fault's notice, and fails as it did. (Holding the result on the
+  worker instead would hold its only thread, which the fault's trigger may need.)
+
+A result of a step with several attempts is matched by its ordinal among that step's
+results: the n-th done, taken (or not) as the n-th.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chaos.spec import ABRUPT_KINDS
+
+# A result done this long before the fault fired (or after, before its notice) raced it.
+RACE_WINDOW = 0.05
+# Kinds whose victim's results die with it: all but a retirement (it moves them first)
+# and a freeze (the worker lives on).
+_LOSES_RESULTS = ABRUPT_KINDS | {"nanny-close", "preempt"}
+
+Step = tuple[Any, tuple[int, ...], Any]  # (task_id, index, step)
+Result = tuple[Any, tuple[int, ...], Any, int]  # (task_id, index, step, nth)
+
+
+@dataclass(frozen=True)
+class DeathRaces:
+    """Of the results done on a killed worker around its kill: those the client took
+    after the fault fired, by fault id, and those it never took, with their fault."""
+
+    taken: Mapping[str, tuple[Result, ...]]
+    lost: Mapping[Result, str]
+
+
+def death_races(history: Sequence[Mapping[str, Any]]) -> DeathRaces:
+    """Read, from an original's history, which way each of its death races went."""
+    ran_on: dict[str, tuple[Step, str]] = {}  # execution -> (its step, its worker)
+    done: list[tuple[float, Result, str]] = []  # (time, result, worker)
+    oks: Counter[Step] = Counter()
+    takes: Counter[Step] = Counter()
+    taken_at: dict[Result, float] = {}
+    kills = []
+    for event in history:
+        kind = event["type"]
+        if kind == "invoke":
+            ran_on[event["execution"]] = (_step_of(event), str(event.get("worker")))
+        elif kind == "ok" and event.get("execution") in ran_on:
+            step, worker = ran_on[event["execution"]]
+            oks[step] += 1
+            done.append((float(event["time"]), (*step, oks[step]), worker))
+        elif kind == "step-completed":
+            step = _step_of(event)
+            takes[step] += 1
+            taken: Result = (*step, takes[step])
+            taken_at[taken] = float(event["time"])
+        elif kind == "fault" and event.get("kind") in _LOSES_RESULTS and event.get("worker"):
+            kills.append(event)
+    won: dict[str, tuple[Result, ...]] = {}
+    lost: dict[Result, str] = {}
+    for kill in kills:
+        fault_id = str(kill["fault_id"])
+        fired = float(kill.get("fired_at") or kill["time"])
+        noticed = float(kill.get("noticed_at") or fired + RACE_WINDOW)
+        racing = [result for at, result, worker in done
+                  if worker == str(kill["worker"]) and fired - RACE_WINDOW <= at <= noticed]
+        won[fault_id] = tuple(r for r in racing
+                              if fired < taken_at.get(r, fired) <= noticed + RACE_WINDOW)
+        lost.update((r, fault_id) for r in racing if r not in taken_at)
+    return DeathRaces({f: results for f, results in won.items() if results}, lost)
+
+
+def _step_of(event: Mapping[str, Any]) -> Step:
+    return (event.get("task_id"), tuple(event.get("index") or ()), event.get("step"))
