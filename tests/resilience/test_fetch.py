@@ -114,6 +114,29 @@ def test_a_fetch_under_way_when_a_holder_dies_is_started_afresh_at_once(client, 
     assert waited < 1.0, f"the healthy result came {waited:.1f} s after the removal"
 
 
+def test_a_fetch_started_afresh_says_which_result_no_worker_holds_any_more(client):
+    # Asked alone, the scheduler answers with an error status, not with data: the fetch
+    # fails with the key in its reason (not a KeyError for the absent data).
+    _, doomed = sorted(client.nthreads())
+    lost = client.submit(produce, "lost", workers=[doomed], pure=False)
+    wait([lost], timeout=30)
+    os.kill(client.run(os.getpid, workers=[doomed])[doomed], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while doomed in client.nthreads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    fetched: queue.Queue[Fetched] = queue.Queue()
+    fetcher = ResultFetcher(client, fetched.put)
+    try:
+        fetcher.start([lost])
+        fetcher.restart_started_before(time.monotonic() + 1)
+        outcome = fetched.get(timeout=10)
+    finally:
+        fetcher.close()
+        client.cancel([lost])
+    assert outcome.error is not None and not outcome.results
+    assert "no worker holds" in outcome.error and str(lost.key) in outcome.error, outcome
+
+
 def test_a_failed_fetch_is_reported_only_after_a_pause(client, local_cluster):
     """The run loop fetches a failed fetch's results again at once: without the pause,
     a fetch that keeps failing (a scheduler going away, say) would spin a core."""

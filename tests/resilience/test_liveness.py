@@ -23,7 +23,7 @@ from resilience.phantom import find_phantom_inputs
 from resilience.runloop import housekeeping_tick
 from resilience.stalled import StalledAttempts
 from resilience.tasks import TaskSpec
-from resilience.watch import find_forgotten
+from resilience.watch import AttemptWatch, find_forgotten, report_start
 from tests.resilience.kit import (
     credit_rightly_again,
     credit_the_wrong_worker,
@@ -343,6 +343,27 @@ def test_new_work_goes_to_the_workers_not_suspected_of_holding_a_stuck_step(clie
         watch.suspects = {suspect, other}
         assert watch.healthy_workers() is None  # every one suspect: any, not none
     finally:
+        watch.close()
+
+
+def reports_its_start_then_runs(topic: str, seconds: float) -> None:
+    report_start(topic)
+    time.sleep(seconds)
+
+
+def test_the_worker_of_a_step_past_its_timeout_is_suspected_and_new_work_kept_off_it(
+        client):
+    watch = AttemptWatch(client, "late-worker", 0.1)
+    worker, other = sorted(client.nthreads())
+    step = client.submit(reports_its_start_then_runs, watch.topic, 1.0, key="rs-late-step",
+                         workers=[worker])
+    try:
+        wait_until(lambda: watch.stuck([step.key])[0], timeout=5,
+                   what="the step to run past its timeout")
+        assert watch.suspects == {worker}
+        assert watch.healthy_workers() == [other]
+    finally:
+        client.cancel([step])
         watch.close()
 
 
