@@ -12,7 +12,7 @@ import pytest
 
 from chaos import AtStep, Fault, FaultSchedule, ResultReady
 from chaos.harness import run_schedule
-from chaos.harness.lockstep import Lockstep, ReplayOrder
+from chaos.harness.lockstep import DEFAULT_PATIENCE, Lockstep, ReplayOrder
 from chaos.harness.scatter_race import Meeting, ScatterRace
 from chaos.history import HistoryWriter
 from chaos.probes import turns
@@ -53,6 +53,15 @@ def two_tasks_then_a_kill() -> list[dict]:
     return history.events
 
 
+def replaying(original: list[dict], *, patience: float = DEFAULT_PATIENCE,
+            board: bool = False) -> tuple[Lockstep, HistoryWriter]:
+    """A lockstep replay of `original`, and the history it keeps to it."""
+    lockstep = Lockstep(ReplayOrder.of(original), patience=patience, shared_board=board)
+    writer = HistoryWriter()
+    lockstep.start(writer)
+    return lockstep, writer
+
+
 def test_the_order_is_the_clients_where_it_took_a_result_and_a_faults_notice_in_its_place():
     order = ReplayOrder.of(two_tasks_then_a_kill())
     assert order.results == (("t0", (), 0, 1), ("t1", (), 0, 1), fault_entry("f0"),
@@ -69,9 +78,7 @@ def landmark(writer: HistoryWriter, task: str, kind: str = "submit") -> None:
 
 
 def test_the_client_waits_at_a_faults_last_landmark_until_the_fault_fires():
-    lockstep = Lockstep(ReplayOrder.of(two_tasks_then_a_kill()), shared_board=False)
-    writer = HistoryWriter()
-    lockstep.start(writer)
+    lockstep, writer = replaying(two_tasks_then_a_kill())
     for task in ("t0", "t1", "t2"):
         landmark(writer, task)
     passed = threading.Event()
@@ -95,9 +102,7 @@ def test_the_client_goes_on_after_its_last_landmark_before_a_notice_and_waits_at
     original) raced the notice there: a scatter to the dying worker, say. So it is not
     held after t1, but its next landmark is, until the notice (f2's too), and is timed
     after it."""
-    lockstep = Lockstep(ReplayOrder.of(two_tasks_then_a_kill()), shared_board=False)
-    writer = HistoryWriter()
-    lockstep.start(writer)
+    lockstep, writer = replaying(two_tasks_then_a_kill())
     for task in ("t0", "t1", "t2"):
         landmark(writer, task)
     for fault_id in ("f0", "f2"):
@@ -131,9 +136,7 @@ def test_a_notice_that_never_comes_holds_the_client_once_however_many_landmarks_
     stays at f0's notice turn: each of them would wait out the fault's patience again,
     and a graceful fault's 10 s, met by a few dozen landmarks, would hang the run."""
     monkeypatch.setattr("chaos.harness.lockstep.FAULT_PATIENCE", 0.2)
-    lockstep = Lockstep(ReplayOrder.of(two_tasks_then_a_kill()), shared_board=False)
-    writer = HistoryWriter()
-    lockstep.start(writer)
+    lockstep, writer = replaying(two_tasks_then_a_kill())
     for task in ("t0", "t1", "t2"):
         landmark(writer, task)
     for fault_id in ("f0", "f2"):
@@ -152,9 +155,7 @@ def test_a_notice_that_never_comes_holds_the_client_once_however_many_landmarks_
 
 def test_each_result_the_client_takes_is_marked_arrived_on_the_board():
     # The next result in the original's order waits for that mark (chaos.probes.turns).
-    lockstep = Lockstep(ReplayOrder.of(two_tasks_then_a_kill()), patience=0.3)
-    writer = HistoryWriter()
-    lockstep.start(writer)
+    lockstep, writer = replaying(two_tasks_then_a_kill(), patience=0.3, board=True)
     assert lockstep.board is not None
     first = ("t1", (), 0, 1)
     turns.take_turn(lockstep.board, [first, ("t1", (), 0, 2)], ("t1", (), 0), patience=0.3)
@@ -167,10 +168,7 @@ def test_each_result_the_client_takes_is_marked_arrived_on_the_board():
 
 
 def test_a_fault_is_too_early_until_the_client_has_done_what_it_had_then():
-    lockstep = Lockstep(ReplayOrder.of(two_tasks_then_a_kill()), patience=0.3,
-                        shared_board=False)
-    writer = HistoryWriter()
-    lockstep.start(writer)
+    lockstep, writer = replaying(two_tasks_then_a_kill(), patience=0.3)
     hit = time.monotonic()
     landmark(writer, "t0")
     assert lockstep.too_early("f0", hit)
@@ -217,10 +215,7 @@ def test_a_result_that_raced_its_workers_death_reaches_the_client_or_dies_as_it_
 
 
 def test_a_kill_lands_only_once_the_client_took_the_result_that_beat_it_there():
-    lockstep = Lockstep(ReplayOrder.of(results_racing_a_kill()), patience=0.5,
-                        shared_board=False)
-    writer = HistoryWriter()
-    lockstep.start(writer)
+    lockstep, writer = replaying(results_racing_a_kill(), patience=0.5)
     for task in ("t0", "t1", "t2", "t3"):
         landmark(writer, task)
     landed = threading.Event()
@@ -244,9 +239,7 @@ def test_a_kill_lands_only_once_the_client_took_the_result_that_beat_it_there():
 
 
 def test_the_client_fetches_a_result_that_died_with_its_worker_only_after_the_kill():
-    lockstep = Lockstep(ReplayOrder.of(results_racing_a_kill()), shared_board=False)
-    writer = HistoryWriter()
-    lockstep.start(writer)
+    lockstep, writer = replaying(results_racing_a_kill())
     fetched = {task: threading.Event() for task in ("t1", "t2")}
 
     def client() -> None:
@@ -267,10 +260,7 @@ def test_the_client_fetches_a_result_that_died_with_its_worker_only_after_the_ki
 
 
 def test_a_kill_whose_racing_result_never_comes_lands_after_patience_and_says_so():
-    lockstep = Lockstep(ReplayOrder.of(results_racing_a_kill()), patience=0.2,
-                        shared_board=False)
-    writer = HistoryWriter()
-    lockstep.start(writer)
+    lockstep, writer = replaying(results_racing_a_kill(), patience=0.2)
     started = time.monotonic()
     lockstep.before_landing("f0")
     assert 0.2 <= time.monotonic() - started < 0.4
