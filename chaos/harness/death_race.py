@@ -2,7 +2,7 @@
 
 A result done on a worker a few milliseconds before a fault killed it either reached
 the client first or died with the worker: its way out (worker, scheduler, client, on
-streams batched every 2 ms) races the kill's landing (1 ms for a SIGKILL, 50 ms for a
+streams batched every 2 ms) races the kill's landing (3 ms for a SIGKILL, 50 ms for a
 nanny's close). Nothing else in a lockstep replay decides that race, and a replay that
 went the other way loses one output more, or one fewer (nightly --seed 6262: 8 of its
 14 inexact replays, with no other departure from their originals). So a replay keeps
