@@ -46,24 +46,35 @@ class DeathRaces:
     lost: Mapping[Result, str]
 
 
-def death_races(history: Sequence[Mapping[str, Any]]) -> DeathRaces:
-    """Read, from an original's history, which way each of its death races went."""
+def results_done(history: Sequence[Mapping[str, Any]]
+                 ) -> list[tuple[float, int, Result, str]]:
+    """Each result a worker finished (the `ok` of an invoked execution), in the
+    history's order: (its time, its position in the history, the result with its
+    ordinal among its step's results, the worker)."""
     ran_on: dict[str, tuple[Step, str]] = {}  # execution -> (its step, its worker)
-    done: list[tuple[float, Result, str]] = []  # (time, result, worker)
     oks: Counter[Step] = Counter()
+    done = []
+    for position, event in enumerate(history):
+        if event["type"] == "invoke":
+            ran_on[event["execution"]] = (step_of(event), str(event.get("worker")))
+        elif event["type"] == "ok" and event.get("execution") in ran_on:
+            step, worker = ran_on[event["execution"]]
+            oks[step] += 1
+            done.append((float(event["time"]), position, (*step, oks[step]), worker))
+    return done
+
+
+def death_races(history: Sequence[Mapping[str, Any]],
+                done: Sequence[tuple[float, int, Result, str]]) -> DeathRaces:
+    """Read, from an original's history and its `results_done`, which way each of its
+    death races went."""
     takes: Counter[Step] = Counter()
     taken_at: dict[Result, float] = {}
     kills = []
     for event in history:
         kind = event["type"]
-        if kind == "invoke":
-            ran_on[event["execution"]] = (_step_of(event), str(event.get("worker")))
-        elif kind == "ok" and event.get("execution") in ran_on:
-            step, worker = ran_on[event["execution"]]
-            oks[step] += 1
-            done.append((float(event["time"]), (*step, oks[step]), worker))
-        elif kind == "step-completed":
-            step = _step_of(event)
+        if kind == "step-completed":
+            step = step_of(event)
             takes[step] += 1
             taken: Result = (*step, takes[step])
             taken_at[taken] = float(event["time"])
@@ -75,7 +86,7 @@ def death_races(history: Sequence[Mapping[str, Any]]) -> DeathRaces:
         fault_id = str(kill["fault_id"])
         fired = float(kill.get("fired_at") or kill["time"])
         noticed = float(kill.get("noticed_at") or fired + RACE_WINDOW)
-        racing = [result for at, result, worker in done
+        racing = [result for at, _, result, worker in done
                   if worker == str(kill["worker"]) and fired - RACE_WINDOW <= at <= noticed]
         won[fault_id] = tuple(r for r in racing
                               if fired < taken_at.get(r, fired) <= noticed + RACE_WINDOW)
@@ -83,5 +94,6 @@ def death_races(history: Sequence[Mapping[str, Any]]) -> DeathRaces:
     return DeathRaces({f: results for f, results in won.items() if results}, lost)
 
 
-def _step_of(event: Mapping[str, Any]) -> Step:
+def step_of(event: Mapping[str, Any]) -> Step:
+    """The step an event is about: (task_id, index, step)."""
     return (event.get("task_id"), tuple(event.get("index") or ()), event.get("step"))

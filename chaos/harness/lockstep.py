@@ -45,7 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaos.harness.death_race import DeathRaces, death_races
+from chaos.harness.death_race import DeathRaces, death_races, results_done, step_of
 from chaos.harness.scatter_race import Meeting, ScatterRace, met_in_scatter
 from chaos.history import HistoryWriter
 from chaos.probes.turns import FAULT_PATIENCE, fault_entry, mark_arrived, mark_done
@@ -64,8 +64,7 @@ def landmark_of(event: Mapping[str, Any]) -> Landmark | None:
     """The landmark an event is, or None for events no target writes."""
     if event.get("type") not in LANDMARK_TYPES:
         return None
-    return (event["type"], event.get("task_id"), tuple(event.get("index") or ()),
-            event.get("step"))
+    return (event["type"], *step_of(event))
 
 
 @dataclass(frozen=True)
@@ -108,38 +107,33 @@ class ReplayOrder:
         unfired = {str(e["fault_id"]): e for e in history
                    if e["type"] == "fault-skipped" and str(e["fault_id"]) not in fired
                    and (e.get("trigger") or {}).get("type") not in _CLOCK_TRIGGERS}
-        races = death_races(history)
+        done = results_done(history)
+        races = death_races(history, done)
         for fault_id, results in races.taken.items():  # taken here before the notice
             for task_id, index, step, nth in results:
                 take = (("step-completed", task_id, index, step), nth)
                 if take in landmarks and fault_id in noticed:
                     noticed[fault_id] = max(noticed[fault_id], landmarks.index(take) + 1)
-        return cls(_results_in_order(history, landmarks), tuple(landmarks), fired, noticed,
+        return cls(_results_in_order(history, landmarks, done), tuple(landmarks), fired, noticed,
                    unfired, met_in_scatter(history), races)
 
 
 def _results_in_order(history: Sequence[Mapping[str, Any]],
-                      landmarks: Sequence[tuple[Landmark, int]]) -> tuple[tuple[Any, ...], ...]:
+                      landmarks: Sequence[tuple[Landmark, int]],
+                      done: Sequence[tuple[float, int, tuple[Any, ...], str]]
+                      ) -> tuple[tuple[Any, ...], ...]:
     """The results in the order the workers finished them, with each fault's entry
     where the scheduler noticed it (a result that came after a worker's death was
     noticed waits for it), except that the results the client took keep the order it
     took them in (two results a fraction of a millisecond apart may reach it either way
-    round, and that order decides where the next inputs go)."""
-    invoked: dict[str, tuple[Any, tuple[int, ...], Any]] = {}
-    done: Counter[tuple[Any, tuple[int, ...], Any]] = Counter()
-    timed: list[tuple[float, tuple[Any, ...]]] = []
-    for event in history:
-        if event["type"] == "invoke":
-            invoked[event["execution"]] = (event.get("task_id"), tuple(event.get("index") or ()),
-                                           event.get("step"))
-        elif event["type"] == "ok" and event.get("execution") in invoked:
-            key = invoked[event["execution"]]
-            done[key] += 1
-            timed.append((float(event["time"]), (*key, done[key])))
-        elif event["type"] == "fault":
+    round, and that order decides where the next inputs go). `done`: `results_done`."""
+    timed = [(at, position, result) for at, position, result, _ in done]
+    for position, event in enumerate(history):
+        if event["type"] == "fault":
             settled = event.get("noticed_at") or event.get("fired_at") or event["time"]
-            timed.append((float(settled), fault_entry(str(event["fault_id"]))))
-    finished = [entry for _, entry in sorted(timed, key=lambda pair: pair[0])]
+            timed.append((float(settled), position, fault_entry(str(event["fault_id"]))))
+    # In time, and in the history's order where times are equal.
+    finished = [entry for _, _, entry in sorted(timed, key=lambda item: item[:2])]
     taken = [(mark[1], mark[2], mark[3], nth) for mark, nth in landmarks
              if mark[0] == "step-completed"]
     chosen = set(finished) & set(taken)
@@ -209,7 +203,7 @@ class Lockstep:
         if mark is None:
             return
         if event["type"] == "step-completed":
-            key = (event["task_id"], tuple(event["index"]), event["step"])
+            key = step_of(event)
             with self._lock:
                 self._taken[key] += 1
                 nth = self._taken[key]
@@ -250,7 +244,7 @@ class Lockstep:
                               ) -> list[tuple[str, threading.Event, float]]:
         """The notice a fetch waits for: that of the kill its result died with in the
         original, which the client never took (`chaos.harness.death_race`)."""
-        key = (fields.get("task_id"), tuple(fields.get("index") or ()), fields.get("step"))
+        key = step_of(fields)
         with self._lock:
             self._fetches[key] += 1
             fault_id = self.order.death_races.lost.get((*key, self._fetches[key]))
