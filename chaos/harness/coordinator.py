@@ -40,6 +40,9 @@ from chaos.spec import (
 # execution of that point this many times, then is skipped.
 MAX_DEFERRALS = 5
 
+# Keys, of each retirement that lost scattered data, whose stories the run records.
+STORIED_KEYS = 5
+
 # Releases a held probe: (worker address, hold id, decisions by fault id, wait=...).
 ReleaseHold = Callable[..., None]
 # The live workers now: address -> Victim (pid and nanny as far as known).
@@ -83,6 +86,7 @@ class Coordinator:
         self._faults = dict(schedule.items())
         self._lock = threading.Lock()
         self.seen = RunObservations()
+        self.untold: list[str] = []  # keys a retirement lost, whose stories to record
         self._spent: set[str] = set()  # fault ids (and Poisson firings) fired or skipped
         self._fired: dict[str, _Fired] = {}
         self._written: set[str] = set()
@@ -126,6 +130,8 @@ class Coordinator:
                 lost_computed=len(message.get("lost-computed-tasks") or ()),
                 lost_scattered=len(lost), lost_keys=lost[:20],
             )
+            if message.get("retired"):  # a retirement that lost data: tell its story
+                self.untold.extend(lost[:STORIED_KEYS])
             self.seen.record_removal(str(address), when)
             self._inbox.put(("removed", address))
             if self._on_worker_left is not None:

@@ -4,7 +4,7 @@ Why not subscribe to the scheduler's "all" topic, which has them too: other even
 "all" (for example the one `Client.replicate` logs) hold objects that cannot be sent to
 a client, and a subscriber's connection is closed when one is. This plugin sends only
 plain data: the worker's address, pid and nanny on arrival; on departure, whether it
-was expected and which tasks the scheduler lost with it.
+was expected (or a retirement) and which tasks the scheduler lost with it.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class MembershipReporter(SchedulerPlugin):
         scheduler.log_event(self.topic, {
             "action": "remove-worker", "worker": worker, "time": time.time(),
             "expected": bool(removal.get("expected")),
+            "retired": stimulus_id.startswith("retire-workers"),  # Scheduler.retire_workers
             "processing-tasks": sorted(map(str, removal.get("processing-tasks", ()))),
             "lost-computed-tasks": sorted(map(str, removal.get("lost-computed-tasks", ()))),
             "lost-scattered-tasks": sorted(map(str, removal.get("lost-scattered-tasks", ()))),

@@ -29,6 +29,7 @@ from chaos.harness.hung import describe_hang
 from chaos.harness.inflict import Inflictor
 from chaos.harness.lockstep import DEFAULT_PATIENCE, Lockstep, ReplayOrder
 from chaos.harness.refill import FleetRefill, RefillPolicy
+from chaos.harness.stories import record_stories
 from chaos.harness.targets import Target, TargetConfig, TargetRun, make_target
 from chaos.history import HISTORY_FILE, HistoryWriter, git_commit, versions
 from chaos.probes import probed
@@ -201,7 +202,8 @@ def _id_order(fault_id: str) -> tuple[int, ...]:
 
 def _wind_down(run_id: str, cluster: ChaosCluster, coordinator: Coordinator,
                inflictor: Inflictor) -> None:
-    """Undo freezes, collect the probes' last reports, close the books, free held probes."""
+    """Undo freezes, collect the probes' last reports, close the books, free held probes,
+    and tell the stories of data a retirement lost."""
     inflictor.thaw_all()
 
     def frozen(address: str) -> bool:
@@ -210,6 +212,8 @@ def _wind_down(run_id: str, cluster: ChaosCluster, coordinator: Coordinator,
     cluster.probes.flush(run_id, coordinator.flushed, exclude=frozen)
     coordinator.finish()
     cluster.probes.release_run(run_id, exclude=frozen)
+    if coordinator.untold:
+        record_stories(cluster.client, coordinator.untold, coordinator.history)
 
 
 def _drive(target: Target, run: TargetRun, timeout: float, stacks: Path | None

@@ -8,12 +8,18 @@ replacement is in the history, and the same schedule completes and is valid.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from distributed import Scheduler, Worker
+from distributed.active_memory_manager import RetireWorker
+from distributed.core import Status
 
 from chaos import Workload, check_history, plan_campaign, run_schedule
 from chaos.campaign.regressions import THREE_GRACEFUL_REMOVALS
 from chaos.errors import ChaosError
 from chaos.harness import RefillPolicy
+from chaos.harness.scheduler_calls import start_run_order_afresh
 
 # The default workload shape the schedule was found with (8 tasks x 2 steps).
 WORKLOAD = Workload(seed=777)
@@ -35,6 +41,60 @@ def test_the_schedule_that_emptied_the_cluster_now_completes(harness, tmp_path):
     refilled = sum(e["started"] for e in record.events("worker-refill"))
     assert refilled >= 1 or not started_with <= removed, (started_with, removed)
     assert record.history[0]["refill_delay"] == 0.5
+
+
+def test_a_run_after_a_retirement_does_not_start_with_dask_still_retiring_the_refill(harness):
+    # Dask's retirement names its worker by address; the refill comes back there. The
+    # main AMM's own passes are put off meanwhile (not stopped: retire_workers would use
+    # an AMM of its own): one that found no worker at that address would take the
+    # policy out by chance, and the test could not fail.
+    client = harness.client
+    client.run_on_scheduler(_main_amm_every, 3600.0)
+    try:
+        retired = sorted(harness.refresh().workers)[0]
+        # Data only it holds keeps Dask's policy past its first pass.
+        unique = client.scatter({"only-here": b"x" * 1000}, workers=[retired], hash=False)
+        client.retire_workers([retired], close_workers=True)
+        del unique
+        snapshot = harness.settle()
+        assert retired in snapshot.workers  # the refill is back at the retired address
+        assert not [p for p in client.run_on_scheduler(_main_amm_every, None)
+                    if "RetireWorker" in p], "a run would start with a retirement left over"
+    finally:
+        client.run_on_scheduler(_main_amm_every, 0.0)
+
+
+def test_a_retirement_under_way_as_a_run_starts_is_left_to_finish():
+    # Dask marks the worker it retires closing_gracefully as it adds the policy; taken
+    # out, the retirement would close the worker at once, with whatever only it holds.
+    asyncio.run(asyncio.wait_for(_one_under_way_one_left_over(), timeout=30))
+
+
+async def _one_under_way_one_left_over() -> None:
+    async with Scheduler(host="127.0.0.1", port=0, dashboard_address=":0") as scheduler, \
+            Worker(scheduler.address, nthreads=1, host="127.0.0.1") as retiring, \
+            Worker(scheduler.address, nthreads=1, host="127.0.0.1") as running:
+        amm = scheduler.extensions["amm"]
+        under_way, left_over = RetireWorker(retiring.address), RetireWorker(running.address)
+        amm.add_policy(under_way)
+        amm.add_policy(left_over)
+        scheduler.handle_worker_status_change(
+            Status.closing_gracefully, scheduler.workers[retiring.address], "test-retire")
+        start_run_order_afresh(dask_scheduler=scheduler)
+        assert under_way in amm.policies
+        assert left_over not in amm.policies
+
+
+def _main_amm_every(seconds: float | None, dask_scheduler=None) -> list[str]:
+    """The main AMM's policies; its passes put off to every `seconds` (0: its own
+    interval again; None: unchanged)."""
+    amm = dask_scheduler.extensions["amm"]
+    if seconds is not None:
+        periodic = dask_scheduler.periodic_callbacks[f"amm-{id(amm)}"]
+        periodic.stop()
+        periodic.callback_time = 1000 * (seconds or amm.interval)
+        periodic.start()
+    return [repr(policy) for policy in amm.policies]
 
 
 def test_the_ci_profile_always_runs_the_regression_schedule():
