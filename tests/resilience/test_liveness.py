@@ -404,6 +404,25 @@ def test_closing_the_generator_early_cancels_the_rest(client):
     wait_until_released(client, before, timeout=10, what="the unfinished steps to be cancelled")
 
 
+def test_closing_the_generator_after_its_client_closed_ends_quietly(local_cluster, caplog):
+    # Its client closed, the scheduler forgot the run's keys: there is nothing to cancel,
+    # and asking a closed client to would only warn of a failure that is not one.
+    def steady(payload: Any, *, task_id: int, **_: Any) -> Any:
+        time.sleep(0.05 if task_id == 0 else 0.5)
+        return payload
+
+    with Client(local_cluster) as own:
+        outputs = ResilientCluster(own, [{"task_id": i} for i in range(3)],
+                                   input="x").generate(steady)
+        first = next(outputs)
+    assert own.status == "closed"
+    with caplog.at_level(logging.WARNING, logger="resilience"):
+        outputs.close()
+
+    assert first.value == "x"
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 def drop_key(key: str, client_id: str, dask_scheduler: Any) -> None:
     """What a rare race in Dask does: the scheduler drops a key whose future waits."""
     dask_scheduler.client_releases_keys(keys=[key], client=client_id)
