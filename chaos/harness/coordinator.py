@@ -392,8 +392,9 @@ class Coordinator:
         taken_down = self._taken_down()
         live = {address: victim for address, victim in self._live_workers().items()
                 if not _among(address, victim.pid, taken_down)}
+        original = self._lockstep.order.victims.get(fault_id) if self._lockstep else None
         return choose_victim(fault_id, fault, hit, seed=self.schedule.seed, seen=self.seen,
-                             live=live, find_holders=self._find_holders)
+                             live=live, find_holders=self._find_holders, original=original)
 
     def _taken_down(self) -> set[WorkerProcess]:
         """Workers an earlier fault of this run killed or is removing. The scheduler may

@@ -73,8 +73,8 @@ class ReplayOrder:
     (with the faults' entries), the landmarks in order, how many landmarks came before
     each fault fired and before the scheduler noticed it, the `fault-skipped` event of
     each fault the original never fired, the kill the client met in a scatter (the
-    ordinal of that scatter, and whether its victim had died before it), and the
-    results that raced their worker's death."""
+    ordinal of that scatter, and whether its victim had died before it), the results
+    that raced their worker's death, and the worker each fault hit."""
 
     results: tuple[tuple[Any, ...], ...]
     landmarks: tuple[tuple[Landmark, int], ...]
@@ -83,6 +83,7 @@ class ReplayOrder:
     unfired: Mapping[str, Mapping[str, Any]]
     met_in_scatter: Mapping[str, Meeting]
     death_races: DeathRaces
+    victims: Mapping[str, str]  # fault id -> the address the original hit
 
     @classmethod
     def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
@@ -114,8 +115,10 @@ class ReplayOrder:
                 take = (("step-completed", task_id, index, step), nth)
                 if take in landmarks and fault_id in noticed:
                     noticed[fault_id] = max(noticed[fault_id], landmarks.index(take) + 1)
+        victims = {str(e["fault_id"]): str(e["worker"]) for e in history
+                   if e["type"] == "fault" and e.get("worker")}
         return cls(_results_in_order(history, landmarks, done), tuple(landmarks), fired, noticed,
-                   unfired, met_in_scatter(history), races)
+                   unfired, met_in_scatter(history), races, victims)
 
 
 def _results_in_order(history: Sequence[Mapping[str, Any]],

@@ -2,7 +2,8 @@
 
 Policy only: it reads what the run has observed and the cluster's membership, and
 returns a choice with the reason when there is no worker to hit. Random picks are
-seeded by the schedule's seed and the fault's id, so a replay picks the same way.
+seeded by the schedule's seed and the fault's id, so a replay picks the same way from
+the same workers; a lockstep replay keeps to the worker its original hit.
 """
 
 from __future__ import annotations
@@ -32,8 +33,14 @@ class Choice:
 
 def choose_victim(fault_id: str, fault: Fault, hit: dict[str, Any] | None, *, seed: int,
                   seen: RunObservations, live: dict[str, Victim],
-                  find_holders: FindHolders) -> Choice:
-    """The worker `fault` hits now. `hit` is the probe that fired it (None: a time trigger)."""
+                  find_holders: FindHolders, original: str | None = None) -> Choice:
+    """The worker `fault` hits now. `hit` is the probe that fired it (None: a time trigger).
+
+    `original`, in a lockstep replay: the worker the original hit. A random pick keeps
+    to it while it is live: the draw is from the live workers, and a worker its nanny
+    restarts rejoins within a few ms of a trigger, before it in one run and after it in
+    the other (nightly seed 7070's s005: all 3 replays hit the rejoined worker, lost 4
+    outputs instead of 7). The other roles follow their task, wherever it runs."""
     role = fault.target
     running_on = _worker_of(hit, live) if hit else None
     key = seen.key_of(hit.get("execution")) if hit else None
@@ -67,7 +74,8 @@ def choose_victim(fault_id: str, fault: Fault, hit: dict[str, Any] | None, *, se
         assert isinstance(role, RandomWorker)
         if not live:
             return Choice(None, "no live worker", extra)
-        address = random.Random(f"{seed}:{fault_id}:{role.salt}").choice(sorted(live))
+        address = (original if original in live else
+                   random.Random(f"{seed}:{fault_id}:{role.salt}").choice(sorted(live)))
 
     victim = live.get(address) if address else None
     if victim is None:

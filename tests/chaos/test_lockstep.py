@@ -4,13 +4,14 @@ harness cluster an original whose results came in an order no free run would giv
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from chaos import AtStep, Fault, FaultSchedule, ResultReady
+from chaos import AtStep, Fault, FaultSchedule, RandomWorker, ResultReady
 from chaos.harness import run_schedule
 from chaos.harness.lockstep import DEFAULT_PATIENCE, Lockstep, ReplayOrder
 from chaos.harness.scatter_race import Meeting, ScatterRace
@@ -432,6 +433,35 @@ def test_a_lockstep_replay_fires_a_fault_only_once_the_client_is_where_it_was(ha
     assert fault["fired_at"] > taken["t4"], (fault, taken)
     assert taken["t5"] > fault["noticed_at"], (fault, taken)
     assert not record.events("lockstep-diverged")
+
+
+def test_a_lockstep_replay_hits_the_worker_its_original_hit_at_random(harness):
+    """A random role draws from the live workers, and a worker its nanny restarts
+    rejoins a few ms before a trigger in one run and after it in another: a made
+    original hit a worker other than the one the draw gives on this fleet, and its
+    replay must hit that one too."""
+    role = RandomWorker(salt=5)
+    schedule = FaultSchedule((Fault("sigkill", ResultReady(step=0, task="t0"), role),), seed=0)
+    live = sorted(harness.refresh().workers)
+    drawn = random.Random(f"0:f0:{role.salt}").choice(live)  # victims.choose_victim's draw
+    hit = next(address for address in live if address != drawn)
+    original = HistoryBuilder("dask-raw", workers=3)
+    for task in ("t0", "t1", "t2", "t3", "t4", "t5"):
+        original.submit(task)
+    finished(original, "t0")
+    original.emit("fault", fault_id="f0", kind="sigkill",
+                  trigger={"type": "result-ready", "step": 0, "task": "t0", "task_id": "t0"},
+                  worker=hit, pid=100, fired_at=original.clock, landed_at=original.clock,
+                  noticed_at=original.clock + 0.005)
+    for task in ("t1", "t2", "t3", "t4", "t5"):
+        finished(original, task)
+    original.end()
+
+    record = run_schedule(schedule, "dask-raw", {}, WAVES, harness, timeout=60,
+                          replay_of=original.events)
+    assert [e["worker"] for e in record.events("fault")] == [hit]
+    free = run_schedule(schedule, "dask-raw", {}, WAVES, harness, timeout=60)
+    assert [e["worker"] for e in free.events("fault")] == [drawn]
 
 
 def test_a_lockstep_replay_leaves_a_fault_its_original_never_fired_unfired(harness):
