@@ -61,14 +61,16 @@ class StalledAttempts:
 
     def forgotten(self, cutoff: float, every: bool) -> list[tuple[Job, str]]:
         """(job, attempt key) of the attempts submitted before `cutoff` whose keys the
-        scheduler has forgotten while their futures wait (`every` such attempt after a
-        reconnection: the client has cancelled every future, so all are lost)."""
+        scheduler has forgotten while their futures wait: pending, or "lost" (a result
+        that died with its worker, being computed again), which Dask resolves no more
+        than a pending one then (`every` such attempt after a reconnection: the client
+        has cancelled every future, so all are lost)."""
         book = self._book
         old = [key for key, at in book.submitted_at.items() if at < cutoff]
         found = []
         for key in find_forgotten(self._client, old):
             job = book.by_key.get(key)
-            if job is not None and (every or job.live[key].status == "pending"):
+            if job is not None and (every or job.live[key].status in ("pending", "lost")):
                 found.append((job, key))
         return found
 

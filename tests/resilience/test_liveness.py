@@ -598,6 +598,41 @@ def test_an_attempt_whose_result_was_lost_and_waits_on_a_phantom_input_is_found(
                what="the killed worker's replacement")
 
 
+def slow_when_computed_again(path: str) -> str:
+    # The first computation leaves a mark; a second one (its result lost) is slow.
+    if os.path.exists(path):
+        time.sleep(3.0)
+    Path(path).touch()
+    return path
+
+
+def test_an_attempt_whose_result_was_lost_and_which_the_scheduler_then_forgot_is_found(
+        client, tmp_path):
+    # "lost" to the client, as in the test above, and computed again; then a race drops
+    # the key on the scheduler. Dask tells the client nothing: its future stays "lost"
+    # for ever, exactly as a forgotten pending one stays pending.
+    real = sorted(client.nthreads())[0]
+    step = client.submit(slow_when_computed_again, str(tmp_path / "mark"),
+                         key="rs-lost-then-forgotten", workers=[real], allow_other_workers=True)
+    try:
+        step.result(timeout=10)
+        os.kill(client.run(os.getpid, workers=[real])[real], signal.SIGKILL)
+        wait_until(lambda: step.status == "lost", timeout=20, what="the step's result lost")
+        client.run_on_scheduler(drop_key, step.key, client.id)
+        wait_until(lambda: client.run_on_scheduler(task_state, step.key) is None, timeout=10,
+                   what="the scheduler to forget the step")
+        assert step.status == "lost"
+        book = JobBook()
+        job = Job(TaskSpec("t", {}, 0), (), 1, DROPPED, (1,), time.monotonic())
+        book.track(job, step.key, step, None)
+        stalled = StalledAttempts(client, book, None, inputs_kept=True, every=1.0)
+        assert stalled.forgotten(time.monotonic() + 1, every=False) == [(job, step.key)]
+    finally:
+        client.cancel([step])
+    wait_until(lambda: len(client.nthreads()) == 2, timeout=20,
+               what="the killed worker's replacement")
+
+
 def slow(payload: Any, **_: Any) -> Any:
     time.sleep(1.3)  # past the run loop's idle tick (1 s): it wakes once with nothing
     return f"{payload}>slow"
