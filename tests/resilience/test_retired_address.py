@@ -6,7 +6,9 @@ pass that finds no worker there. A worker that comes back at that address in bet
 autoscaler's replacement, a fixed --worker-port, the chaos harness's refill) is adopted
 by it: it drops every copy that worker holds wherever another exists, pass after pass.
 Nightly seed 777 lost inputs kept in 2 copies to a single fault this way (the other
-copy was on the adopted worker), and the library reported their tasks failed.
+copy was on the adopted worker), and the library reported their tasks failed. Nightly
+seed 7070 did again where the worker had come back between two runs, before the second
+run's guard listened for joins: the guard now also looks as a run starts protecting.
 """
 
 from __future__ import annotations
