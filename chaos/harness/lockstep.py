@@ -83,7 +83,9 @@ class ReplayOrder:
     unfired: Mapping[str, Mapping[str, Any]]
     met_in_scatter: Mapping[str, Meeting]
     death_races: DeathRaces
-    victims: Mapping[str, str]  # fault id -> the address the original hit
+    # fault id -> the place, among the original's first workers by address, of the one
+    # it hit: a replay on another cluster has other ports, in the same order
+    victims: Mapping[str, int]
 
     @classmethod
     def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
@@ -115,8 +117,9 @@ class ReplayOrder:
                 take = (("step-completed", task_id, index, step), nth)
                 if take in landmarks and fault_id in noticed:
                     noticed[fault_id] = max(noticed[fault_id], landmarks.index(take) + 1)
-        victims = {str(e["fault_id"]): str(e["worker"]) for e in history
-                   if e["type"] == "fault" and e.get("worker")}
+        first = sorted(w["address"] for w in history[0].get("workers", ())) if history else []
+        victims = {str(e["fault_id"]): first.index(e["worker"]) for e in history
+                   if e["type"] == "fault" and e.get("worker") in first}
         return cls(_results_in_order(history, landmarks, done), tuple(landmarks), fired, noticed,
                    unfired, met_in_scatter(history), races, victims)
 
@@ -156,6 +159,7 @@ class Lockstep:
         # Without a folder all workers share, results come in whatever order they come.
         self.board = tempfile.mkdtemp(prefix="chaos-turns-") if shared_board else None
         self._history: HistoryWriter | None = None
+        self._workers: list[str] = []  # this replay's first workers, by address
         self._lock = threading.Lock()
         self._seen: Counter[Landmark] = Counter()
         self._taken: Counter[tuple[Any, tuple[int, ...], Any]] = Counter()  # results, by step
@@ -172,6 +176,8 @@ class Lockstep:
 
     def start(self, history: HistoryWriter) -> None:
         self._history = history
+        start = history.events[0] if history.events else {}
+        self._workers = sorted(w["address"] for w in start.get("workers", ()))
         for race in self._races.values():
             race.history = history
         history.gate(self.hold)
@@ -288,6 +294,12 @@ class Lockstep:
                                    missing=missing[:10], patience=self.patience)
                 return
             time.sleep(0.001)
+
+    def original_victim(self, fault_id: str) -> str | None:
+        """The worker here in the place of the one `fault_id` hit in the original (among
+        the first workers by address), if the original hit one of those."""
+        place = self.order.victims.get(fault_id)
+        return self._workers[place] if place is not None and place < len(self._workers) else None
 
     def scatter_race(self, fault_id: str) -> ScatterRace | None:
         """The race of a kill the original's client met in a scatter, or None."""

@@ -36,11 +36,12 @@ def choose_victim(fault_id: str, fault: Fault, hit: dict[str, Any] | None, *, se
                   find_holders: FindHolders, original: str | None = None) -> Choice:
     """The worker `fault` hits now. `hit` is the probe that fired it (None: a time trigger).
 
-    `original`, in a lockstep replay: the worker the original hit. A random pick keeps
-    to it while it is live: the draw is from the live workers, and a worker its nanny
-    restarts rejoins within a few ms of a trigger, before it in one run and after it in
-    the other (nightly seed 7070's s005: all 3 replays hit the rejoined worker, lost 4
-    outputs instead of 7). The other roles follow their task, wherever it runs."""
+    `original`, in a lockstep replay: the worker in the place of the one the original
+    hit (`Lockstep.original_victim`). A random pick keeps to it while it is live: the
+    draw is from the live workers, and a worker its nanny restarts rejoins within a few
+    ms of a trigger, before it in one run and after it in the other (nightly seed 7070's
+    s005: all 3 replays hit the rejoined worker, lost 4 outputs instead of 7). The other
+    roles follow their task, wherever it runs."""
     role = fault.target
     running_on = _worker_of(hit, live) if hit else None
     key = seen.key_of(hit.get("execution")) if hit else None

@@ -442,16 +442,17 @@ def test_a_lockstep_replay_hits_the_worker_its_original_hit_at_random(harness):
     replay must hit that one too."""
     role = RandomWorker(salt=5)
     schedule = FaultSchedule((Fault("sigkill", ResultReady(step=0, task="t0"), role),), seed=0)
-    live = sorted(harness.refresh().workers)
+    live = sorted(harness.settle().workers)  # the fleet the run starts with
     drawn = random.Random(f"0:f0:{role.salt}").choice(live)  # victims.choose_victim's draw
     hit = next(address for address in live if address != drawn)
-    original = HistoryBuilder("dask-raw", workers=3)
+    original = HistoryBuilder("dask-raw", workers=3)  # other addresses, in the same order
     for task in ("t0", "t1", "t2", "t3", "t4", "t5"):
         original.submit(task)
     finished(original, "t0")
     original.emit("fault", fault_id="f0", kind="sigkill",
                   trigger={"type": "result-ready", "step": 0, "task": "t0", "task_id": "t0"},
-                  worker=hit, pid=100, fired_at=original.clock, landed_at=original.clock,
+                  worker=original.workers[live.index(hit)], pid=100, fired_at=original.clock,
+                  landed_at=original.clock,
                   noticed_at=original.clock + 0.005)
     for task in ("t1", "t2", "t3", "t4", "t5"):
         finished(original, task)

@@ -8,18 +8,14 @@ replacement is in the history, and the same schedule completes and is valid.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from distributed import Scheduler, Worker
-from distributed.active_memory_manager import RetireWorker
-from distributed.core import Status
 
 from chaos import Workload, check_history, plan_campaign, run_schedule
 from chaos.campaign.regressions import THREE_GRACEFUL_REMOVALS
 from chaos.errors import ChaosError
 from chaos.harness import RefillPolicy
 from chaos.harness.scheduler_calls import start_run_order_afresh
+from tests.resilience.kit import only_the_left_over_retirement_goes
 
 # The default workload shape the schedule was found with (8 tasks x 2 steps).
 WORKLOAD = Workload(seed=777)
@@ -65,24 +61,8 @@ def test_a_run_after_a_retirement_does_not_start_with_dask_still_retiring_the_re
 
 
 def test_a_retirement_under_way_as_a_run_starts_is_left_to_finish():
-    # Dask marks the worker it retires closing_gracefully as it adds the policy; taken
-    # out, the retirement would close the worker at once, with whatever only it holds.
-    asyncio.run(asyncio.wait_for(_one_under_way_one_left_over(), timeout=30))
-
-
-async def _one_under_way_one_left_over() -> None:
-    async with Scheduler(host="127.0.0.1", port=0, dashboard_address=":0") as scheduler, \
-            Worker(scheduler.address, nthreads=1, host="127.0.0.1") as retiring, \
-            Worker(scheduler.address, nthreads=1, host="127.0.0.1") as running:
-        amm = scheduler.extensions["amm"]
-        under_way, left_over = RetireWorker(retiring.address), RetireWorker(running.address)
-        amm.add_policy(under_way)
-        amm.add_policy(left_over)
-        scheduler.handle_worker_status_change(
-            Status.closing_gracefully, scheduler.workers[retiring.address], "test-retire")
-        start_run_order_afresh(dask_scheduler=scheduler)
-        assert under_way in amm.policies
-        assert left_over not in amm.policies
+    only_the_left_over_retirement_goes(
+        lambda scheduler: start_run_order_afresh(dask_scheduler=scheduler))
 
 
 def _main_amm_every(seconds: float | None, dask_scheduler=None) -> list[str]:

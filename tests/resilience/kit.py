@@ -9,6 +9,7 @@ so the resubmitted attempt runs to the end.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -19,13 +20,14 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
-from distributed import Client, LocalCluster, get_worker
+from distributed import Client, LocalCluster, Scheduler, Worker, get_worker
+from distributed.active_memory_manager import RetireWorker
 from distributed.core import Status
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -241,3 +243,26 @@ def credit_the_wrong_worker(prefix: str, dask_scheduler: Any = None) -> None:
 def credit_rightly_again(dask_scheduler: Any = None) -> list[str]:
     dask_scheduler.update_data = dask_scheduler.real_update_data
     return dask_scheduler.credited_wrongly
+
+
+def only_the_left_over_retirement_goes(forget: Callable[[Any], Any]) -> None:
+    """`forget(scheduler)` must take out a Dask retirement left over (naming a running
+    worker), and leave one under way: Dask marks the worker it retires closing_gracefully
+    as it adds the policy, and taking that one out would close the worker at once, with
+    whatever only it holds."""
+
+    async def check() -> None:
+        async with Scheduler(host="127.0.0.1", port=0, dashboard_address=":0") as scheduler, \
+                Worker(scheduler.address, nthreads=1, host="127.0.0.1") as retiring, \
+                Worker(scheduler.address, nthreads=1, host="127.0.0.1") as running:
+            amm = scheduler.extensions["amm"]
+            under_way, left_over = RetireWorker(retiring.address), RetireWorker(running.address)
+            amm.add_policy(under_way)
+            amm.add_policy(left_over)
+            scheduler.handle_worker_status_change(
+                Status.closing_gracefully, scheduler.workers[retiring.address], "test-retire")
+            forget(scheduler)
+            assert under_way in amm.policies
+            assert left_over not in amm.policies
+
+    asyncio.run(asyncio.wait_for(check(), timeout=30))

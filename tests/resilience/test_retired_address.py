@@ -20,9 +20,9 @@ import dask
 import pytest
 from distributed import Client, Scheduler, Worker
 from distributed.active_memory_manager import RetireWorker
-from distributed.core import Status
 
 from resilience.amm_policy import forget_retirement, protect, top_up, unprotect
+from tests.resilience.kit import only_the_left_over_retirement_goes
 
 PREFIX = "rs-in-reused-"
 
@@ -107,27 +107,11 @@ async def _retirements_here_and_elsewhere() -> None:
 
 
 def test_a_run_starting_takes_out_only_the_retirements_of_workers_not_retiring():
-    # Dask marks the worker it retires closing_gracefully as it adds the policy: that
-    # one is under way, and taking it out would close the worker with its unique data.
-    asyncio.run(asyncio.wait_for(_a_retirement_under_way_and_one_left_over(), timeout=30))
-
-
-async def _a_retirement_under_way_and_one_left_over() -> None:
-    async with Scheduler(host="127.0.0.1", port=0, dashboard_address=":0") as scheduler, \
-            Worker(scheduler.address, nthreads=1, host="127.0.0.1") as retiring, \
-            Worker(scheduler.address, nthreads=1, host="127.0.0.1") as running:
-        amm = scheduler.extensions["amm"]
-        under_way, left_over = RetireWorker(retiring.address), RetireWorker(running.address)
-        amm.add_policy(under_way)
-        amm.add_policy(left_over)
-        scheduler.handle_worker_status_change(
-            Status.closing_gracefully, scheduler.workers[retiring.address], "test-retire")
+    def start_a_run(scheduler):
         protect(PREFIX, 2, dask_scheduler=scheduler)
-        try:
-            assert under_way in amm.policies
-            assert left_over not in amm.policies
-        finally:
-            unprotect(PREFIX, dask_scheduler=scheduler)
+        unprotect(PREFIX, dask_scheduler=scheduler)
+
+    only_the_left_over_retirement_goes(start_a_run)
 
 
 async def _until(predicate, what: str, timeout: float = 10.0) -> None:
