@@ -158,7 +158,7 @@ def forget_stale_retirements(scheduler: Any) -> None:
     worker's address while no guard listened (between two runs) is adopted by it: a
     focused chaos campaign found one at the start of 4 runs of 150. Its drop and a
     retirement of the input's other holder, in one AMM pass, lose an input kept in 2
-    copies to that single fault, as nightly seeds 9090 and 7070 each did once.
+    copies to that single fault: the likely cause of nightly seed 7070's one such loss.
     """
     for address, worker in list(scheduler.workers.items()):
         if worker.status != Status.closing_gracefully:
