@@ -45,8 +45,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaos.harness.death_race import DeathRaces, death_races, results_done, step_of
-from chaos.harness.scatter_race import Meeting, ScatterRace, met_in_scatter
+from chaos.harness.death_race import DeathRaces, Step, death_races, results_done, step_of
+from chaos.harness.scatter_race import Meeting, ScatterRace, met_in_scatter, scatters_beaten
 from chaos.history import HistoryWriter
 from chaos.probes.turns import FAULT_PATIENCE, fault_entry, mark_arrived, mark_done
 
@@ -73,8 +73,9 @@ class ReplayOrder:
     (with the faults' entries), the landmarks in order, how many landmarks came before
     each fault fired and before the scheduler noticed it, the `fault-skipped` event of
     each fault the original never fired, the kill the client met in a scatter (the
-    ordinal of that scatter, and whether its victim had died before it), the results
-    that raced their worker's death, and the worker each fault hit."""
+    ordinal of that scatter, and whether its victim had died before it), the scatters
+    that beat a kill, the results that raced their worker's death, and the worker each
+    fault hit."""
 
     results: tuple[tuple[Any, ...], ...]
     landmarks: tuple[tuple[Landmark, int], ...]
@@ -83,6 +84,7 @@ class ReplayOrder:
     unfired: Mapping[str, Mapping[str, Any]]
     met_in_scatter: Mapping[str, Meeting]
     death_races: DeathRaces
+    scatters_beaten: Mapping[str, tuple[Step, int]]  # fault id -> the submit to wait for
     # fault id -> the place, among the original's first workers by address, of the one
     # it hit: a replay on another cluster has other ports, in the same order
     victims: Mapping[str, int]
@@ -121,7 +123,7 @@ class ReplayOrder:
         victims = {str(e["fault_id"]): first.index(e["worker"]) for e in history
                    if e["type"] == "fault" and e.get("worker") in first}
         return cls(_results_in_order(history, landmarks, done), tuple(landmarks), fired, noticed,
-                   unfired, met_in_scatter(history), races, victims)
+                   unfired, met_in_scatter(history), races, scatters_beaten(history), victims)
 
 
 def _results_in_order(history: Sequence[Mapping[str, Any]],
@@ -277,15 +279,20 @@ class Lockstep:
     def before_landing(self, fault_id: str) -> None:
         """Wait until the client has taken each result of the victim that it had taken
         in the original after fault `fault_id` fired (the result won the race against
-        the death there), for up to `patience` seconds. Not on an event loop's thread."""
+        the death there), and has submitted the step whose scatter beat the kill there,
+        for up to `patience` seconds. Not on an event loop's thread."""
         racing = self.order.death_races.taken.get(fault_id, ())
-        if racing:  # the client is not held for the firing: it has results to take
+        beaten = self.order.scatters_beaten.get(fault_id)
+        if racing or beaten:  # the client is not held for the firing: it has work first
             self.fired(fault_id)
+        submit: Landmark | None = ("submit", *beaten[0]) if beaten else None
         deadline = time.monotonic() + self.patience
         while True:
             with self._lock:
                 missing = [[r[0], list(r[1]), r[2], r[3]] for r in racing
                            if self._taken[r[:3]] < r[3]]
+                if beaten and submit and self._seen[submit] < beaten[1]:
+                    missing.append([*submit[:2], list(submit[2]), submit[3], beaten[1]])
                 if not missing or self._stopped:
                     return
             if time.monotonic() >= deadline:

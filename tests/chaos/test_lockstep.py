@@ -378,6 +378,58 @@ def test_a_replay_holds_a_kill_until_its_client_scatters_and_meets_it_again(harn
             assert t0 not in {e["execution"] for e in record.events("ok")}
 
 
+def a_scatter_beats_a_kill(*, fired_after: float = 0.003, met: bool = False) -> list[dict]:
+    """t0 starts; the client takes t1's result and scatters its next input; t0's worker
+    is killed `fired_after` later; the scatter goes through (unless `met`: the loop ends
+    with CommClosedError) and the client submits t1's step 1 after the kill fired."""
+    original = HistoryBuilder("dask-raw", workers=3)
+    for task in ("t0", "t1", "t2"):
+        original.submit(task)
+    x1 = [original.invoke(task, worker=n) for n, task in enumerate(("t0", "t1", "t2"))][1]
+    original.outcome(x1, seconds=0.001)
+    original.emit("step-completed", task_id="t1", index=[], step=0, attempt=1, key="k1",
+                  n_outputs=1)
+    made = original.clock
+    original.emit("scatter", task_id="t1", index=[0], step=1)
+    original.emit("fault", fault_id="f0", kind="sigkill",
+                  trigger={"type": "at-step", "step": 0, "task": "t0", "task_id": "t0"},
+                  worker=original.workers[0], pid=100, fired_at=made + fired_after,
+                  landed_at=made + fired_after + 0.003, noticed_at=made + 0.05)
+    if met:
+        original.end("crashed", error=SCATTER_CLOSED)
+    else:
+        original.clock = max(original.clock, made + fired_after + 0.01)  # after it fired
+        original.submit("t1", (0,), step=1)
+        original.end()
+    return original.events
+
+
+def test_a_kill_that_a_scatter_beat_is_read_with_the_submit_after_it():
+    assert ReplayOrder.of(a_scatter_beats_a_kill()).scatters_beaten == {
+        "f0": (("t1", (0,), 1), 1)}
+    # Fired long after the scatter was made: no race.
+    assert ReplayOrder.of(a_scatter_beats_a_kill(fired_after=0.08)).scatters_beaten == {}
+    # The scatter met the kill and ended the loop: the other rule holds it.
+    assert ReplayOrder.of(a_scatter_beats_a_kill(met=True)).scatters_beaten == {}
+
+
+def test_a_replay_lands_a_kill_only_after_the_scatter_that_beat_it_went_through(harness):
+    """The original's client scattered t1's next input to t0's worker 3 ms before that
+    worker's SIGKILL, and the scatter went through; left to the race, the replay's kill
+    can meet the scatter and end the loop. It lands only once the client has submitted
+    t1's step 1, twice running."""
+    schedule = FaultSchedule((Fault("sigkill", AtStep(step=0, task="t0")),), seed=0)
+    two_steps = Workload(n_tasks=3, n_steps=2, payload_bytes=1_000, step_seconds=0.05, seed=5)
+    for _ in range(2):
+        record = run_schedule(schedule, "dask-raw", {}, two_steps, harness, timeout=60,
+                              replay_of=a_scatter_beats_a_kill())
+        assert not (record.error or "").startswith("CommClosedError"), record.error
+        [fault] = record.events("fault")
+        [submit] = [e for e in record.events("submit") if e["task_id"] == "t1"
+                    and e["step"] == 1]
+        assert fault["fired_at"] > submit["time"], (fault, submit)
+
+
 WAVES = Workload(n_tasks=6, n_steps=1, payload_bytes=1_000, step_seconds=0.05, seed=5)
 
 
