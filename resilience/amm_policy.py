@@ -42,8 +42,10 @@ EXTENSION = "resilience-replicas"
 KEEP_INTERVAL = 0.5  # seconds between top-ups: a lost copy is re-made this fast
 
 
-def protect(prefix: str, n: int | None, dask_scheduler: Any) -> dict[str, Any]:
-    """Keep n copies (None: every worker) of every key starting with `prefix`."""
+def protect(prefix: str, n: int | None, owner: str | None = None,
+            dask_scheduler: Any = None) -> dict[str, Any]:
+    """Keep n copies (None: every worker) of every key starting with `prefix`, for the
+    client `owner` (its id): when that client leaves the scheduler, so does the prefix."""
     guard = dask_scheduler.extensions.get(EXTENSION)
     if guard is None:
         guard = ReplicaGuard(dask_scheduler)
@@ -51,6 +53,8 @@ def protect(prefix: str, n: int | None, dask_scheduler: Any) -> dict[str, Any]:
     # A worker may have joined at a retired worker's address while no guard listened.
     forget_stale_retirements(dask_scheduler)
     guard.protected[prefix] = n
+    if owner is not None:
+        guard.owners[prefix] = owner
     return cast(dict[str, Any], guard.status())
 
 
@@ -60,6 +64,7 @@ def unprotect(prefix: str, dask_scheduler: Any) -> dict[str, Any]:
     if guard is None:
         return {"protected": []}
     guard.protected.pop(prefix, None)
+    guard.owners.pop(prefix, None)
     if not guard.protected:
         guard.close()
         del dask_scheduler.extensions[EXTENSION]
@@ -94,6 +99,7 @@ class ReplicaGuard:
     def __init__(self, scheduler: Any) -> None:
         self.scheduler = scheduler
         self.protected: dict[str, int | None] = {}
+        self.owners: dict[str, str] = {}  # prefix -> the id of the client it is kept for
         self._swapped: list[ReduceReplicas] = []
         main = scheduler.extensions.get("amm")
         if main is not None:
@@ -137,6 +143,10 @@ class TopUpOnMembership(SchedulerPlugin):
 
     The AMM runs after the scheduler has finished adding or removing the worker (a
     callback on its event loop), so it sees who holds what now.
+
+    A client that leaves takes its prefixes with it: the scheduler has released its keys,
+    and a client closed before its run's generator (or lost with its head node) could
+    not take the guard down itself, which then stayed on the scheduler for good.
     """
 
     def __init__(self, guard: ReplicaGuard) -> None:
@@ -148,6 +158,10 @@ class TopUpOnMembership(SchedulerPlugin):
 
     def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
         scheduler.loop.add_callback(self._guard.top_up)
+
+    def remove_client(self, scheduler: Any, client: str) -> None:
+        for prefix in [p for p, owner in self._guard.owners.items() if owner == client]:
+            unprotect(prefix, scheduler)
 
 
 def forget_stale_retirements(scheduler: Any) -> None:

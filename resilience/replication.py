@@ -251,5 +251,5 @@ class InputPlacement:
                 return
 
     def _protect(self, prefix: str, n: int | None) -> None:
-        ask_scheduler(self._client, amm_policy.protect, prefix, n)
+        ask_scheduler(self._client, amm_policy.protect, prefix, n, self._client.id)
         self._protected.append(prefix)

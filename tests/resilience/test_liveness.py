@@ -406,7 +406,9 @@ def test_closing_the_generator_early_cancels_the_rest(client):
 
 def test_closing_the_generator_after_its_client_closed_ends_quietly(local_cluster, caplog):
     # Its client closed, the scheduler forgot the run's keys: there is nothing to cancel,
-    # and asking a closed client to would only warn of a failure that is not one.
+    # and asking a closed client to would only warn of a failure that is not one. Nor
+    # can that run take its replica guard down: the scheduler does, as the client leaves
+    # (else the guard stayed for good, and the next tests on this cluster met it).
     def steady(payload: Any, *, task_id: int, **_: Any) -> Any:
         time.sleep(0.05 if task_id == 0 else 0.5)
         return payload
@@ -421,6 +423,8 @@ def test_closing_the_generator_after_its_client_closed_ends_quietly(local_cluste
 
     assert first.value == "x"
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    wait_until(lambda: "resilience-replicas" not in local_cluster.scheduler.extensions,
+               timeout=10, what="the guard to leave with its client")
 
 
 def drop_key(key: str, client_id: str, dask_scheduler: Any) -> None:

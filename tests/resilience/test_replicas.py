@@ -9,6 +9,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from distributed import Client
 from distributed.protocol.serialize import to_serialize
 
 from resilience import ConfigError, ResilienceConfig, ResilientCluster, replication
@@ -110,6 +111,26 @@ def test_while_the_guard_is_on_the_clients_amm_controls_still_reach_the_main_amm
         client.amm.start()
         client.run_on_scheduler(unprotect, "rs-in-test-")
     assert client.run_on_scheduler(amm_status)["running"] is True
+
+
+def test_a_client_that_leaves_takes_only_its_own_prefixes_off_the_guard(client,
+                                                                       local_cluster):
+    # Another client's run on the same scheduler keeps its protection; the guard goes
+    # with the last prefix.
+    def guarded(dask_scheduler) -> list[str]:
+        guard = dask_scheduler.extensions.get("resilience-replicas")
+        return [] if guard is None else sorted(guard.protected)
+
+    client.run_on_scheduler(protect, "rs-in-stays-", 2, client.id)
+    try:
+        with Client(local_cluster) as leaving:
+            leaving.run_on_scheduler(protect, "rs-in-goes-", 2, leaving.id)
+            assert client.run_on_scheduler(guarded) == ["rs-in-goes-", "rs-in-stays-"]
+        wait_until(lambda: client.run_on_scheduler(guarded) == ["rs-in-stays-"],
+                   timeout=10, what="the leaving client's prefix to go")
+    finally:
+        client.run_on_scheduler(unprotect, "rs-in-stays-")
+    assert client.run_on_scheduler(amm_status)["policies"] == ["ReduceReplicas"]
 
 
 def test_a_run_with_replicas_leaves_the_amm_as_it_found_it(client):
