@@ -285,14 +285,15 @@ class Lockstep:
         beaten = self.order.scatters_beaten.get(fault_id)
         if racing or beaten:  # the client is not held for the firing: it has work first
             self.fired(fault_id)
-        submit: Landmark | None = ("submit", *beaten[0]) if beaten else None
         deadline = time.monotonic() + self.patience
         while True:
             with self._lock:
                 missing = [[r[0], list(r[1]), r[2], r[3]] for r in racing
                            if self._taken[r[:3]] < r[3]]
-                if beaten and submit and self._seen[submit] < beaten[1]:
-                    missing.append([*submit[:2], list(submit[2]), submit[3], beaten[1]])
+                if beaten:
+                    (task_id, index, step), nth = beaten
+                    if self._seen[("submit", task_id, index, step)] < nth:
+                        missing.append(["submit", task_id, list(index), step, nth])
                 if not missing or self._stopped:
                     return
             if time.monotonic() >= deadline:
