@@ -121,15 +121,19 @@ def test_a_client_that_leaves_takes_only_its_own_prefixes_off_the_guard(client,
         guard = dask_scheduler.extensions.get("resilience-replicas")
         return [] if guard is None else sorted(guard.protected)
 
-    client.run_on_scheduler(protect, "rs-in-stays-", 2, client.id)
+    # Owners whose ids sort before and after any other: only an exact match may go.
+    staying = {"rs-in-stays-": client.id, "rs-in-first-": "Client-0", "rs-in-last-": "Client-~"}
+    for prefix, owner in staying.items():
+        client.run_on_scheduler(protect, prefix, 2, owner)
     try:
         with Client(local_cluster) as leaving:
             leaving.run_on_scheduler(protect, "rs-in-goes-", 2, leaving.id)
-            assert client.run_on_scheduler(guarded) == ["rs-in-goes-", "rs-in-stays-"]
-        wait_until(lambda: client.run_on_scheduler(guarded) == ["rs-in-stays-"],
+            assert client.run_on_scheduler(guarded) == sorted([*staying, "rs-in-goes-"])
+        wait_until(lambda: client.run_on_scheduler(guarded) == sorted(staying),
                    timeout=10, what="the leaving client's prefix to go")
     finally:
-        client.run_on_scheduler(unprotect, "rs-in-stays-")
+        for prefix in staying:
+            client.run_on_scheduler(unprotect, prefix)
     assert client.run_on_scheduler(amm_status)["policies"] == ["ReduceReplicas"]
 
 
