@@ -35,6 +35,7 @@ _LOSES_RESULTS = ABRUPT_KINDS | {"nanny-close", "preempt"}
 
 Step = tuple[Any, tuple[int, ...], Any]  # (task_id, index, step)
 Result = tuple[Any, tuple[int, ...], Any, int]  # (task_id, index, step, nth)
+Done = tuple[float, int, Result, str]  # (time, position in the history, result, worker)
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,13 @@ class DeathRaces:
     lost: Mapping[Result, str]
 
 
-def results_done(history: Sequence[Mapping[str, Any]]
-                 ) -> list[tuple[float, int, Result, str]]:
+def results_done(history: Sequence[Mapping[str, Any]]) -> list[Done]:
     """Each result a worker finished (the `ok` of an invoked execution), in the
     history's order: (its time, its position in the history, the result with its
     ordinal among its step's results, the worker)."""
     ran_on: dict[str, tuple[Step, str]] = {}  # execution -> (its step, its worker)
     oks: Counter[Step] = Counter()
-    done = []
+    done: list[Done] = []
     for position, event in enumerate(history):
         if event["type"] == "invoke":
             ran_on[event["execution"]] = (step_of(event), str(event.get("worker")))
@@ -65,7 +65,7 @@ def results_done(history: Sequence[Mapping[str, Any]]
 
 
 def death_races(history: Sequence[Mapping[str, Any]],
-                done: Sequence[tuple[float, int, Result, str]]) -> DeathRaces:
+                done: Sequence[Done]) -> DeathRaces:
     """Read, from an original's history and its `results_done`, which way each of its
     death races went."""
     takes: Counter[Step] = Counter()

@@ -45,7 +45,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaos.harness.death_race import DeathRaces, Step, death_races, results_done, step_of
+from chaos.harness.death_race import (
+    DeathRaces,
+    Done,
+    Step,
+    death_races,
+    results_done,
+    step_of,
+)
 from chaos.harness.scatter_race import Meeting, ScatterRace, met_in_scatter, scatters_beaten
 from chaos.history import HistoryWriter
 from chaos.probes.turns import FAULT_PATIENCE, fault_entry, mark_arrived, mark_done
@@ -65,6 +72,12 @@ def landmark_of(event: Mapping[str, Any]) -> Landmark | None:
     if event.get("type") not in LANDMARK_TYPES:
         return None
     return (event["type"], *step_of(event))
+
+
+def first_workers(history: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The addresses of the workers a run started with (its `run-start`), sorted."""
+    start = history[0] if history else {}
+    return sorted(w["address"] for w in start.get("workers", ()))
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,7 @@ class ReplayOrder:
                 take = (("step-completed", task_id, index, step), nth)
                 if take in landmarks and fault_id in noticed:
                     noticed[fault_id] = max(noticed[fault_id], landmarks.index(take) + 1)
-        first = sorted(w["address"] for w in history[0].get("workers", ())) if history else []
+        first = first_workers(history)
         victims = {str(e["fault_id"]): first.index(e["worker"]) for e in history
                    if e["type"] == "fault" and e.get("worker") in first}
         return cls(_results_in_order(history, landmarks, done), tuple(landmarks), fired, noticed,
@@ -128,7 +141,7 @@ class ReplayOrder:
 
 def _results_in_order(history: Sequence[Mapping[str, Any]],
                       landmarks: Sequence[tuple[Landmark, int]],
-                      done: Sequence[tuple[float, int, tuple[Any, ...], str]]
+                      done: Sequence[Done]
                       ) -> tuple[tuple[Any, ...], ...]:
     """The results in the order the workers finished them, with each fault's entry
     where the scheduler noticed it (a result that came after a worker's death was
@@ -178,8 +191,7 @@ class Lockstep:
 
     def start(self, history: HistoryWriter) -> None:
         self._history = history
-        start = history.events[0] if history.events else {}
-        self._workers = sorted(w["address"] for w in start.get("workers", ()))
+        self._workers = first_workers(history.events)
         for race in self._races.values():
             race.history = history
         history.gate(self.hold)
