@@ -7,6 +7,7 @@ from typing import Any
 
 from chaos.harness.lockstep import Lockstep
 from chaos.probes import ArmedPoint, ProbePlan
+from chaos.probes.turns import fault_entry
 from chaos.spec import AtStep, FaultSchedule, InputHeld, ResultReady
 
 
@@ -25,6 +26,8 @@ def probe_plan(schedule: FaultSchedule, run_id: str, *,
                                     trigger.task))
     turns: dict[str, Any] = {} if lockstep is None or lockstep.board is None else {
         "result_order": lockstep.order.results, "turn_board": lockstep.board,
-        "turn_patience": lockstep.patience}
+        "turn_patience": lockstep.patience,
+        "cut_short": tuple((result, fault_entry(fault_id)) for result, fault_id
+                           in lockstep.order.death_races.cut_short.items())}
     return ProbePlan(run_id, tuple(armed), report_fractions, hold_timeout, topic, scheduler,
                      **turns)

@@ -13,6 +13,10 @@ each race's outcome:
 - a result the client never took: the client's fetch of it (a naive loop's `fetch`
   event) waits for the fault's notice, and fails as it did. (Holding the result on the
   worker instead would hold its only thread, which the fault's trigger may need.)
+- a step the kill cut short (started on its victim, never done): it waits at its result
+  point for the fault to settle (`chaos.probes.turns`). A replay whose worker got there
+  first (its steps a little ahead, its fault held for its turn) finished the step the
+  original lost (nightly --seed 8484's `s007`: t3 delivered in 3 of 3 replays).
 
 A result of a step with several attempts is matched by its ordinal among that step's
 results: the n-th done, taken (or not) as the n-th.
@@ -41,10 +45,12 @@ Done = tuple[float, int, Result, str]  # (time, position in the history, result,
 @dataclass(frozen=True)
 class DeathRaces:
     """Of the results done on a killed worker around its kill: those the client took
-    after the fault fired, by fault id, and those it never took, with their fault."""
+    after the fault fired, by fault id, and those it never took, with their fault; and
+    the results the steps a kill cut short would have had, with their fault."""
 
     taken: Mapping[str, tuple[Result, ...]]
     lost: Mapping[Result, str]
+    cut_short: Mapping[Result, str]
 
 
 def results_done(history: Sequence[Mapping[str, Any]]) -> list[Done]:
@@ -91,7 +97,29 @@ def death_races(history: Sequence[Mapping[str, Any]],
         won[fault_id] = tuple(r for r in racing
                               if fired < taken_at.get(r, fired) <= noticed + RACE_WINDOW)
         lost.update((r, fault_id) for r in racing if r not in taken_at)
-    return DeathRaces({f: results for f, results in won.items() if results}, lost)
+    return DeathRaces({f: results for f, results in won.items() if results}, lost,
+                      _cut_short(history, done, kills))
+
+
+def _cut_short(history: Sequence[Mapping[str, Any]], done: Sequence[Done],
+               kills: Sequence[Mapping[str, Any]]) -> dict[Result, str]:
+    """The steps started on a kill's victim before it fired that never ended: the
+    result each would have had (its ordinal: one more than its step's results done by
+    then), with the first such kill."""
+    ended = {event.get("execution") for event in history if event["type"] in ("ok", "fail")}
+    cut: dict[Result, str] = {}
+    for event in history:
+        if event["type"] != "invoke" or event.get("execution") in ended:
+            continue
+        started, step = float(event["time"]), step_of(event)
+        hit = [kill for kill in kills if kill["worker"] == event.get("worker")
+               and float(kill.get("fired_at") or kill["time"]) >= started]
+        if hit:
+            kill = min(hit, key=lambda k: float(k.get("fired_at") or k["time"]))
+            fired = float(kill.get("fired_at") or kill["time"])
+            nth = 1 + sum(result[:3] == step and at < fired for at, _, result, _ in done)
+            cut.setdefault((*step, nth), str(kill["fault_id"]))
+    return cut
 
 
 def step_of(event: Mapping[str, Any]) -> Step:

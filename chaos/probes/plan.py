@@ -45,6 +45,8 @@ class ProbePlan:
     result_order: tuple[tuple[Any, ...], ...] = ()
     turn_board: str | None = None
     turn_patience: float = 0.5
+    # The results the original's kills cut short, each with its kill's entry in the order.
+    cut_short: tuple[tuple[tuple[Any, ...], tuple[Any, ...]], ...] = ()
 
     def stops(self, step: int, task_id: TaskId | None) -> tuple[float, ...]:
         """The progress fractions at which a protocol of this step should call progress()."""

@@ -8,6 +8,11 @@ this host's disk, shared by the worker processes: a claim is an exclusive create
 mark a file, and a wait a poll of a few milliseconds, so keeping to the order costs no
 round trip to the harness (holding a worker for one would change what it runs next).
 
+A step the original's kill cut short (started on the victim, never done) has no place
+in the order: at its result point it waits for that kill's entry (`cut_short`), and dies
+with its worker as it did, rather than finish because this replay's worker got there
+a little sooner (`chaos.harness.death_race`). Nobody waits for its result.
+
 A result that never comes (the replay left its original) stops nobody for longer than
 `patience` seconds: the waiter marks it done itself, and reports that it did. A fault's
 entry (the harness marks it when the scheduler noticed the fault) is waited for up to
@@ -25,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 ResultKey = tuple[Any, tuple[int, ...], int]  # (task_id, index, step)
+# (task_id, index, step, nth) of each step a kill cut short -> that kill's `fault_entry`
+CutShort = Sequence[tuple[tuple[Any, ...], tuple[Any, ...]]]
 _POLL = 0.001  # seconds between looks at the board
 FAULT_PATIENCE = 10.0
 # A result marked done still has to travel: from the task's thread to its worker's event
@@ -39,21 +46,23 @@ IN_FLIGHT = 0.004
 
 
 def take_turn(board: str, order: Sequence[tuple[Any, ...]], key: ResultKey,
-              patience: float) -> list[list[Any]]:
+              patience: float, cut_short: CutShort = ()) -> list[list[Any]]:
     """Wait for this result's turn on `board`; the earlier results given up on."""
     try:
-        return _take_turn(Path(board), order, key, patience)
+        return _take_turn(Path(board), order, key, patience, cut_short)
     except FileNotFoundError:  # the replay ended and took its board: no order to keep
         return []
 
 
 def _take_turn(folder: Path, order: Sequence[tuple[Any, ...]], key: ResultKey,
-               patience: float) -> list[list[Any]]:
+               patience: float, cut_short: CutShort) -> list[list[Any]]:
     nth = _claim(folder, key)
     entry = (key[0], tuple(key[1]), key[2], nth)
     entries = [(e[0], tuple(e[1]), e[2], e[3]) for e in order]
-    # A result the original never had waits for nobody.
-    waiting = entries[:entries.index(entry)] if entry in entries else []
+    killer = {(e[0], tuple(e[1]), e[2], e[3]): tuple(fault) for e, fault in cut_short}
+    # A result the original never had waits for nobody, but the kill that cut it short.
+    waiting = (entries[:entries.index(entry)] if entry in entries
+               else [killer[entry]] if entry in killer else [])
     before = list(waiting)
     started = time.monotonic()
     given_up: list[list[Any]] = []

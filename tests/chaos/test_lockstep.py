@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos import AtStep, Fault, FaultSchedule, RandomWorker, ResultReady
+from chaos import AtStep, AtTime, Fault, FaultSchedule, RandomWorker, ResultReady
 from chaos.harness import run_schedule
 from chaos.harness.lockstep import DEFAULT_PATIENCE, Lockstep, ReplayOrder
 from chaos.harness.scatter_race import Meeting, ScatterRace
@@ -213,6 +213,32 @@ def test_a_result_that_raced_its_workers_death_reaches_the_client_or_dies_as_it_
     # Four submits and t0 before f0 fired; the client takes t1 before its notice here.
     assert order.fault_turns == {"f0": 5}
     assert order.notice_turns == {"f0": 6}
+
+
+def test_the_steps_a_kill_cut_short_are_those_started_on_its_victim_and_never_done():
+    history = HistoryBuilder("dask-raw", workers=3)
+    for task in ("t0", "t1", "t2", "t3", "t4", "t5"):
+        history.submit(task)
+    history.outcome(history.invoke("t0", worker=0))
+    history.invoke("t0", worker=1)  # a second run of t0, cut short: its second result
+    history.invoke("t1", worker=1)
+    history.outcome(history.invoke("t2", worker=1))  # done before the kill
+    history.invoke("t3", worker=2)  # on a worker no fault hit
+    history.emit("fault", fault_id="f0", kind="sigkill", trigger={"type": "at-time", "at": 1},
+                 worker=history.workers[1], pid=101, fired_at=history.clock,
+                 landed_at=history.clock, noticed_at=history.clock + 0.005)
+    history.invoke("t4", worker=1)  # on the worker back at its address: the next kill's
+    history.invoke("t1", worker=1)  # cut short again: its first cut is the one replayed
+    history.emit("fault", fault_id="f1", kind="freeze", trigger={"type": "at-time", "at": 2},
+                 worker=history.workers[2], pid=102, fired_at=history.clock,
+                 landed_at=history.clock, noticed_at=None)  # a freeze loses nothing
+    history.emit("fault", fault_id="f2", kind="segfault", trigger={"type": "at-time", "at": 3},
+                 worker=history.workers[1], pid=103, fired_at=history.clock,
+                 landed_at=history.clock, noticed_at=history.clock + 0.1)
+    history.invoke("t5", worker=1)  # after every kill
+    history.end()
+    assert ReplayOrder.of(history.events).death_races.cut_short == {
+        ("t0", (), 0, 2): "f0", ("t1", (), 0, 1): "f0", ("t4", (), 0, 1): "f2"}
 
 
 def test_a_kill_lands_only_once_the_client_took_the_result_that_beat_it_there():
@@ -589,3 +615,38 @@ def test_a_result_racing_its_workers_death_goes_the_way_it_went_in_the_original(
         else:
             [fetch] = [e for e in record.events("fetch") if e["task_id"] == "t0"]
             assert fetch["time"] >= fault["noticed_at"], (fetch, fault)
+
+
+def test_a_step_its_originals_kill_cut_short_is_still_running_when_the_kill_lands(harness):
+    """A made original whose kill (by the clock, at 0.3 s) hit t4's worker while t4 ran,
+    and t4's input died with it. Here every step is done by 0.15 s: a replay whose t4 got
+    to its result point first must wait there for the kill, and die with its worker or
+    finish only after the kill, not deliver what its original lost."""
+    role = RandomWorker(salt=1)
+    schedule = FaultSchedule((Fault("sigkill", AtTime(0.3), role),), seed=0)
+    original = HistoryBuilder("dask-raw", workers=3)
+    for task in ("t0", "t1", "t2", "t3", "t4", "t5"):
+        original.submit(task)
+    for task in ("t0", "t1", "t2"):
+        finished(original, task)
+    cut = original.invoke("t4", worker=1)
+    for task in ("t3", "t5"):
+        finished(original, task)
+    original.emit("fault", fault_id="f0", kind="sigkill",
+                  trigger={"type": "at-time", "seconds": 0.3}, worker=original.workers[1],
+                  pid=101, fired_at=original.clock, landed_at=original.clock,
+                  noticed_at=original.clock + 0.005)
+    original.emit("step-error", task_id="t4", index=[], step=0, attempt=1, key="t4",
+                  cause="lost-input", error="FutureCancelledError: t4 cancelled")
+    original.end()
+    assert ReplayOrder.of(original.events).death_races.cut_short == {("t4", (), 0, 1): "f0"}
+    assert cut not in {e.get("execution") for e in original.events if e["type"] == "ok"}
+
+    record = run_schedule(schedule, "dask-raw", {}, WAVES, harness, timeout=60,
+                          replay_of=original.events)
+    faults = record.events("fault")
+    assert faults, "the run ended before its kill: nothing held t4 for it"
+    [fault] = faults
+    t4 = {e["execution"] for e in record.events("invoke") if e["task_id"] == "t4"}
+    done = [e["time"] for e in record.events("ok") if e["execution"] in t4]
+    assert all(at > fault["fired_at"] for at in done), (done, fault)

@@ -127,3 +127,25 @@ def test_a_fault_that_never_settles_holds_the_results_after_it_for_fault_patienc
 def test_a_result_that_comes_after_its_replay_ended_goes_on_at_once(tmp_path):
     # The harness removes the board when the run ends; a late result must not fail.
     assert take_turn(str(tmp_path / "gone"), ORDER, ("t2", (), 0), patience=5.0) == []
+
+
+def test_a_step_a_kill_cut_short_waits_for_that_kill_and_nobody_waits_for_it(tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setattr(turns, "FAULT_PATIENCE", 5.0)
+    board = str(tmp_path)
+    cut = ((("t9", (), 0, 1), fault_entry("f0")),)
+    done: list = []
+    thread = threading.Thread(target=lambda: done.append(
+        take_turn(board, ORDER, ("t9", (), 0), patience=5.0, cut_short=cut)))
+    thread.start()
+    time.sleep(0.3)
+    assert done == []  # at its result point, as its worker was when the kill came
+    mark_done(board, fault_entry("f0"))
+    thread.join(5)
+    assert done == [[]]
+    # Its second attempt (the original's cut one was its first) waits for nobody; nor
+    # does a result of the order wait for it.
+    started = time.monotonic()
+    assert take_turn(board, ORDER, ("t9", (), 0), patience=5.0, cut_short=cut) == []
+    assert take_turn(board, ORDER, ("t0", (), 0), patience=5.0, cut_short=cut) == []
+    assert time.monotonic() - started < 0.5
