@@ -12,7 +12,8 @@ So a lockstep replay keeps to its original five ways:
   them: the workers keep to `ReplayOrder.results` on a board on this host's disk
   (`chaos.probes.turns`), with no round trip;
 - each fault fires only once the client has done what it had done in the original when
-  that fault fired (`ReplayOrder.fault_turns`);
+  that fault fired (`ReplayOrder.fault_turns`; faults the original enacted at one
+  probe's hit, one after the other, are due together, at the first one's turn);
 - the client goes no further than it had got when the fault fired until it has fired
   here too, and writes no landmark the original wrote after the scheduler noticed it
   (`ReplayOrder.notice_turns`) until it has been noticed here too;
@@ -20,7 +21,8 @@ So a lockstep replay keeps to its original five ways:
   reached the worker before the scheduler noticed it was gone) is held until the client
   makes that scatter here too, and meets it again (`chaos.harness.scatter_race`);
 - a result that raced its worker's death reaches the client, or dies, as it did in the
-  original (`chaos.harness.death_race`).
+  original, and a step a kill cut short there is still running when the kill lands
+  (`chaos.harness.death_race`).
 
 A fault the original never fired (its trigger point never reached, or its role without
 a worker there) is left unarmed and skipped as the original skipped it
@@ -119,7 +121,7 @@ class ReplayOrder:
 
         faults = [event for event in history if event["type"] == "fault"
                   and (event.get("trigger") or {}).get("type") not in _CLOCK_TRIGGERS]
-        fired = {str(e["fault_id"]): before(float(e.get("fired_at") or e["time"])) for e in faults}
+        fired = _shared_turns(faults, {str(e["fault_id"]): before(_fired_at(e)) for e in faults})
         noticed = {str(e["fault_id"]): before(float(e["noticed_at"]))
                    for e in faults if e.get("noticed_at")}
         unfired = {str(e["fault_id"]): e for e in history
@@ -137,6 +139,30 @@ class ReplayOrder:
                    if e["type"] == "fault" and e.get("worker") in first}
         return cls(_results_in_order(history, landmarks, done), tuple(landmarks), fired, noticed,
                    unfired, met_in_scatter(history), races, scatters_beaten(history), victims)
+
+
+def _fired_at(fault: Mapping[str, Any]) -> float:
+    return float(fault.get("fired_at") or fault["time"])
+
+
+def _shared_turns(faults: Sequence[Mapping[str, Any]], turns: Mapping[str, int]
+                  ) -> dict[str, int]:
+    """Each fault's turn, the faults decided at one probe's hit in the original (one
+    execution at one point) sharing the first one's: the harness enacted them there one
+    after the other, and the landmarks the client wrote meanwhile (as the first landed)
+    are no turn of the later ones. Holding those for them held the whole hit, the first
+    one with it, until the replay's patience ran out (nightly --seed 8484's `s030`, `s038`)."""
+    hits: dict[tuple[Any, ...], list[str]] = {}
+    for event in faults:
+        trigger = event.get("trigger") or {}
+        if trigger.get("execution"):
+            point = (trigger["execution"], trigger.get("point"), trigger.get("fraction"))
+            hits.setdefault(point, []).append(str(event["fault_id"]))
+    shared = dict(turns)
+    for together in hits.values():
+        first = min(turns[fault_id] for fault_id in together)
+        shared.update(dict.fromkeys(together, first))
+    return shared
 
 
 def _results_in_order(history: Sequence[Mapping[str, Any]],

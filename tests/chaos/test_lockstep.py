@@ -241,6 +241,44 @@ def test_the_steps_a_kill_cut_short_are_those_started_on_its_victim_and_never_do
         ("t0", (), 0, 2): "f0", ("t1", (), 0, 1): "f0", ("t4", (), 0, 1): "f2"}
 
 
+def two_faults_at_one_hit() -> list[dict]:
+    """A made original: f0 (kill) and f1 (freeze) armed at t0's result; the harness
+    enacted f0, the client took t0's loss, then the harness enacted f1 at the same hit.
+    f2 fired later, at t1's result."""
+    original = HistoryBuilder("dask-raw", workers=3)
+    for task in ("t0", "t1", "t2", "t3", "t4", "t5"):
+        original.submit(task)
+    x0 = original.invoke("t0", worker=0)
+    hit = {"type": "result-ready", "step": 0, "task": "t0", "task_id": "t0",
+           "execution": x0, "point": "result", "fraction": 1.0}
+    original.emit("fault", fault_id="f0", kind="sigkill", trigger=hit,
+                  worker=original.workers[0], pid=100, fired_at=original.clock,
+                  landed_at=original.clock, noticed_at=original.clock + 0.005)
+    original.emit("step-error", task_id="t0", index=[], step=0, attempt=1, key="t0",
+                  cause="lost-input", error="FutureCancelledError: t0 cancelled")
+    original.emit("fault", fault_id="f1", kind="freeze", trigger=hit,
+                  worker=original.workers[1], pid=101, fired_at=original.clock,
+                  landed_at=original.clock, noticed_at=None, freeze_for=0.1)
+    x1 = original.invoke("t1", worker=1)
+    original.outcome(x1)
+    original.emit("step-completed", task_id="t1", index=[], step=0, attempt=1, key="t1",
+                  n_outputs=1)
+    original.emit("fault", fault_id="f2", kind="freeze",
+                  trigger={**hit, "task": "t1", "task_id": "t1", "execution": x1},
+                  worker=original.workers[2], pid=102, fired_at=original.clock,
+                  landed_at=original.clock, noticed_at=None, freeze_for=0.1)
+    for task in ("t2", "t3", "t4", "t5"):
+        finished(original, task)
+    original.end()
+    return original.events
+
+
+def test_faults_decided_at_one_hit_share_the_first_ones_turn():
+    order = ReplayOrder.of(two_faults_at_one_hit())
+    # Six submits before f0; t0's loss came before f1 fired, and is no turn of its.
+    assert order.fault_turns == {"f0": 6, "f1": 6, "f2": 8}
+
+
 def test_a_kill_lands_only_once_the_client_took_the_result_that_beat_it_there():
     lockstep, writer = replaying(results_racing_a_kill(), patience=0.5)
     for task in ("t0", "t1", "t2", "t3"):
@@ -650,3 +688,22 @@ def test_a_step_its_originals_kill_cut_short_is_still_running_when_the_kill_land
     t4 = {e["execution"] for e in record.events("invoke") if e["task_id"] == "t4"}
     done = [e["time"] for e in record.events("ok") if e["execution"] in t4]
     assert all(at > fault["fired_at"] for at in done), (done, fault)
+
+
+def test_a_replay_fires_faults_armed_at_one_point_when_the_first_is_due(harness):
+    """Two faults at t0's result, enacted one after the other there in the original,
+    with t0's loss in between: the second must not hold the first (and the client
+    waiting for it) for the replay's patience."""
+    schedule = FaultSchedule((Fault("sigkill", ResultReady(step=0, task="t0")),
+                              Fault("freeze", ResultReady(step=0, task="t0"), RandomWorker(3),
+                                    freeze_for=0.1),
+                              Fault("freeze", ResultReady(step=0, task="t1"), RandomWorker(4),
+                                    freeze_for=0.1)), seed=0)
+    record = run_schedule(schedule, "dask-raw", {}, WAVES, harness, timeout=60,
+                          replay_of=two_faults_at_one_hit())
+    fired = {e["fault_id"]: e["fired_at"] for e in record.events("fault")}
+    assert set(fired) == {"f0", "f1", "f2"}, record.events("fault-skipped")
+    held = [e for e in record.events("lockstep-diverged") if "f0" in e["waiting"]
+            or "f1" in e["waiting"]]
+    assert not held, held
+    assert fired["f1"] - fired["f0"] < DEFAULT_PATIENCE / 2, fired
