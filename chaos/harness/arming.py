@@ -28,6 +28,7 @@ def probe_plan(schedule: FaultSchedule, run_id: str, *,
         "result_order": lockstep.order.results, "turn_board": lockstep.board,
         "turn_patience": lockstep.patience,
         "cut_short": tuple((result, fault_entry(fault_id)) for result, fault_id
-                           in lockstep.order.death_races.cut_short.items())}
+                           in lockstep.order.death_races.cut_short.items()),
+        "close_behind": lockstep.order.close_behind}
     return ProbePlan(run_id, tuple(armed), report_fractions, hold_timeout, topic, scheduler,
                      **turns)

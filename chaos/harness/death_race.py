@@ -70,22 +70,27 @@ def results_done(history: Sequence[Mapping[str, Any]]) -> list[Done]:
     return done
 
 
+def results_taken(history: Sequence[Mapping[str, Any]]) -> dict[Result, float]:
+    """When the client took each result, in the order it did (a result's ordinal: among
+    the results of its step the client took)."""
+    takes: Counter[Step] = Counter()
+    taken: dict[Result, float] = {}
+    for event in history:
+        if event["type"] == "step-completed":
+            step = step_of(event)
+            takes[step] += 1
+            result: Result = (*step, takes[step])
+            taken[result] = float(event["time"])
+    return taken
+
+
 def death_races(history: Sequence[Mapping[str, Any]],
                 done: Sequence[Done]) -> DeathRaces:
     """Read, from an original's history and its `results_done`, which way each of its
     death races went."""
-    takes: Counter[Step] = Counter()
-    taken_at: dict[Result, float] = {}
-    kills = []
-    for event in history:
-        kind = event["type"]
-        if kind == "step-completed":
-            step = step_of(event)
-            takes[step] += 1
-            taken: Result = (*step, takes[step])
-            taken_at[taken] = float(event["time"])
-        elif kind == "fault" and event.get("kind") in _LOSES_RESULTS and event.get("worker"):
-            kills.append(event)
+    taken_at = results_taken(history)
+    kills = [event for event in history if event["type"] == "fault"
+             and event.get("kind") in _LOSES_RESULTS and event.get("worker")]
     won: dict[str, tuple[Result, ...]] = {}
     lost: dict[Result, str] = {}
     for kill in kills:

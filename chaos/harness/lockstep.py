@@ -6,11 +6,13 @@ there. Which tasks a killed worker costs depends on the order in which results c
 what the client was doing as the worker died (a scatter under way ends a naive loop).
 Both are timing, and two runs of one schedule differ in them by milliseconds.
 
-So a lockstep replay keeps to its original five ways:
+So a lockstep replay keeps to its original six ways:
 
 - its steps finish in the original's order, each fault's notice in its place among
   them: the workers keep to `ReplayOrder.results` on a board on this host's disk
   (`chaos.probes.turns`), with no round trip;
+- the client's scatters and submits fall among those results where the original's did,
+  so the scheduler places each next step as it did (`chaos.harness.result_order`);
 - each fault fires only once the client has done what it had done in the original when
   that fault fired (`ReplayOrder.fault_turns`; faults the original enacted at one
   probe's hit, one after the other, are due together, at the first one's turn);
@@ -47,17 +49,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaos.harness.death_race import (
-    DeathRaces,
-    Done,
-    Step,
-    death_races,
-    results_done,
-    step_of,
-)
+from chaos.harness.death_race import DeathRaces, Step, death_races, results_done, step_of
+from chaos.harness.result_order import Entry, close_behind, results_in_order, scatter_waits
 from chaos.harness.scatter_race import Meeting, ScatterRace, met_in_scatter, scatters_beaten
 from chaos.history import HistoryWriter
-from chaos.probes.turns import FAULT_PATIENCE, fault_entry, mark_arrived, mark_done
+from chaos.probes.turns import FAULT_PATIENCE, fault_entry, mark_arrived, mark_done, wait_done
 
 # What the client did, in the order it did it: the events a target writes.
 LANDMARK_TYPES = frozenset({"submit", "step-completed", "step-error", "deliver", "task-failed"})
@@ -103,6 +99,8 @@ class ReplayOrder:
     # fault id -> the place, among the original's first workers by address, of the one
     # it hit: a replay on another cluster has other ports, in the same order
     victims: Mapping[str, int]
+    close_behind: tuple[Entry, ...]  # `chaos.harness.result_order`
+    scatter_waits: Mapping[tuple[Step, int], Entry]
 
     @classmethod
     def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
@@ -137,8 +135,10 @@ class ReplayOrder:
         first = first_workers(history)
         victims = {str(e["fault_id"]): first.index(e["worker"]) for e in history
                    if e["type"] == "fault" and e.get("worker") in first}
-        return cls(_results_in_order(history, landmarks, done), tuple(landmarks), fired, noticed,
-                   unfired, met_in_scatter(history), races, scatters_beaten(history), victims)
+        results = results_in_order(history, done)
+        return cls(results, tuple(landmarks), fired, noticed, unfired, met_in_scatter(history),
+                   races, scatters_beaten(history), victims,
+                   close_behind(history, results, done), scatter_waits(history, results, done))
 
 
 def _fired_at(fault: Mapping[str, Any]) -> float:
@@ -165,29 +165,6 @@ def _shared_turns(faults: Sequence[Mapping[str, Any]], turns: Mapping[str, int]
     return shared
 
 
-def _results_in_order(history: Sequence[Mapping[str, Any]],
-                      landmarks: Sequence[tuple[Landmark, int]],
-                      done: Sequence[Done]
-                      ) -> tuple[tuple[Any, ...], ...]:
-    """The results in the order the workers finished them, with each fault's entry
-    where the scheduler noticed it (a result that came after a worker's death was
-    noticed waits for it), except that the results the client took keep the order it
-    took them in (two results a fraction of a millisecond apart may reach it either way
-    round, and that order decides where the next inputs go). `done`: `results_done`."""
-    timed = [(at, position, result) for at, position, result, _ in done]
-    for position, event in enumerate(history):
-        if event["type"] == "fault":
-            settled = event.get("noticed_at") or event.get("fired_at") or event["time"]
-            timed.append((float(settled), position, fault_entry(str(event["fault_id"]))))
-    # In time, and in the history's order where times are equal.
-    finished = [entry for _, _, entry in sorted(timed, key=lambda item: item[:2])]
-    taken = [(mark[1], mark[2], mark[3], nth) for mark, nth in landmarks
-             if mark[0] == "step-completed"]
-    chosen = set(finished) & set(taken)
-    slots = iter(result for result in taken if result in chosen)
-    return tuple(next(slots) if entry in chosen else entry for entry in finished)
-
-
 class Lockstep:
     """One lockstep replay: its board of results, its faults held until their turn, and
     its client held at each fault's last landmark until the fault has fired, and before
@@ -212,6 +189,7 @@ class Lockstep:
                          for fault_id in (*order.fault_turns, *order.death_races.lost.values())}
         self._fetches: Counter[tuple[Any, tuple[int, ...], Any]] = Counter()  # by step
         self._scatters = 0  # `scatter` events so far
+        self._scattered: Counter[Step] = Counter()  # scatters about to be made, by step
         self._races = {fault_id: ScatterRace(fault_id, meeting, patience)
                        for fault_id, meeting in order.met_in_scatter.items()}
 
@@ -281,6 +259,8 @@ class Lockstep:
         """
         if type == "fetch":
             self._wait(self._died_with_its_worker(fields))
+        if type == "scatter":
+            self._results_before_submit(fields)
         if type not in LANDMARK_TYPES:
             return
         with self._lock:
@@ -288,6 +268,20 @@ class Lockstep:
                    for fault_id, turn in self.order.notice_turns.items()
                    if turn == self._reached]
         self._wait(due)
+
+    def _results_before_submit(self, fields: Mapping[str, Any]) -> None:
+        """Before a scatter, and the submit after it: the results done before that submit
+        in the original, done here too (`chaos.harness.result_order`)."""
+        step = step_of(fields)
+        with self._lock:
+            self._scattered[step] += 1
+            entry = self.order.scatter_waits.get((step, self._scattered[step]))
+        if entry is None or self.board is None or _on_event_loop():
+            return
+        if not wait_done(self.board, entry, self.patience) and self._history is not None:
+            self._history.emit("lockstep-diverged", waiting="the client's scatter for a result",
+                               missing=[[entry[0], list(entry[1]), *entry[2:]]],
+                               patience=self.patience)
 
     def _died_with_its_worker(self, fields: Mapping[str, Any]
                               ) -> list[tuple[str, threading.Event, float]]:

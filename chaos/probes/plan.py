@@ -45,8 +45,10 @@ class ProbePlan:
     result_order: tuple[tuple[Any, ...], ...] = ()
     turn_board: str | None = None
     turn_patience: float = 0.5
-    # The results the original's kills cut short, each with its kill's entry in the order.
+    # The results the original's kills cut short, each with its kill's entry in the order;
+    # the results done before the client took the one before them.
     cut_short: tuple[tuple[tuple[Any, ...], tuple[Any, ...]], ...] = ()
+    close_behind: tuple[tuple[Any, ...], ...] = ()
 
     def stops(self, step: int, task_id: TaskId | None) -> tuple[float, ...]:
         """The progress fractions at which a protocol of this step should call progress()."""

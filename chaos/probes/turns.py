@@ -46,16 +46,19 @@ IN_FLIGHT = 0.004
 
 
 def take_turn(board: str, order: Sequence[tuple[Any, ...]], key: ResultKey,
-              patience: float, cut_short: CutShort = ()) -> list[list[Any]]:
-    """Wait for this result's turn on `board`; the earlier results given up on."""
+              patience: float, cut_short: CutShort = (),
+              close_behind: Sequence[tuple[Any, ...]] = ()) -> list[list[Any]]:
+    """Wait for this result's turn on `board`; the earlier results given up on. A result
+    in `close_behind` waits for the one before it to be on its way, not taken."""
     try:
-        return _take_turn(Path(board), order, key, patience, cut_short)
+        return _take_turn(Path(board), order, key, patience, cut_short, close_behind)
     except FileNotFoundError:  # the replay ended and took its board: no order to keep
         return []
 
 
 def _take_turn(folder: Path, order: Sequence[tuple[Any, ...]], key: ResultKey,
-               patience: float, cut_short: CutShort) -> list[list[Any]]:
+               patience: float, cut_short: CutShort,
+               close_behind: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     nth = _claim(folder, key)
     entry = (key[0], tuple(key[1]), key[2], nth)
     entries = [(e[0], tuple(e[1]), e[2], e[3]) for e in order]
@@ -76,7 +79,8 @@ def _take_turn(folder: Path, order: Sequence[tuple[Any, ...]], key: ResultKey,
             break
         if waiting:
             time.sleep(_POLL)
-    if before and not _arrived(folder, before[-1]):  # let the one before reach the client
+    close = entry in {(e[0], tuple(e[1]), e[2], e[3]) for e in close_behind}
+    if before and (close or not _arrived(folder, before[-1])):  # let it reach the client
         last = max(_done_at(folder, e) for e in before)
         time.sleep(max(0.0, last + IN_FLIGHT - time.time()))
     _done(folder, entry)
@@ -93,6 +97,20 @@ def _arrived(folder: Path, entry: tuple[Any, ...]) -> bool:
         if time.time() >= deadline:
             return False
         time.sleep(_POLL)
+    return True
+
+
+def wait_done(board: str, entry: tuple[Any, ...], patience: float) -> bool:
+    """Wait until `entry` is done on `board`, and on its way (IN_FLIGHT after), for up to
+    `patience` seconds; whether it was done (a board already taken away: yes)."""
+    folder = Path(board)
+    deadline = time.monotonic() + patience
+    while folder.exists() and not _mark(folder, entry, "done").exists():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL)
+    if folder.exists():
+        time.sleep(max(0.0, _done_at(folder, entry) + IN_FLIGHT - time.time()))
     return True
 
 

@@ -220,7 +220,7 @@ class _Execution:
         assert plan.turn_board is not None
         given_up = take_turn(plan.turn_board, plan.result_order,
                              (self.task_id, self.index, self.step), plan.turn_patience,
-                             plan.cut_short)
+                             plan.cut_short, plan.close_behind)
         if given_up:
             self.emit("lockstep-diverged", waiting=f"result of {self.task_id} step {self.step}",
                       missing=given_up[:10], patience=plan.turn_patience)

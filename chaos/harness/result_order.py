@@ -1,0 +1,85 @@
+"""The order a lockstep replay's results keep, and where the client's steps fall in it.
+
+Which worker runs a step next is decided by the scheduler as results and submits reach
+it: a step submitted before its input's worker finished its running one runs there
+next; submitted a millisecond after, it waits behind the next queued task that worker
+is given (nightly --seed 8484: 5 of its 17 inexact replays, a step on another worker
+from the first placement on). So, as well as the results' own order (`results_in_order`),
+a replay keeps two of the original's orderings between results and the client:
+
+- a scatter, and the submit that follows it, waits for the results the original had
+  done before that submit (`scatter_waits`);
+- a result done before the client took the one before it waits for that one only to be
+  on its way, not taken (`close_behind`): waiting for the client there would hold the
+  result until after the client's next scatter, the other way round from its original.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chaos.harness.death_race import Done, Step, results_taken, step_of
+from chaos.probes.turns import fault_entry
+
+Entry = tuple[Any, ...]  # a result (task_id, index, step, nth), or a fault's entry
+
+
+def results_in_order(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
+                     ) -> tuple[Entry, ...]:
+    """The results in the order the workers finished them, with each fault's entry
+    where the scheduler noticed it (a result that came after a worker's death was
+    noticed waits for it), except that the results the client took keep the order it
+    took them in (two results a fraction of a millisecond apart may reach it either way
+    round, and that order decides where the next inputs go). `done`: `results_done`."""
+    timed = [(at, position, result) for at, position, result, _ in done]
+    for position, event in enumerate(history):
+        if event["type"] == "fault":
+            settled = event.get("noticed_at") or event.get("fired_at") or event["time"]
+            timed.append((float(settled), position, fault_entry(str(event["fault_id"]))))
+    # In time, and in the history's order where times are equal.
+    finished = [entry for _, _, entry in sorted(timed, key=lambda item: item[:2])]
+    taken = list(results_taken(history))
+    chosen = set(finished) & set(taken)
+    slots = iter(result for result in taken if result in chosen)
+    return tuple(next(slots) if entry in chosen else entry for entry in finished)
+
+
+def close_behind(history: Sequence[Mapping[str, Any]], results: Sequence[Entry],
+                 done: Sequence[Done]) -> tuple[Entry, ...]:
+    """The results done before the client took the result before them in `results`, or
+    after one it never took."""
+    done_at = {result: at for at, _, result, _ in done}
+    taken_at = results_taken(history)
+    close = []
+    for before, entry in itertools.pairwise(results):
+        if entry in done_at and before in done_at and (
+                before not in taken_at or done_at[entry] < taken_at[before]):
+            close.append(entry)
+    return tuple(close)
+
+
+def scatter_waits(history: Sequence[Mapping[str, Any]], results: Sequence[Entry],
+                  done: Sequence[Done]) -> dict[tuple[Step, int], Entry]:
+    """For each scatter (its step, and its ordinal among that step's scatters): the
+    last result in `results` that was done before the submit that followed it."""
+    done_at = {result: at for at, _, result, _ in done}
+    place = {entry: n for n, entry in enumerate(results) if entry in done_at}
+    scatters: Counter[Step] = Counter()
+    waits: dict[tuple[Step, int], Entry] = {}
+    for position, event in enumerate(history):
+        if event["type"] != "scatter":
+            continue
+        step = step_of(event)
+        scatters[step] += 1
+        submit = next((e for e in history[position:]
+                       if e["type"] == "submit" and step_of(e) == step), None)
+        if submit is None:  # the scatter ended the loop
+            continue
+        before = [entry for entry in place if done_at[entry] < float(submit["time"])]
+        if before:
+            waits[(step, scatters[step])] = max(before, key=place.__getitem__)
+    return waits
+

@@ -1,0 +1,146 @@
+"""Where a lockstep replay's client steps fall among its results
+(chaos.harness.result_order): read from made originals, kept on a real board, and
+kept in a replay on the shared harness cluster."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from chaos import FaultSchedule
+from chaos.harness import run_schedule
+from chaos.harness.lockstep import ReplayOrder
+from chaos.probes import turns
+from chaos.probes.turns import take_turn
+from chaos.workload import Workload
+from tests.chaos.test_lockstep import replaying
+from tests.checker.histories import HistoryBuilder
+
+TWO_STEPS = Workload(n_tasks=4, n_steps=2, payload_bytes=1_000, step_seconds=0.05, seed=5)
+T0, T1, T2, T3 = ((task, (), 0, 1) for task in ("t0", "t1", "t2", "t3"))
+
+
+def t3_done_as_t0s_next_input_is_scattered() -> list[dict]:
+    """A made original: three steps run at once and are done; the client takes t0's
+    result and scatters its next input, t3 (queued behind them) is done, and only then
+    the client submits t0's next step (so the scheduler had t3's worker free first).
+    Then it takes the others, and every next step runs and is taken."""
+    original = HistoryBuilder("dask-raw", workers=3)
+    tasks = ("t0", "t1", "t2", "t3")
+    for task in tasks:
+        original.submit(task)
+    runs = [original.invoke(task, worker=n) for n, task in enumerate(tasks[:3])]
+    for run in runs:
+        original.outcome(run, seconds=0.001)
+    original.emit("step-completed", task_id="t0", index=[], step=0, attempt=1, key="a0",
+                  n_outputs=1)
+    original.emit("scatter", task_id="t0", index=[0], step=1)
+    original.outcome(original.invoke("t3", worker=0))
+    original.submit("t0", (0,), 1)
+    for task in tasks[1:]:
+        original.emit("step-completed", task_id=task, index=[], step=0, attempt=1,
+                      key=f"a{task}", n_outputs=1)
+        original.emit("scatter", task_id=task, index=[0], step=1)
+        original.submit(task, (0,), 1)
+    for n, task in enumerate(tasks):
+        original.outcome(original.invoke(task, (0,), 1, worker=n % 3))
+        original.emit("step-completed", task_id=task, index=[0], step=1, attempt=1,
+                      key=f"b{task}", n_outputs=1)
+        original.deliver(task, (0, 0))
+    original.end()
+    return original.events
+
+
+def test_a_scatter_waits_for_the_results_done_before_the_submit_after_it():
+    order = ReplayOrder.of(t3_done_as_t0s_next_input_is_scattered())
+    assert order.scatter_waits[(("t0", (0,), 1), 1)] == T3
+    assert order.scatter_waits[(("t3", (0,), 1), 1)] == T3
+    # t1, t2 and t3 were done before the client took the result before them.
+    assert {T1, T2, T3} <= set(order.close_behind)
+    assert ("t1", (0,), 1, 1) not in order.close_behind  # done after t0's next was taken
+
+
+def test_a_result_after_one_the_client_never_took_is_close_behind_it():
+    original = HistoryBuilder("dask-raw", workers=3)
+    for task in ("t0", "t1"):
+        original.submit(task)
+    original.outcome(original.invoke("t0", worker=0))  # died with its worker: never taken
+    original.outcome(original.invoke("t1", worker=1))
+    original.emit("step-completed", task_id="t1", index=[], step=0, attempt=1, key="a1",
+                  n_outputs=1)
+    original.end()
+    assert ReplayOrder.of(original.events).close_behind == (T1,)
+
+
+def test_a_scatter_the_loop_ended_on_waits_for_nothing():
+    original = HistoryBuilder("dask-raw", workers=3)
+    original.submit("t0")
+    original.outcome(original.invoke("t0"))
+    original.emit("step-completed", task_id="t0", index=[], step=0, attempt=1, key="a0",
+                  n_outputs=1)
+    original.emit("scatter", task_id="t0", index=[0], step=1)
+    original.end("crashed", error="CommClosedError: in scatter")
+    assert ReplayOrder.of(original.events).scatter_waits == {}
+
+
+def test_the_clients_scatter_waits_until_that_result_is_done_on_the_board():
+    lockstep, writer = replaying(t3_done_as_t0s_next_input_is_scattered(), board=True)
+    assert lockstep.board is not None
+    for entry in (T0, T1, T2):
+        turns.mark_done(lockstep.board, entry)
+    scattered = threading.Event()
+
+    def client() -> None:
+        writer.emit("scatter", task_id="t0", index=[0], step=1)
+        scattered.set()
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    assert not scattered.wait(0.2)  # t3 is not done yet
+    done = time.time()
+    turns.mark_done(lockstep.board, T3)
+    assert scattered.wait(1)
+    thread.join(1)
+    [event] = writer.events
+    assert event["time"] >= done + turns.IN_FLIGHT  # t3's result on its way first
+    assert not [e for e in writer.events if e["type"] == "lockstep-diverged"]
+    lockstep.stop()
+
+
+def test_a_result_that_never_comes_holds_the_scatter_for_patience_and_says_so():
+    lockstep, writer = replaying(t3_done_as_t0s_next_input_is_scattered(), board=True,
+                                 patience=0.2)
+    started = time.monotonic()
+    writer.emit("scatter", task_id="t0", index=[0], step=1)
+    assert 0.2 <= time.monotonic() - started < 0.5
+    [diverged] = [e for e in writer.events if e["type"] == "lockstep-diverged"]
+    assert diverged["missing"] == [["t3", [], 0, 1]]
+    lockstep.stop()
+
+
+def test_a_result_close_behind_the_one_before_does_not_wait_for_the_client(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(turns, "ARRIVAL_WAIT", 2.0)
+    board, order = str(tmp_path), (T0, T1)
+    take_turn(board, order, T0[:3], patience=5.0)
+    started = time.monotonic()
+    take_turn(board, order, T1[:3], patience=5.0, close_behind=(T1,))
+    assert time.monotonic() - started < 1.0  # not the client's 2 s
+    gap = turns._done_at(tmp_path, T1) - turns._done_at(tmp_path, T0)
+    assert gap >= turns.IN_FLIGHT, gap  # but never overtaking it on its way
+
+
+def test_a_replay_submits_a_step_after_the_result_its_original_had_done_first(harness):
+    """A free run's client scatters and submits t0's next step as soon as it took t0,
+    while t3, queued behind the first three, runs; the replay's client waits for t3, as
+    its original did."""
+    original = t3_done_as_t0s_next_input_is_scattered()
+    for _ in range(2):
+        record = run_schedule(FaultSchedule((), seed=0), "dask-raw", {}, TWO_STEPS, harness,
+                              timeout=60, replay_of=original)
+        t3 = {e["execution"] for e in record.events("invoke")
+              if (e["task_id"], e["step"]) == ("t3", 0)}
+        [t3_done] = [e["time"] for e in record.events("ok") if e["execution"] in t3]
+        [submit] = [e["time"] for e in record.events("submit")
+                    if (e["task_id"], e["step"]) == ("t0", 1)]
+        assert t3_done < submit, (t3_done, submit, record.events("lockstep-diverged"))
