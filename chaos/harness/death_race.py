@@ -95,7 +95,7 @@ def death_races(history: Sequence[Mapping[str, Any]],
     lost: dict[Result, str] = {}
     for kill in kills:
         fault_id = str(kill["fault_id"])
-        fired = float(kill.get("fired_at") or kill["time"])
+        fired = fired_at(kill)
         noticed = float(kill.get("noticed_at") or fired + RACE_WINDOW)
         racing = [result for at, _, result, worker in done
                   if worker == str(kill["worker"]) and fired - RACE_WINDOW <= at <= noticed]
@@ -117,14 +117,19 @@ def _cut_short(history: Sequence[Mapping[str, Any]], done: Sequence[Done],
         if event["type"] != "invoke" or event.get("execution") in ended:
             continue
         started, step = float(event["time"]), step_of(event)
-        hit = [kill for kill in kills if kill["worker"] == event.get("worker")
-               and float(kill.get("fired_at") or kill["time"]) >= started]
+        hit = [kill for kill in kills
+               if kill["worker"] == event.get("worker") and fired_at(kill) >= started]
         if hit:
-            kill = min(hit, key=lambda k: float(k.get("fired_at") or k["time"]))
-            fired = float(kill.get("fired_at") or kill["time"])
+            kill = min(hit, key=fired_at)
+            fired = fired_at(kill)
             nth = 1 + sum(result[:3] == step and at < fired for at, _, result, _ in done)
             cut.setdefault((*step, nth), str(kill["fault_id"]))
     return cut
+
+
+def fired_at(fault: Mapping[str, Any]) -> float:
+    """When a fault event's fault fired (its event's time, for one that never said)."""
+    return float(fault.get("fired_at") or fault["time"])
 
 
 def step_of(event: Mapping[str, Any]) -> Step:

@@ -15,7 +15,8 @@ So a lockstep replay keeps to its original six ways:
   so the scheduler places each next step as it did (`chaos.harness.result_order`);
 - each fault fires only once the client has done what it had done in the original when
   that fault fired (`ReplayOrder.fault_turns`; faults the original enacted at one
-  probe's hit, one after the other, are due together, at the first one's turn);
+  probe's hit, one after the other, are due together, at the first one's turn:
+  `ReplayOrder.hit_turns`);
 - the client goes no further than it had got when the fault fired until it has fired
   here too, and writes no landmark the original wrote after the scheduler noticed it
   (`ReplayOrder.notice_turns`) until it has been noticed here too;
@@ -49,7 +50,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaos.harness.death_race import DeathRaces, Step, death_races, results_done, step_of
+from chaos.harness.death_race import (
+    DeathRaces,
+    Step,
+    death_races,
+    fired_at,
+    results_done,
+    step_of,
+)
 from chaos.harness.result_order import Entry, close_behind, results_in_order, scatter_waits
 from chaos.harness.scatter_race import Meeting, ScatterRace, met_in_scatter, scatters_beaten
 from chaos.history import HistoryWriter
@@ -101,6 +109,7 @@ class ReplayOrder:
     victims: Mapping[str, int]
     close_behind: tuple[Entry, ...]  # `chaos.harness.result_order`
     scatter_waits: Mapping[tuple[Step, int], Entry]
+    hit_turns: Mapping[str, int]  # when a fault is due at its hit: `_shared_turns`
 
     @classmethod
     def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
@@ -119,7 +128,7 @@ class ReplayOrder:
 
         faults = [event for event in history if event["type"] == "fault"
                   and (event.get("trigger") or {}).get("type") not in _CLOCK_TRIGGERS]
-        fired = _shared_turns(faults, {str(e["fault_id"]): before(_fired_at(e)) for e in faults})
+        fired = {str(e["fault_id"]): before(fired_at(e)) for e in faults}
         noticed = {str(e["fault_id"]): before(float(e["noticed_at"]))
                    for e in faults if e.get("noticed_at")}
         unfired = {str(e["fault_id"]): e for e in history
@@ -138,20 +147,18 @@ class ReplayOrder:
         results = results_in_order(history, done)
         return cls(results, tuple(landmarks), fired, noticed, unfired, met_in_scatter(history),
                    races, scatters_beaten(history), victims,
-                   close_behind(history, results, done), scatter_waits(history, results, done))
-
-
-def _fired_at(fault: Mapping[str, Any]) -> float:
-    return float(fault.get("fired_at") or fault["time"])
+                   close_behind(history, results, done), scatter_waits(history, results, done),
+                   _shared_turns(faults, fired))
 
 
 def _shared_turns(faults: Sequence[Mapping[str, Any]], turns: Mapping[str, int]
                   ) -> dict[str, int]:
-    """Each fault's turn, the faults decided at one probe's hit in the original (one
-    execution at one point) sharing the first one's: the harness enacted them there one
-    after the other, and the landmarks the client wrote meanwhile (as the first landed)
-    are no turn of the later ones. Holding those for them held the whole hit, the first
-    one with it, until the replay's patience ran out (nightly --seed 8484's `s030`, `s038`)."""
+    """When each fault is due at its hit: at its turn, the faults decided at one probe's
+    hit in the original (one execution at one point) at the first one's. The harness
+    enacted them there one after the other, and the landmarks the client wrote meanwhile
+    (as the first landed) are no turn of the later ones: holding the hit for those held
+    the first with it until the replay's patience ran out (nightly --seed 8484's `s030`,
+    `s038`). The client still waits for each at its own turn: it went on in between."""
     hits: dict[tuple[Any, ...], list[str]] = {}
     for event in faults:
         trigger = event.get("trigger") or {}
@@ -365,7 +372,7 @@ class Lockstep:
         original. Not once no landmark has come for `patience` seconds (then the replay
         has left its original, and says so). The caller asks again a little later rather
         than block: the fault holding up this one may be the next to be decided."""
-        turn = self.order.fault_turns.get(fault_id)
+        turn = self.order.hit_turns.get(fault_id)
         with self._lock:
             if turn is None or self._stopped or self._reached >= turn:
                 return False

@@ -82,4 +82,3 @@ def scatter_waits(history: Sequence[Mapping[str, Any]], results: Sequence[Entry]
         if before:
             waits[(step, scatters[step])] = max(before, key=place.__getitem__)
     return waits
-

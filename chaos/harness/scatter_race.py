@@ -29,7 +29,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from chaos.harness.death_race import Step, step_of
+from chaos.harness.death_race import Step, fired_at, step_of
 from chaos.history import HistoryWriter
 from chaos.spec import ABRUPT_KINDS
 
@@ -59,12 +59,12 @@ def met_in_scatter(history: Sequence[Mapping[str, Any]]) -> dict[str, Meeting]:
     made, ended = float(scatters[-1]["time"]), float(ends[-1]["time"])
     racing = [event for event in history if event["type"] == "fault"
               and event.get("kind") in ABRUPT_KINDS
-              and float(event.get("fired_at") or event["time"]) <= ended
+              and fired_at(event) <= ended
               and float(event.get("noticed_at") or "inf") > made]
     if not racing:
         return {}
     kill = racing[-1]
-    fired = float(kill.get("fired_at") or kill["time"]) <= made
+    fired = fired_at(kill) <= made
     died = float(kill.get("landed_at") or "inf") <= made
     return {str(kill["fault_id"]): Meeting(len(scatters), fired, died)}
 
@@ -78,7 +78,7 @@ def scatters_beaten(history: Sequence[Mapping[str, Any]]) -> dict[str, tuple[Ste
     for fault in history:
         if fault["type"] != "fault" or fault.get("kind") not in ABRUPT_KINDS:
             continue
-        fired = float(fault.get("fired_at") or fault["time"])
+        fired = fired_at(fault)
         scatters = [e for e in history if e["type"] == "scatter" and float(e["time"]) <= fired]
         if not scatters or fired - float(scatters[-1]["time"]) > SCATTER_IN_FLIGHT:
             continue

@@ -275,8 +275,33 @@ def two_faults_at_one_hit() -> list[dict]:
 
 def test_faults_decided_at_one_hit_share_the_first_ones_turn():
     order = ReplayOrder.of(two_faults_at_one_hit())
-    # Six submits before f0; t0's loss came before f1 fired, and is no turn of its.
-    assert order.fault_turns == {"f0": 6, "f1": 6, "f2": 8}
+    # Six submits before f0; t0's loss came before f1 fired, and is no turn of its hit,
+    # but the client wrote it before f1 fired, and waits for f1 after it.
+    assert order.hit_turns == {"f0": 6, "f1": 6, "f2": 8}
+    assert order.fault_turns == {"f0": 6, "f1": 7, "f2": 8}
+
+
+def test_the_client_waits_for_each_fault_of_one_hit_at_its_own_turn():
+    """Both of the hit's faults are due after the six submits, but the client waits
+    there for f0 only: it took t0's loss before f1 fired in the original."""
+    lockstep, writer = replaying(two_faults_at_one_hit(), patience=5.0)
+    for task in ("t0", "t1", "t2", "t3", "t4"):
+        landmark(writer, task)
+    assert lockstep.too_early("f1", time.monotonic())
+    passed = threading.Event()
+
+    def client() -> None:
+        landmark(writer, "t5")
+        passed.set()
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    assert not passed.wait(0.2)
+    assert not lockstep.too_early("f1", time.monotonic())  # due with f0
+    lockstep.fired("f0")
+    assert passed.wait(1)  # not held for f1 (it would be, for its patience: 5 s)
+    thread.join(2)
+    lockstep.stop()
 
 
 def test_a_kill_lands_only_once_the_client_took_the_result_that_beat_it_there():
