@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from chaos.spec import ABRUPT_KINDS
 
@@ -39,7 +39,16 @@ _LOSES_RESULTS = ABRUPT_KINDS | {"nanny-close", "preempt"}
 
 Step = tuple[Any, tuple[int, ...], Any]  # (task_id, index, step)
 Result = tuple[Any, tuple[int, ...], Any, int]  # (task_id, index, step, nth)
-Done = tuple[float, int, Result, str]  # (time, position in the history, result, worker)
+
+
+class Done(NamedTuple):
+    """A result a worker finished (the `ok` of an invoked execution)."""
+
+    at: float  # when it was done
+    position: int  # the `ok`'s place in the history
+    result: Result  # with its ordinal among its step's results
+    worker: str
+    started: float  # when its execution was invoked
 
 
 @dataclass(frozen=True)
@@ -54,19 +63,19 @@ class DeathRaces:
 
 
 def results_done(history: Sequence[Mapping[str, Any]]) -> list[Done]:
-    """Each result a worker finished (the `ok` of an invoked execution), in the
-    history's order: (its time, its position in the history, the result with its
-    ordinal among its step's results, the worker)."""
-    ran_on: dict[str, tuple[Step, str]] = {}  # execution -> (its step, its worker)
+    """Each result a worker finished, in the history's order."""
+    invoked: dict[str, Mapping[str, Any]] = {}  # execution -> its `invoke`
     oks: Counter[Step] = Counter()
     done: list[Done] = []
     for position, event in enumerate(history):
         if event["type"] == "invoke":
-            ran_on[event["execution"]] = (step_of(event), str(event.get("worker")))
-        elif event["type"] == "ok" and event.get("execution") in ran_on:
-            step, worker = ran_on[event["execution"]]
+            invoked[event["execution"]] = event
+        elif event["type"] == "ok" and event.get("execution") in invoked:
+            invoke = invoked[event["execution"]]
+            step = step_of(invoke)
             oks[step] += 1
-            done.append((float(event["time"]), position, (*step, oks[step]), worker))
+            done.append(Done(float(event["time"]), position, (*step, oks[step]),
+                             str(invoke.get("worker")), float(invoke["time"])))
     return done
 
 
@@ -97,8 +106,8 @@ def death_races(history: Sequence[Mapping[str, Any]],
         fault_id = str(kill["fault_id"])
         fired = fired_at(kill)
         noticed = float(kill.get("noticed_at") or fired + RACE_WINDOW)
-        racing = [result for at, _, result, worker in done
-                  if worker == str(kill["worker"]) and fired - RACE_WINDOW <= at <= noticed]
+        racing = [d.result for d in done
+                  if d.worker == str(kill["worker"]) and fired - RACE_WINDOW <= d.at <= noticed]
         won[fault_id] = tuple(r for r in racing
                               if fired < taken_at.get(r, fired) <= noticed + RACE_WINDOW)
         lost.update((r, fault_id) for r in racing if r not in taken_at)
@@ -122,7 +131,7 @@ def _cut_short(history: Sequence[Mapping[str, Any]], done: Sequence[Done],
         if hit:
             kill = min(hit, key=fired_at)
             fired = fired_at(kill)
-            nth = 1 + sum(result[:3] == step and at < fired for at, _, result, _ in done)
+            nth = 1 + sum(d.result[:3] == step and d.at < fired for d in done)
             cut.setdefault((*step, nth), str(kill["fault_id"]))
     return cut
 

@@ -34,7 +34,7 @@ def results_in_order(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
     noticed waits for it), except that the results the client took keep the order it
     took them in (two results a fraction of a millisecond apart may reach it either way
     round, and that order decides where the next inputs go). `done`: `results_done`."""
-    timed = [(at, position, result) for at, position, result, _ in done]
+    timed = [(d.at, d.position, d.result) for d in done]
     for position, event in enumerate(history):
         if event["type"] == "fault":
             settled = event.get("noticed_at") or event.get("fired_at") or event["time"]
@@ -51,7 +51,7 @@ def close_behind(history: Sequence[Mapping[str, Any]], results: Sequence[Entry],
                  done: Sequence[Done]) -> tuple[Entry, ...]:
     """The results done before the client took the result before them in `results`, or
     after one it never took."""
-    done_at = {result: at for at, _, result, _ in done}
+    done_at = {d.result: d.at for d in done}
     taken_at = results_taken(history)
     close = []
     for before, entry in itertools.pairwise(results):
@@ -64,9 +64,13 @@ def close_behind(history: Sequence[Mapping[str, Any]], results: Sequence[Entry],
 def scatter_waits(history: Sequence[Mapping[str, Any]], results: Sequence[Entry],
                   done: Sequence[Done]) -> dict[tuple[Step, int], Entry]:
     """For each scatter (its step, and its ordinal among that step's scatters): the
-    last result in `results` that was done before the submit that followed it."""
-    done_at = {result: at for at, _, result, _ in done}
-    place = {entry: n for n, entry in enumerate(results) if entry in done_at}
+    last result in `results` of a step already running as the client began the scatter
+    that was done before the submit that followed it. (A scatter may take 100 ms and
+    more, to a worker dying or back from the dead; a step that started meanwhile, or
+    was submitted just before, raced nothing, and waiting for it may hold the client for
+    a step queued behind one of its own results.)"""
+    by_result = {d.result: d for d in done}
+    place = {entry: n for n, entry in enumerate(results) if entry in by_result}
     scatters: Counter[Step] = Counter()
     waits: dict[tuple[Step, int], Entry] = {}
     for position, event in enumerate(history):
@@ -78,7 +82,9 @@ def scatter_waits(history: Sequence[Mapping[str, Any]], results: Sequence[Entry]
                        if e["type"] == "submit" and step_of(e) == step), None)
         if submit is None:  # the scatter ended the loop
             continue
-        before = [entry for entry in place if done_at[entry] < float(submit["time"])]
+        made, submitted = float(event["time"]), float(submit["time"])
+        before = [entry for entry in place
+                  if by_result[entry].started < made and by_result[entry].at < submitted]
         if before:
             waits[(step, scatters[step])] = max(before, key=place.__getitem__)
     return waits

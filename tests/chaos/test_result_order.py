@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
-from chaos import FaultSchedule
+from chaos import AtStep, Fault, FaultSchedule
 from chaos.harness import run_schedule
 from chaos.harness.lockstep import ReplayOrder
 from chaos.probes import turns
@@ -16,26 +16,34 @@ from chaos.workload import Workload
 from tests.chaos.test_lockstep import replaying
 from tests.checker.histories import HistoryBuilder
 
-TWO_STEPS = Workload(n_tasks=4, n_steps=2, payload_bytes=1_000, step_seconds=0.05, seed=5)
-T0, T1, T2, T3 = ((task, (), 0, 1) for task in ("t0", "t1", "t2", "t3"))
+TWO_STEPS = Workload(n_tasks=3, n_steps=2, payload_bytes=1_000, step_seconds=0.05, seed=5)
+T0, T1, T2 = ((task, (), 0, 1) for task in ("t0", "t1", "t2"))
+FREEZE_T2 = FaultSchedule((Fault("freeze", AtStep(step=0, task="t2", fraction=0.5),
+                                 freeze_for=0.1),), seed=0)
 
 
-def t3_done_as_t0s_next_input_is_scattered() -> list[dict]:
-    """A made original: three steps run at once and are done; the client takes t0's
-    result and scatters its next input, t3 (queued behind them) is done, and only then
-    the client submits t0's next step (so the scheduler had t3's worker free first).
-    Then it takes the others, and every next step runs and is taken."""
+def t2_done_as_t0s_next_input_is_scattered() -> list[dict]:
+    """A made original: three steps start at once, and t2's worker is frozen for 0.1 s
+    halfway through it. t0's and t1's results are done; the client takes t0's and
+    scatters its next input, t2's is done, and only then the client submits t0's next
+    step (so the scheduler had t2's worker free first). Then it takes t1 and t2, and
+    every next step runs and is taken."""
     original = HistoryBuilder("dask-raw", workers=3)
-    tasks = ("t0", "t1", "t2", "t3")
+    tasks = ("t0", "t1", "t2")
     for task in tasks:
         original.submit(task)
-    runs = [original.invoke(task, worker=n) for n, task in enumerate(tasks[:3])]
-    for run in runs:
-        original.outcome(run, seconds=0.001)
+    runs = [original.invoke(task, worker=n) for n, task in enumerate(tasks)]
+    original.emit("fault", fault_id="f0", kind="freeze",
+                  trigger={"type": "at-step", "step": 0, "task": "t2", "task_id": "t2",
+                           "fraction": 0.5, "point": "progress", "execution": runs[2]},
+                  worker=original.workers[2], pid=102, fired_at=original.clock,
+                  landed_at=original.clock, noticed_at=None, freeze_for=0.1)
+    original.outcome(runs[0])
+    original.outcome(runs[1], seconds=0.001)
     original.emit("step-completed", task_id="t0", index=[], step=0, attempt=1, key="a0",
                   n_outputs=1)
     original.emit("scatter", task_id="t0", index=[0], step=1)
-    original.outcome(original.invoke("t3", worker=0))
+    original.outcome(runs[2], seconds=0.1)
     original.submit("t0", (0,), 1)
     for task in tasks[1:]:
         original.emit("step-completed", task_id=task, index=[], step=0, attempt=1,
@@ -43,7 +51,7 @@ def t3_done_as_t0s_next_input_is_scattered() -> list[dict]:
         original.emit("scatter", task_id=task, index=[0], step=1)
         original.submit(task, (0,), 1)
     for n, task in enumerate(tasks):
-        original.outcome(original.invoke(task, (0,), 1, worker=n % 3))
+        original.outcome(original.invoke(task, (0,), 1, worker=n))
         original.emit("step-completed", task_id=task, index=[0], step=1, attempt=1,
                       key=f"b{task}", n_outputs=1)
         original.deliver(task, (0, 0))
@@ -52,12 +60,30 @@ def t3_done_as_t0s_next_input_is_scattered() -> list[dict]:
 
 
 def test_a_scatter_waits_for_the_results_done_before_the_submit_after_it():
-    order = ReplayOrder.of(t3_done_as_t0s_next_input_is_scattered())
-    assert order.scatter_waits[(("t0", (0,), 1), 1)] == T3
-    assert order.scatter_waits[(("t3", (0,), 1), 1)] == T3
-    # t1, t2 and t3 were done before the client took the result before them.
-    assert {T1, T2, T3} <= set(order.close_behind)
+    order = ReplayOrder.of(t2_done_as_t0s_next_input_is_scattered())
+    assert order.scatter_waits[(("t0", (0,), 1), 1)] == T2
+    assert order.scatter_waits[(("t2", (0,), 1), 1)] == T2
+    # t1 and t2 were done before the client took the result before them.
+    assert {T1, T2} <= set(order.close_behind)
     assert ("t1", (0,), 1, 1) not in order.close_behind  # done after t0's next was taken
+
+
+def test_a_scatter_waits_only_for_steps_already_running_as_it_began():
+    """A scatter may take 100 ms and more (to a worker dying, or back from the dead); a
+    step that started meanwhile raced nothing (nightly --seed 777's `s011`: waiting for
+    it held the client for a step queued behind one of its own results)."""
+    original = HistoryBuilder("dask-raw", workers=3)
+    for task in ("t0", "t1"):
+        original.submit(task)
+    original.outcome(original.invoke("t0", worker=0))
+    original.emit("step-completed", task_id="t0", index=[], step=0, attempt=1, key="a0",
+                  n_outputs=1)
+    original.emit("scatter", task_id="t0", index=[0], step=1)
+    original.outcome(original.invoke("t1", worker=1))  # started during the scatter
+    original.submit("t0", (0,), 1)
+    original.end()
+    assert ReplayOrder.of(original.events).scatter_waits == {
+        (("t0", (0,), 1), 1): T0}  # its own input's result, done before it began
 
 
 def test_a_result_after_one_the_client_never_took_is_close_behind_it():
@@ -84,9 +110,9 @@ def test_a_scatter_the_loop_ended_on_waits_for_nothing():
 
 
 def test_the_clients_scatter_waits_until_that_result_is_done_on_the_board():
-    lockstep, writer = replaying(t3_done_as_t0s_next_input_is_scattered(), board=True)
+    lockstep, writer = replaying(t2_done_as_t0s_next_input_is_scattered(), board=True)
     assert lockstep.board is not None
-    for entry in (T0, T1, T2):
+    for entry in (T0, T1):
         turns.mark_done(lockstep.board, entry)
     scattered = threading.Event()
 
@@ -96,25 +122,25 @@ def test_the_clients_scatter_waits_until_that_result_is_done_on_the_board():
 
     thread = threading.Thread(target=client)
     thread.start()
-    assert not scattered.wait(0.2)  # t3 is not done yet
+    assert not scattered.wait(0.2)  # t2 is not done yet
     done = time.time()
-    turns.mark_done(lockstep.board, T3)
+    turns.mark_done(lockstep.board, T2)
     assert scattered.wait(1)
     thread.join(1)
     [event] = writer.events
-    assert event["time"] >= done + turns.IN_FLIGHT  # t3's result on its way first
+    assert event["time"] >= done + turns.IN_FLIGHT  # t2's result on its way first
     assert not [e for e in writer.events if e["type"] == "lockstep-diverged"]
     lockstep.stop()
 
 
 def test_a_result_that_never_comes_holds_the_scatter_for_patience_and_says_so():
-    lockstep, writer = replaying(t3_done_as_t0s_next_input_is_scattered(), board=True,
+    lockstep, writer = replaying(t2_done_as_t0s_next_input_is_scattered(), board=True,
                                  patience=0.2)
     started = time.monotonic()
     writer.emit("scatter", task_id="t0", index=[0], step=1)
     assert 0.2 <= time.monotonic() - started < 0.5
     [diverged] = [e for e in writer.events if e["type"] == "lockstep-diverged"]
-    assert diverged["missing"] == [["t3", [], 0, 1]]
+    assert diverged["missing"] == [["t2", [], 0, 1]]
     lockstep.stop()
 
 
@@ -132,15 +158,14 @@ def test_a_result_close_behind_the_one_before_does_not_wait_for_the_client(
 
 def test_a_replay_submits_a_step_after_the_result_its_original_had_done_first(harness):
     """A free run's client scatters and submits t0's next step as soon as it took t0,
-    while t3, queued behind the first three, runs; the replay's client waits for t3, as
-    its original did."""
-    original = t3_done_as_t0s_next_input_is_scattered()
+    while t2's worker is frozen; the replay's client waits for t2, as its original did."""
+    original = t2_done_as_t0s_next_input_is_scattered()
     for _ in range(2):
-        record = run_schedule(FaultSchedule((), seed=0), "dask-raw", {}, TWO_STEPS, harness,
-                              timeout=60, replay_of=original)
-        t3 = {e["execution"] for e in record.events("invoke")
-              if (e["task_id"], e["step"]) == ("t3", 0)}
-        [t3_done] = [e["time"] for e in record.events("ok") if e["execution"] in t3]
+        record = run_schedule(FREEZE_T2, "dask-raw", {}, TWO_STEPS, harness, timeout=60,
+                              replay_of=original)
+        t2 = {e["execution"] for e in record.events("invoke")
+              if (e["task_id"], e["step"]) == ("t2", 0)}
+        [t2_done] = [e["time"] for e in record.events("ok") if e["execution"] in t2]
         [submit] = [e["time"] for e in record.events("submit")
                     if (e["task_id"], e["step"]) == ("t0", 1)]
-        assert t3_done < submit, (t3_done, submit, record.events("lockstep-diverged"))
+        assert t2_done < submit, (t2_done, submit, record.events("lockstep-diverged"))
