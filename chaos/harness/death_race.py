@@ -48,7 +48,6 @@ class Done(NamedTuple):
     position: int  # the `ok`'s place in the history
     result: Result  # with its ordinal among its step's results
     worker: str
-    started: float  # when its execution was invoked
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def results_done(history: Sequence[Mapping[str, Any]]) -> list[Done]:
             step = step_of(invoke)
             oks[step] += 1
             done.append(Done(float(event["time"]), position, (*step, oks[step]),
-                             str(invoke.get("worker")), float(invoke["time"])))
+                             str(invoke.get("worker"))))
     return done
 
 

@@ -40,10 +40,14 @@ def t2_done_as_t0s_next_input_is_scattered() -> list[dict]:
                   landed_at=original.clock, noticed_at=None, freeze_for=0.1)
     original.outcome(runs[0])
     original.outcome(runs[1], seconds=0.001)
+    original.wait(0.05)  # the client took t0 late
     original.emit("step-completed", task_id="t0", index=[], step=0, attempt=1, key="a0",
                   n_outputs=1)
+    scattered = original.clock
     original.emit("scatter", task_id="t0", index=[0], step=1)
-    original.outcome(runs[2], seconds=0.1)
+    original.clock = scattered + 0.003  # a quick scatter, t2 done as it went
+    original.emit("ok", execution=runs[2], n_outputs=1, duration=0.15, cpu=0.05)
+    original.clock = scattered + 0.005
     original.submit("t0", (0,), 1)
     for task in tasks[1:]:
         original.emit("step-completed", task_id=task, index=[], step=0, attempt=1,
@@ -68,22 +72,43 @@ def test_a_scatter_waits_for_the_results_done_before_the_submit_after_it():
     assert ("t1", (0,), 1, 1) not in order.close_behind  # done after t0's next was taken
 
 
-def test_a_scatter_waits_only_for_steps_already_running_as_it_began():
-    """A scatter may take 100 ms and more (to a worker dying, or back from the dead); a
-    step that started meanwhile raced nothing (nightly --seed 777's `s011`: waiting for
-    it held the client for a step queued behind one of its own results)."""
+def a_scatter_and_its_submit(*, submit_after: float, kill_during: bool = False
+                             ) -> list[dict]:
+    """A made original: t0 is taken and its next input scattered; t1 is done 3 ms
+    later, and the client submits t0's next step `submit_after` s after the scatter
+    (with a kill fired in between, if `kill_during`)."""
     original = HistoryBuilder("dask-raw", workers=3)
     for task in ("t0", "t1"):
         original.submit(task)
-    original.outcome(original.invoke("t0", worker=0))
+    runs = [original.invoke(task, worker=n) for n, task in enumerate(("t0", "t1"))]
+    original.outcome(runs[0])
     original.emit("step-completed", task_id="t0", index=[], step=0, attempt=1, key="a0",
                   n_outputs=1)
+    scattered = original.clock
     original.emit("scatter", task_id="t0", index=[0], step=1)
-    original.outcome(original.invoke("t1", worker=1))  # started during the scatter
+    original.clock = scattered + 0.002
+    if kill_during:
+        original.emit("fault", fault_id="f0", kind="sigkill", trigger={"type": "at-time"},
+                      worker=original.workers[2], pid=102, fired_at=original.clock,
+                      landed_at=original.clock, noticed_at=original.clock + 0.005)
+    original.clock = scattered + 0.003
+    original.emit("ok", execution=runs[1], n_outputs=1, duration=0.05, cpu=0.05)
+    original.clock = scattered + submit_after
     original.submit("t0", (0,), 1)
     original.end()
-    assert ReplayOrder.of(original.events).scatter_waits == {
-        (("t0", (0,), 1), 1): T0}  # its own input's result, done before it began
+    return original.events
+
+
+def test_a_scatter_a_dying_worker_held_up_waits_for_no_result():
+    """A scatter may take 100 ms and more, held up by a dying worker: the results done
+    meanwhile raced nothing, and waiting for them moved the scatter past the kill
+    (nightly --seed 777's `s018`: t7's input no longer went to the dying worker)."""
+    quick = ReplayOrder.of(a_scatter_and_its_submit(submit_after=0.005))
+    assert quick.scatter_waits == {(("t0", (0,), 1), 1): T1}
+    slow = ReplayOrder.of(a_scatter_and_its_submit(submit_after=0.1))
+    assert slow.scatter_waits == {}
+    killed = ReplayOrder.of(a_scatter_and_its_submit(submit_after=0.005, kill_during=True))
+    assert killed.scatter_waits == {}
 
 
 def test_a_result_after_one_the_client_never_took_is_close_behind_it():
