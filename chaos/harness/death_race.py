@@ -13,8 +13,8 @@ each race's outcome:
 - a result the client never took: the client's fetch of it (a naive loop's `fetch`
   event) waits for the fault's notice, and fails as it did. (Holding the result on the
   worker instead would hold its only thread, which the fault's trigger may need.)
-- a step the kill cut short (started on its victim, never done): it waits at its result
-  point for the fault to settle (`chaos.probes.turns`). A replay whose worker got there
+- a step an abrupt kill cut short (started on its victim, never done): it waits at its
+  result point for the fault to settle (`chaos.probes.turns`). A replay whose worker got there
   first (its steps a little ahead, its fault held for its turn) finished the step the
   original lost (nightly --seed 8484's `s007`: t3 delivered in 3 of 3 replays).
 
@@ -110,15 +110,18 @@ def death_races(history: Sequence[Mapping[str, Any]],
         won[fault_id] = tuple(r for r in racing
                               if fired < taken_at.get(r, fired) <= noticed + RACE_WINDOW)
         lost.update((r, fault_id) for r in racing if r not in taken_at)
+    abrupt = [kill for kill in kills if kill.get("kind") in ABRUPT_KINDS]
     return DeathRaces({f: results for f, results in won.items() if results}, lost,
-                      _cut_short(history, done, kills))
+                      _cut_short(history, done, abrupt))
 
 
 def _cut_short(history: Sequence[Mapping[str, Any]], done: Sequence[Done],
                kills: Sequence[Mapping[str, Any]]) -> dict[Result, str]:
     """The steps started on a kill's victim before it fired that never ended: the
     result each would have had (its ordinal: one more than its step's results done by
-    then), with the first such kill."""
+    then), with the first such kill. Abrupt kills only: a nanny's close or a preemption
+    waits for the running step, and one held at its result point held the close up
+    until its bound (5 s; nightly --seed 777's `s031`)."""
     ended = {event.get("execution") for event in history if event["type"] in ("ok", "fail")}
     cut: dict[Result, str] = {}
     for event in history:

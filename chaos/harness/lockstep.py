@@ -24,7 +24,7 @@ So a lockstep replay keeps to its original six ways:
   reached the worker before the scheduler noticed it was gone) is held until the client
   makes that scatter here too, and meets it again (`chaos.harness.scatter_race`);
 - a result that raced its worker's death reaches the client, or dies, as it did in the
-  original, and a step a kill cut short there is still running when the kill lands
+  original, and a step an abrupt kill cut short there is still running when it lands
   (`chaos.harness.death_race`).
 
 A fault the original never fired (its trigger point never reached, or its role without

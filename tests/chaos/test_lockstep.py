@@ -236,6 +236,10 @@ def test_the_steps_a_kill_cut_short_are_those_started_on_its_victim_and_never_do
                  worker=history.workers[1], pid=103, fired_at=history.clock,
                  landed_at=history.clock, noticed_at=history.clock + 0.1)
     history.invoke("t5", worker=1)  # after every kill
+    history.emit("fault", fault_id="f3", kind="nanny-close",
+                 trigger={"type": "at-time", "at": 4}, worker=history.workers[2], pid=102,
+                 fired_at=history.clock, landed_at=history.clock + 0.05,
+                 noticed_at=history.clock + 0.06)  # waits for t3: not held for it
     history.end()
     assert ReplayOrder.of(history.events).death_races.cut_short == {
         ("t0", (), 0, 2): "f0", ("t1", (), 0, 1): "f0", ("t4", (), 0, 1): "f2"}
