@@ -7,8 +7,8 @@ is given (nightly --seed 8484: 5 of its 17 inexact replays, a step on another wo
 from the first placement on). So, as well as the results' own order (`results_in_order`),
 a replay keeps two of the original's orderings between results and the client:
 
-- a scatter, and the submit that follows it, waits for the results the original had
-  done before that submit (`scatter_waits`);
+- a quick scatter, and the submit that follows it, waits for the results the original
+  had done before that submit (`scatter_waits`);
 - a result done before the client took the one before it waits for that one only to be
   on its way, not taken (`close_behind`): waiting for the client there would hold the
   result until after the client's next scatter, the other way round from its original.
