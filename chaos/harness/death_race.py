@@ -14,9 +14,9 @@ each race's outcome:
   event) waits for the fault's notice, and fails as it did. (Holding the result on the
   worker instead would hold its only thread, which the fault's trigger may need.)
 - a step an abrupt kill cut short (started on its victim, never done): it waits at its
-  result point for the fault to settle (`chaos.probes.turns`). A replay whose worker got there
-  first (its steps a little ahead, its fault held for its turn) finished the step the
-  original lost (nightly --seed 8484's `s007`: t3 delivered in 3 of 3 replays).
+  result point for the fault to settle (`chaos.probes.turns`). A replay whose worker
+  got there first (its steps a little ahead, its fault held for its turn) finished the
+  step the original lost (nightly --seed 8484's `s007`: t3 delivered in 3 of 3 replays).
 
 A result of a step with several attempts is matched by its ordinal among that step's
 results: the n-th done, taken (or not) as the n-th.
@@ -54,7 +54,7 @@ class Done(NamedTuple):
 class DeathRaces:
     """Of the results done on a killed worker around its kill: those the client took
     after the fault fired, by fault id, and those it never took, with their fault; and
-    the results the steps a kill cut short would have had, with their fault."""
+    the results the steps an abrupt kill cut short would have had, with their fault."""
 
     taken: Mapping[str, tuple[Result, ...]]
     lost: Mapping[Result, str]
