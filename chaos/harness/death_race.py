@@ -16,7 +16,8 @@ each race's outcome:
 - a step an abrupt kill cut short (started on its victim, never done): it waits at its
   result point for the fault to settle (`chaos.probes.turns`). A replay whose worker
   got there first (its steps a little ahead, its fault held for its turn) finished the
-  step the original lost (nightly --seed 8484's `s007`: t3 delivered in 3 of 3 replays).
+  step the original lost (seen in nightly --seed 8484's `s007`, t3 delivered in 3 of 3
+  replays; there the kill was a nanny's close, which this rule leaves out: `_cut_short`).
 
 A result of a step with several attempts is matched by its ordinal among that step's
 results: the n-th done, taken (or not) as the n-th.
