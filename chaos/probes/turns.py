@@ -61,8 +61,8 @@ def _take_turn(folder: Path, order: Sequence[tuple[Any, ...]], key: ResultKey,
                close_behind: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     nth = _claim(folder, key)
     entry = (key[0], tuple(key[1]), key[2], nth)
-    entries = [(e[0], tuple(e[1]), e[2], e[3]) for e in order]
-    killer = {(e[0], tuple(e[1]), e[2], e[3]): tuple(fault) for e, fault in cut_short}
+    entries = [_entry(e) for e in order]
+    killer = {_entry(e): tuple(fault) for e, fault in cut_short}
     # A result the original never had waits for nobody, but the kill that cut it short.
     waiting = (entries[:entries.index(entry)] if entry in entries
                else [killer[entry]] if entry in killer else [])
@@ -79,12 +79,17 @@ def _take_turn(folder: Path, order: Sequence[tuple[Any, ...]], key: ResultKey,
             break
         if waiting:
             time.sleep(_POLL)
-    close = entry in {(e[0], tuple(e[1]), e[2], e[3]) for e in close_behind}
+    close = entry in {_entry(e) for e in close_behind}
     if before and (close or not _arrived(folder, before[-1])):  # let it reach the client
         last = max(_done_at(folder, e) for e in before)
         time.sleep(max(0.0, last + IN_FLIGHT - time.time()))
     _done(folder, entry)
     return given_up
+
+
+def _entry(entry: Sequence[Any]) -> tuple[Any, ...]:
+    """(task_id, index, step, nth) as a hashable tuple (a plan's may hold lists)."""
+    return (entry[0], tuple(entry[1]), entry[2], entry[3])
 
 
 def _arrived(folder: Path, entry: tuple[Any, ...]) -> bool:
