@@ -20,6 +20,13 @@ land and why (`FaultMiss`):
   run had ended, or when no worker was alive to take it (an arrival process owes the
   run no particular point, and a machine that is gone cannot be preempted). Counted,
   not inconclusive: the run still proves what became of every task.
+
+And the converse, run-level (no fault id):
+
+- `unexplained`: the scheduler removed a worker that no fault of the run had hit since
+  it joined. The run suffered more than its schedule says, so the model's expectations
+  do not hold for it. (A LocalCluster closing a nanny mid-restart did this once in
+  about 250 runs, until the local backend stopped it.)
 """
 
 from __future__ import annotations
@@ -29,9 +36,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 MissCause = Literal["skipped", "not-reached", "harness-error", "unconfirmed", "unaccounted",
-                    "impossible", "moot"]
+                    "unexplained", "impossible", "moot"]
 MISS_CAUSES: tuple[MissCause, ...] = ("skipped", "not-reached", "harness-error", "unconfirmed",
-                                      "unaccounted", "impossible", "moot")
+                                      "unaccounted", "unexplained", "impossible", "moot")
+# Seconds a removal may be recorded before its fault's `fired_at` (two clocks of one host).
+CLOCK_SLACK = 0.05
 NOT_REACHED = "its trigger point was never reached"
 # Roles and triggers that need a worker holding the step's input in memory.
 _NEEDS_A_HOLDER = ("input-held", "replica-holder")
@@ -93,6 +102,32 @@ def fault_misses(history: Sequence[Mapping[str, Any]]) -> tuple[FaultMiss, ...]:
             misses.append(FaultMiss(fault_id, fault.get("kind"), "unaccounted",
                                     "the history has neither a fault nor a fault-skipped "
                                     "event for it", last))
+    return tuple(misses) + unexplained_departures(history)
+
+
+def unexplained_departures(history: Sequence[Mapping[str, Any]]) -> tuple[FaultMiss, ...]:
+    """Each worker removal that no fault of the run explains. A fault explains one
+    removal of the worker it hit, the first at or after it fired. Not checked in a run
+    with a scheduler kill: every worker then leaves and joins a new scheduler."""
+    faults = sorted((float(e.get("fired_at") or e["time"]), str(e.get("worker")))
+                    for e in history if e["type"] == "fault")
+    if any(e.get("kind") == "scheduler-kill" for e in history if e["type"] == "fault"):
+        return ()
+    unused = list(faults)
+    misses: list[FaultMiss] = []
+    for event in history:
+        if event["type"] != "worker-removed":
+            continue
+        worker, when = str(event.get("worker")), float(event["time"])
+        cause = next((f for f in unused if f[1] == worker and f[0] <= when + CLOCK_SLACK), None)
+        if cause is not None:
+            unused.remove(cause)
+            continue
+        lost = len(event.get("lost_keys") or ())
+        keys = "1 key" if lost == 1 else f"{lost} keys"
+        misses.append(FaultMiss(None, None, "unexplained",
+                                f"the scheduler removed {worker} (losing {keys}) with no fault "
+                                "of the run to explain it", int(event["seq"])))
     return tuple(misses)
 
 

@@ -186,3 +186,63 @@ def test_a_poisson_arrival_the_run_could_not_take_is_moot_not_inconclusive(reaso
 
     assert verdict.outcome == "valid", verdict.summary()
     assert [m.cause for m in verdict.fault_misses] == ["moot"]
+
+
+def removed(history: HistoryBuilder, worker: int, lost: int = 0) -> int:
+    return history.emit("worker-removed", worker=history.workers[worker], expected=False,
+                        processing=0, lost_computed=0, lost_scattered=lost,
+                        lost_keys=[f"k{i}" for i in range(lost)])
+
+
+def test_a_worker_removal_no_fault_explains_makes_the_run_inconclusive():
+    # Nightlies saw a worker that its nanny restarted after a kill join, take scattered
+    # data and leave 0.2 s later (the LocalCluster closed its nanny): a second death
+    # that the schedule did not have. The fault explains the first removal only.
+    history = clean_run()
+    history.emit("fault", fault_id="f0", kind="sigkill", trigger={"type": "at-step"},
+                 worker=history.workers[0], pid=100, fired_at=history.clock,
+                 landed_at=history.clock + 0.001, noticed_at=history.clock + 0.01)
+    other = removed(history, 1)  # another worker: f0 does not explain it
+    removed(history, 0)
+    history.wait(0.2)
+    second = removed(history, 0, lost=1)
+    history.end()
+
+    verdict = check_history(history.events, one_output_each("a"))
+
+    assert verdict.outcome == "inconclusive"
+    assert [(m.cause, m.seq) for m in verdict.fault_misses] == [
+        ("unexplained", other), ("unexplained", second)]
+    assert verdict.fault_misses[1].detail == (
+        f"the scheduler removed {history.workers[0]} (losing 1 key) with no fault of the "
+        "run to explain it")
+
+
+def test_a_removal_recorded_just_before_its_fault_fired_is_explained():
+    # The scheduler's notice and the nanny's `fired_at` come from two clocks of one host.
+    history = clean_run()
+    fired = history.clock + 0.02
+    removed(history, 0)
+    history.emit("fault", fault_id="f0", kind="exit", trigger={"type": "at-step"},
+                 worker=history.workers[0], pid=100, fired_at=fired, landed_at=fired,
+                 noticed_at=fired)
+    history.end()
+
+    verdict = check_history(history.events, one_output_each("a"))
+
+    assert verdict.outcome == "valid", verdict.fault_misses
+
+
+def test_removals_are_not_checked_in_a_run_with_a_scheduler_kill():
+    # Every worker leaves with the scheduler, and joins its replacement.
+    history = clean_run()
+    history.emit("fault", fault_id="f0", kind="scheduler-kill", trigger={"type": "at-step"},
+                 worker="tcp://scheduler", pid=1, fired_at=history.clock,
+                 landed_at=history.clock, noticed_at=history.clock)
+    removed(history, 0)
+    removed(history, 1)
+    history.end()
+
+    verdict = check_history(history.events, one_output_each("a"))
+
+    assert "unexplained" not in [m.cause for m in verdict.fault_misses]
