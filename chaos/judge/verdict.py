@@ -124,10 +124,12 @@ class Verdict:
         """One line for a terminal: outcome, then the non-zero violation counts."""
         counts = [f"{kind}={len(items)}" for kind, items in self.by_kind().items() if items]
         found = ", ".join(counts) if counts else "no violations"
-        missed = [m for m in self.fault_misses if m.inconclusive]
+        missed = [m for m in self.fault_misses if m.inconclusive and m.cause != "unexplained"]
         if missed:
             found += "; faults that did not land: " + ", ".join(
                 f"{m.fault_id or 'run'} ({m.cause})" for m in missed)
+        if unexplained := sum(m.cause == "unexplained" for m in self.fault_misses):
+            found += f"; worker departures no fault explains: {unexplained}"
         return (
             f"{self.run_id} [{self.label}] {self.outcome.upper()}: {found}; "
             f"{self.deliveries.delivered}/{self.deliveries.expected} delivered; "

@@ -216,6 +216,8 @@ def test_a_worker_removal_no_fault_explains_makes_the_run_inconclusive():
     assert verdict.fault_misses[1].detail == (
         f"the scheduler removed {history.workers[0]} (losing 1 key) with no fault of the "
         "run to explain it")
+    assert "worker departures no fault explains: 2" in verdict.summary()
+    assert "faults that did not land" not in verdict.summary()
 
 
 def test_a_removal_recorded_just_before_its_fault_fired_is_explained():
