@@ -18,16 +18,13 @@ import dask
 from distributed import Client, LocalCluster, Nanny
 from distributed.core import Status
 
-from chaos.harness.backends.base import ClosingClient, ClusterBackend
+from chaos.harness.backends.base import LOST_WORKER_TIMEOUT, ClosingClient, ClusterBackend
 from chaos.harness.processes import process_tree
 
 # Fixed worker ports come from below the ephemeral range (outgoing connections take
 # ports there), with five digits so that addresses sort as their ports do.
 PORTS_FROM, PORTS_BELOW = 10000, 32768
 PORTS_PER_WORKER = 3  # room for replacements started while a leaving worker lingers
-
-# Longer than any campaign: see `LocalBackend.start`.
-LOST_WORKER_TIMEOUT = "24h"
 
 # Nanny states of a LocalCluster worker that has left, or is leaving, for good.
 _GONE = (Status.closed, Status.failed)
@@ -102,16 +99,8 @@ class LocalBackend(ClusterBackend):
 
         The workers take fixed ports (`worker_ports`), and a worker its nanny restarts
         comes back at its old address (`HomingNanny`): a replay then meets the workers
-        in the same sorted order, which Dask deals scatters over.
-
-        A LocalCluster closes a worker's nanny for good when, `lost-worker-timeout` after
-        that worker was removed, no worker of its name is registered. With kills every
-        few seconds, that moment falls now and then in a replacement's start-up, 15 s
-        (the default) after an earlier run's kill: the nanny is closed as it restarts
-        its worker, which joins, takes tasks and scattered data, and leaves 0.2 s later,
-        a death no fault of the run explains (7 of 1800 runs in two nightlies).
-        The refill replaces workers that left for good, so the timeout is pushed out of
-        reach (`LOST_WORKER_TIMEOUT`)."""
+        in the same sorted order, which Dask deals scatters over. A nanny restarting its
+        worker is never closed by the cluster meanwhile (`LOST_WORKER_TIMEOUT`)."""
         settings: dict[str, Any] = {"distributed.worker.multiprocessing-method": "forkserver",
                                     "distributed.deploy.lost-worker-timeout": LOST_WORKER_TIMEOUT}
         if worker_ttl is not None:

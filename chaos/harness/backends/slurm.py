@@ -30,7 +30,7 @@ import dask
 
 from chaos.errors import ClusterError
 from chaos.harness import scheduler_calls
-from chaos.harness.backends.base import ClosingClient, ClusterBackend
+from chaos.harness.backends.base import LOST_WORKER_TIMEOUT, ClosingClient, ClusterBackend
 from chaos.harness.inflict import Landing, Victim
 from resilience.scheduler_watch import ask_scheduler
 
@@ -65,8 +65,8 @@ class SlurmBackend(ClusterBackend):
         for sub in ("shared", "logs", "work"):
             (self.folder / sub).mkdir()
         # A requeued job's worker comes back under its old name: SLURMCluster must not
-        # cancel the job meanwhile (after 15 s, by default).
-        settings: dict[str, Any] = {"distributed.deploy.lost-worker-timeout": "600s"}
+        # cancel the job meanwhile (after 15 s, by default; see LOST_WORKER_TIMEOUT).
+        settings: dict[str, Any] = {"distributed.deploy.lost-worker-timeout": LOST_WORKER_TIMEOUT}
         if worker_ttl is not None:
             settings["distributed.scheduler.worker-ttl"] = worker_ttl
         self._config = dask.config.set(settings)
