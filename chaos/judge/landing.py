@@ -23,10 +23,11 @@ land and why (`FaultMiss`):
 
 And the converse, run-level (no fault id):
 
-- `unexplained`: the scheduler removed a worker that no fault of the run had hit since
-  it joined. The run suffered more than its schedule says, so the model's expectations
-  do not hold for it. (A LocalCluster closing a nanny mid-restart did this once in
-  about 250 runs, until the local backend stopped it.)
+- `unexplained`: the scheduler removed a worker and no fault of the run explains it
+  (each fault explains one removal of the worker it hit, the first after it fired).
+  The run suffered more than its schedule says, so the model's expectations do not
+  hold for it. (A LocalCluster closing a nanny mid-restart did this, until the local
+  backend stopped it: docs/dask-upstream.md, 6.)
 """
 
 from __future__ import annotations
@@ -109,11 +110,10 @@ def unexplained_departures(history: Sequence[Mapping[str, Any]]) -> tuple[FaultM
     """Each worker removal that no fault of the run explains. A fault explains one
     removal of the worker it hit, the first at or after it fired. Not checked in a run
     with a scheduler kill: every worker then leaves and joins a new scheduler."""
-    faults = sorted((float(e.get("fired_at") or e["time"]), str(e.get("worker")))
-                    for e in history if e["type"] == "fault")
-    if any(e.get("kind") == "scheduler-kill" for e in history if e["type"] == "fault"):
+    faults = [e for e in history if e["type"] == "fault"]
+    if any(e.get("kind") == "scheduler-kill" for e in faults):
         return ()
-    unused = list(faults)
+    unused = sorted((float(e.get("fired_at") or e["time"]), str(e.get("worker"))) for e in faults)
     misses: list[FaultMiss] = []
     for event in history:
         if event["type"] != "worker-removed":
