@@ -82,8 +82,9 @@ of that class; green means none. <em>Must deliver</em> counts the runs in which 
 model said every output had to arrive. Grey columns are information, not violations: failures the
 model allowed, and re-executions (execution is at-least-once; delivery must be exactly-once).
 <em>Inconclusive</em> counts runs with no violation whose scheduled faults did not all land
-(skipped, not reached, a harness error, landing never confirmed): they prove less than their
-schedule claims, so they are never counted valid.</p>
+(skipped, not reached, a harness error, landing never confirmed), or that lost a worker no fault
+explains: they prove less than their schedule claims, or suffered more, so they are never counted
+valid.</p>
 <div class="scroll">
 <table id="verdict-table">
 <thead><tr>

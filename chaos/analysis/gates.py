@@ -123,7 +123,8 @@ def evaluate_gates(summary: Mapping[str, Any], thresholds: GateThresholds | None
         lambda: _worst_gate(
             "inconclusive_share", {**systems, **baselines}, thresholds.max_inconclusive_share,
             lambda c: c.get("inconclusive_share"),
-            "share of runs with faults whose scheduled faults did not all land", unit="share"),
+            "share of runs with faults whose scheduled faults did not all land, or that lost "
+            "a worker no fault explains", unit="share"),
         lambda: _baseline_caught(baselines, thresholds),
         lambda: _aimed_coverage(summary, systems, thresholds.min_aimed_coverage),
         lambda: _worst_gate(

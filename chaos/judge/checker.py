@@ -11,8 +11,9 @@
   (`chaos.judge.rules`) says the configuration must have delivered them;
 - hung: a run that ended "hung", or a history with no run-end (cut short).
 
-A run with no violation whose scheduled faults did not all land (`chaos.judge.landing`)
-is *inconclusive*, never valid: it proves less than its schedule claims.
+A run with no violation whose scheduled faults did not all land, or that lost a worker
+no fault explains (`chaos.judge.landing`), is *inconclusive*, never valid: it proves
+less than its schedule claims, or suffered more.
 
 Every violation carries the task id, the output index and the `seq` numbers of the
 events behind it. Duplicate *executions* are information, not violations: execution is
