@@ -107,16 +107,22 @@ def fault_misses(history: Sequence[Mapping[str, Any]]) -> tuple[FaultMiss, ...]:
 
 
 def unexplained_departures(history: Sequence[Mapping[str, Any]]) -> tuple[FaultMiss, ...]:
-    """Each worker removal that no fault of the run explains. A fault explains one
-    removal of the worker it hit, the first at or after it fired. Not checked in a run
-    with a scheduler kill: every worker then leaves and joins a new scheduler."""
+    """Each removal of a worker of the run's fleet that no fault of the run explains. A
+    fault explains one removal of the worker it hit, the first at or after it fired.
+    The fleet: the workers at the run's start and those that joined during it (a spare
+    the harness let go of between runs may still be leaving). Not checked in a run with
+    a scheduler kill: every worker then leaves and joins a new scheduler."""
     faults = [e for e in history if e["type"] == "fault"]
     if any(e.get("kind") == "scheduler-kill" for e in faults):
         return ()
     unused = sorted((float(e.get("fired_at") or e["time"]), str(e.get("worker"))) for e in faults)
+    fleet = {str(w.get("address")) for w in history[0].get("workers") or ()
+             if isinstance(w, Mapping)}
     misses: list[FaultMiss] = []
     for event in history:
-        if event["type"] != "worker-removed":
+        if event["type"] == "worker-added":
+            fleet.add(str(event.get("worker")))
+        if event["type"] != "worker-removed" or str(event.get("worker")) not in fleet:
             continue
         worker, when = str(event.get("worker")), float(event["time"])
         cause = next((f for f in unused if f[1] == worker and f[0] <= when + CLOCK_SLACK), None)

@@ -248,3 +248,19 @@ def test_removals_are_not_checked_in_a_run_with_a_scheduler_kill():
     verdict = check_history(history.events, one_output_each("a"))
 
     assert "unexplained" not in [m.cause for m in verdict.fault_misses]
+
+
+def test_a_worker_outside_the_runs_fleet_may_leave_unexplained():
+    # A spare the harness let go of between runs may still be leaving as a run starts:
+    # not a worker of the run, so not a death it suffered. One that joined during the
+    # run is of its fleet.
+    history = clean_run()
+    spare, joined = "tcp://10.0.0.9:40009", "tcp://10.0.0.8:40008"
+    history.emit("worker-removed", worker=spare, expected=True, lost_keys=[])
+    history.emit("worker-added", worker=joined)
+    late = history.emit("worker-removed", worker=joined, expected=False, lost_keys=[])
+    history.end()
+
+    verdict = check_history(history.events, one_output_each("a"))
+
+    assert [m.seq for m in verdict.fault_misses if m.cause == "unexplained"] == [late]
