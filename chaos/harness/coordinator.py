@@ -220,12 +220,15 @@ class Coordinator:
                     self._release_hold(item["worker"], item["hold"], {})
 
     def _on_hit(self, hit: dict[str, Any]) -> None:
-        if self._too_early(hit):
+        early = self._too_early(hit)
+        armed = [fault_id for fault_id in hit.get("armed", ()) if fault_id not in early]
+        if early and not any(f in self._faults and f not in self._spent for f in armed):
+            self._later(hit)  # nothing due yet: the probe stays held
             return
         decisions: dict[str, Any] = {}
         holder_died = False
         released = False
-        for fault_id in hit.get("armed", ()):
+        for fault_id in armed:
             fault = self._faults.get(fault_id)
             if fault is None or fault_id in self._spent:
                 decisions[fault_id] = {"consumed": True}
@@ -265,20 +268,26 @@ class Coordinator:
             landing = self._enact(fault_id, fault, trigger, victim, choice.extra)
             holder_died |= (victim.address == choice.running_on and landing is not None
                             and fault.kind in ABRUPT_KINDS and landing.landed_at is not None)
-        if not released and not holder_died:
+        if early:  # the faults not due yet come back on this hit, decided later
+            self._later({**hit, "armed": sorted(early)})
+        elif not released and not holder_died:
             self._release_hold(hit["worker"], hit["hold"], decisions)
 
-    def _too_early(self, hit: dict[str, Any]) -> bool:
-        """In a lockstep replay: put the hit back for a while if one of its faults fired
-        later in the original (the client had done more by then). Its probe stays held."""
+    def _too_early(self, hit: dict[str, Any]) -> set[str]:
+        """In a lockstep replay: the faults of this hit not due yet (`Lockstep.too_early`).
+        The others are decided now, as the original decided them, one after the other;
+        the hit comes back for these, its probe still held unless a graceful shutdown
+        among the others let it go (a second release then finds no hold)."""
         if self._lockstep is None:
-            return False
+            return set()
         since = hit.setdefault("hit_at", time.monotonic())
-        if not any(self._lockstep.too_early(fault_id, since) for fault_id in hit.get("armed", ())
-                   if fault_id in self._faults and fault_id not in self._spent):
-            return False
+        self._lockstep.hit(hit.get("armed", ()))
+        return {fault_id for fault_id in hit.get("armed", ())
+                if fault_id in self._faults and fault_id not in self._spent
+                and self._lockstep.too_early(fault_id, since)}
+
+    def _later(self, hit: dict[str, Any]) -> None:
         threading.Timer(0.005, self._inbox.put, (("hit", hit),)).start()
-        return True
 
     def _fire_timed(self, firing_id: str, fault: Fault, offset: float) -> None:
         self._spent.add(firing_id)

@@ -16,7 +16,8 @@ So a lockstep replay keeps to its original six ways:
 - each fault fires only once the client has done what it had done in the original when
   that fault fired (`ReplayOrder.fault_turns`; faults the original enacted at one
   probe's hit, one after the other, are due together, at the first one's turn:
-  `ReplayOrder.hit_turns`);
+  `ReplayOrder.hit_turns`), and after the trigger hits of later faults that had come
+  in before it fired (`chaos.harness.hit_order`);
 - the client goes no further than it had got when the fault fired until it has fired
   here too, and writes no landmark the original wrote after the scheduler noticed it
   (`ReplayOrder.notice_turns`) until it has been noticed here too;
@@ -46,7 +47,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,7 @@ from chaos.harness.death_race import (
     results_done,
     step_of,
 )
+from chaos.harness.hit_order import hits_first
 from chaos.harness.result_order import Entry, close_behind, results_in_order, scatter_waits
 from chaos.harness.scatter_race import Meeting, ScatterRace, met_in_scatter, scatters_beaten
 from chaos.history import HistoryWriter
@@ -110,6 +112,7 @@ class ReplayOrder:
     close_behind: tuple[Entry, ...]  # `chaos.harness.result_order`
     scatter_waits: Mapping[tuple[Step, int], Entry]
     hit_turns: Mapping[str, int]  # when a fault is due at its hit: `_shared_turns`
+    hits_first: Mapping[str, tuple[str, ...]]  # `chaos.harness.hit_order`
 
     @classmethod
     def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
@@ -148,7 +151,7 @@ class ReplayOrder:
         return cls(results, tuple(landmarks), fired, noticed, unfired, met_in_scatter(history),
                    races, scatters_beaten(history), victims,
                    close_behind(history, results, done), scatter_waits(history, results, done),
-                   _shared_turns(faults, fired))
+                   _shared_turns(faults, fired), hits_first(history))
 
 
 def _shared_turns(faults: Sequence[Mapping[str, Any]], turns: Mapping[str, int]
@@ -199,6 +202,7 @@ class Lockstep:
         self._scattered: Counter[Step] = Counter()  # scatters about to be made, by step
         self._races = {fault_id: ScatterRace(fault_id, meeting, patience)
                        for fault_id, meeting in order.met_in_scatter.items()}
+        self._hit: set[str] = set()  # faults whose trigger has been hit
 
     def start(self, history: HistoryWriter) -> None:
         self._history = history
@@ -367,24 +371,32 @@ class Lockstep:
             mark_done(self.board, fault_entry(fault_id))
 
     def too_early(self, fault_id: str, since: float) -> bool:
-        """Whether fault `fault_id`, whose trigger was hit at `since` (monotonic), should
-        wait: the client has not yet done what it had done when the fault fired in the
-        original. Not once no landmark has come for `patience` seconds (then the replay
-        has left its original, and says so). The caller asks again a little later rather
-        than block: the fault holding up this one may be the next to be decided."""
-        turn = self.order.hit_turns.get(fault_id)
+        """Whether fault `fault_id`, hit at `since` (monotonic), should wait: the client
+        has not yet done what it had done when it fired in the original, or a trigger
+        hit that had come by then has not come (`hits_first`). Not after `patience`
+        without a landmark (the replay left its original, and says so). The caller asks
+        again a little later rather than block: the fault holding this one up may be
+        the next to be decided."""
+        turn = self.order.hit_turns.get(fault_id, 0)
         with self._lock:
-            if turn is None or self._stopped or self._reached >= turn:
+            hits = [other for other in self.order.hits_first.get(fault_id, ())
+                    if other not in self._hit]
+            if self._stopped or (self._reached >= turn and not hits):
                 return False
             if time.monotonic() - max(since, self._moved_at) < self.patience:
                 return True
             missing = [[*mark[:2], list(mark[2]), mark[3]]
                        for mark, nth in self.order.landmarks[self._reached:turn]
-                       if self._seen[mark] < nth]
+                       if self._seen[mark] < nth] + [["hit", other] for other in hits]
         assert self._history is not None
         self._history.emit("lockstep-diverged", waiting=f"fault {fault_id}",
                            missing=missing[:10], patience=self.patience)
         return False
+
+    def hit(self, armed: Iterable[str]) -> None:
+        """A probe hit came in with these faults armed (their trigger point reached)."""
+        with self._lock:
+            self._hit.update(armed)
 
 
 def _on_event_loop() -> bool:
