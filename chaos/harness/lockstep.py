@@ -113,6 +113,7 @@ class ReplayOrder:
     scatter_waits: Mapping[tuple[Step, int], Entry]
     hit_turns: Mapping[str, int]  # when a fault is due at its hit: `_shared_turns`
     hits_first: Mapping[str, tuple[str, ...]]  # `chaos.harness.hit_order`
+    unnoticed: frozenset[str]  # faults the scheduler never noticed (a freeze's, say)
 
     @classmethod
     def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
@@ -151,7 +152,9 @@ class ReplayOrder:
         return cls(results, tuple(landmarks), fired, noticed, unfired, met_in_scatter(history),
                    races, scatters_beaten(history), victims,
                    close_behind(history, results, done), scatter_waits(history, results, done),
-                   _shared_turns(faults, fired), hits_first(history))
+                   _shared_turns(faults, fired), hits_first(history),
+                   frozenset(str(e["fault_id"]) for e in history
+                             if e["type"] == "fault" and not e.get("noticed_at")))
 
 
 def _shared_turns(faults: Sequence[Mapping[str, Any]], turns: Mapping[str, int]
@@ -357,9 +360,14 @@ class Lockstep:
         return self._races.get(fault_id)
 
     def fired(self, fault_id: str) -> None:
-        """Fault `fault_id` is firing (or will not): the client may go on."""
+        """Fault `fault_id` is firing (or will not): the client may go on. A fault the
+        original's scheduler never noticed (a freeze) has its entry among the results
+        where it fired: the results after it may come now, not at its thaw (a 1 s freeze
+        held them all, nightly --seed 1357's `s013` and `s014`)."""
         if fault_id in self._fired:
             self._fired[fault_id].set()
+        if fault_id in self.order.unnoticed and self.board is not None:
+            mark_done(self.board, fault_entry(fault_id))
 
     def settled(self, fault_id: str) -> None:
         """The scheduler noticed fault `fault_id` (or it will not land): the client, and

@@ -308,6 +308,21 @@ def test_the_client_waits_for_each_fault_of_one_hit_at_its_own_turn():
     lockstep.stop()
 
 
+def test_a_fault_never_noticed_lets_the_results_after_it_go_as_it_fires():
+    """A freeze has no notice: its entry sits among the results where it fired, and the
+    results after it must not wait for its thaw (1 s). A kill's waits for its notice."""
+    lockstep, _ = replaying(two_faults_at_one_hit(), board=True)
+    assert lockstep.board is not None
+    assert lockstep.order.unnoticed == {"f1", "f2"}
+    lockstep.fired("f1")
+    lockstep.fired("f0")
+    assert turns.wait_done(lockstep.board, fault_entry("f1"), 0.01)
+    assert not turns.wait_done(lockstep.board, fault_entry("f0"), 0.01)
+    lockstep.settled("f0")
+    assert turns.wait_done(lockstep.board, fault_entry("f0"), 0.01)
+    lockstep.stop()
+
+
 def test_a_kill_lands_only_once_the_client_took_the_result_that_beat_it_there():
     lockstep, writer = replaying(results_racing_a_kill(), patience=0.5)
     for task in ("t0", "t1", "t2", "t3"):
