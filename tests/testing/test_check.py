@@ -93,7 +93,9 @@ def test_a_nanny_its_local_cluster_closed_after_a_kill_is_started_again(workdir:
                          dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:
         report = check_preemption_safety([p.fold], TASKS[:1], "pose", client=client, kills=1)
-        assert report.safe and [kill.landed for kill in report.kills] == [True]
+        # A kill that reached the step after it ended is tried again on a new attempt
+        # (KILL_TRIES): on a loaded machine the first one can miss.
+        assert report.safe and report.kills and not report.unkilled()
         assert len(client.nthreads()) == 2
 
 
@@ -151,7 +153,7 @@ def test_every_call_gets_a_fresh_copy_of_its_input(chaos_client: Any, workdir: P
 def test_a_killed_step_is_not_blamed_for_what_an_uninterrupted_one_also_does(
         chaos_client: Any, workdir: Path) -> None:
     report = check(chaos_client, [p.writes_decoy_then_works], kills=2, tasks=TASKS[:2])
-    assert [kill.landed for kill in report.kills] == [True, True], report.kills
+    assert list(report.aimed().values()) == [True, True], report.kills  # retried if missed
     assert report.kinds() == {"side-effect"}, report.explain()
 
 
