@@ -26,7 +26,7 @@ def hits_first(history: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, ...
     """For each fault, the faults decided at another hit that came in before it fired,
     and that fired after it: a replay fires it only once those hits have come (their
     faults may still wait for their own turn). Faults of one hit are ordered there
-    already (`lockstep._shared_turns`)."""
+    already (`replay_order._shared_turns`)."""
     hit_times: dict[Hit, float] = {}
     for event in history:
         if event["type"] == "probe":

@@ -33,10 +33,10 @@ a worker there) is left unarmed and skipped as the original skipped it
 (`ReplayOrder.unfired`): a replay whose client outlived a race the original's lost
 (a naive loop ended by a scatter to a dying worker, say) would otherwise fire it later.
 
-What the client did is its history, read as *landmarks*: submits, accepted results,
-errors, deliveries and failures, each with its ordinal among equals. Every wait is
-bounded by `patience`: a replay that departs from its original (a result or a landmark
-that never comes) goes on, and says where in a `lockstep-diverged` event.
+What the client did is its history, read as *landmarks*: `chaos.harness.replay_order`
+reads all of the above into a `ReplayOrder`. Every wait is bounded by `patience`: a
+replay that departs from its original (a result or a landmark that never comes) goes
+on, and says where in a `lockstep-diverged` event.
 """
 
 from __future__ import annotations
@@ -48,134 +48,23 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from chaos.harness.death_race import (
-    DeathRaces,
-    Step,
-    death_races,
-    fired_at,
-    results_done,
-    step_of,
+from chaos.harness.death_race import Step, step_of
+from chaos.harness.replay_order import (
+    LANDMARK_TYPES,
+    Landmark,
+    ReplayOrder,
+    first_workers,
+    landmark_of,
 )
-from chaos.harness.hit_order import hits_first
-from chaos.harness.result_order import Entry, close_behind, results_in_order, scatter_waits
-from chaos.harness.scatter_race import Meeting, ScatterRace, met_in_scatter, scatters_beaten
+from chaos.harness.scatter_race import ScatterRace
 from chaos.history import HistoryWriter
 from chaos.probes.turns import FAULT_PATIENCE, fault_entry, mark_arrived, mark_done, wait_done
 
-# What the client did, in the order it did it: the events a target writes.
-LANDMARK_TYPES = frozenset({"submit", "step-completed", "step-error", "deliver", "task-failed"})
 # Long enough for a result to come and the client's next landmarks to follow (tens of
 # ms); short enough that a replay that left its original still ends near its time.
 DEFAULT_PATIENCE = 0.5
-_CLOCK_TRIGGERS = ("at-time", "poisson")  # faults that keep to the clock, not the client
-
-Landmark = tuple[str, Any, tuple[int, ...], Any]  # (type, task_id, index, step)
-
-
-def landmark_of(event: Mapping[str, Any]) -> Landmark | None:
-    """The landmark an event is, or None for events no target writes."""
-    if event.get("type") not in LANDMARK_TYPES:
-        return None
-    return (event["type"], *step_of(event))
-
-
-def first_workers(history: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The addresses of the workers a run started with (its `run-start`), sorted."""
-    start = history[0] if history else {}
-    return sorted(w["address"] for w in start.get("workers", ()))
-
-
-@dataclass(frozen=True)
-class ReplayOrder:
-    """What a replay keeps to, read from its original's history: the results in order
-    (with the faults' entries), the landmarks in order, how many landmarks came before
-    each fault fired and before the scheduler noticed it, the `fault-skipped` event of
-    each fault the original never fired, the kill the client met in a scatter (the
-    ordinal of that scatter, and whether its victim had died before it), the scatters
-    that beat a kill, the results that raced their worker's death, and the worker each
-    fault hit."""
-
-    results: tuple[tuple[Any, ...], ...]
-    landmarks: tuple[tuple[Landmark, int], ...]
-    fault_turns: Mapping[str, int]
-    notice_turns: Mapping[str, int]
-    unfired: Mapping[str, Mapping[str, Any]]
-    met_in_scatter: Mapping[str, Meeting]
-    death_races: DeathRaces
-    scatters_beaten: Mapping[str, tuple[Step, int]]  # fault id -> the submit to wait for
-    # fault id -> the place, among the original's first workers by address, of the one
-    # it hit: a replay on another cluster has other ports, in the same order
-    victims: Mapping[str, int]
-    close_behind: tuple[Entry, ...]  # `chaos.harness.result_order`
-    scatter_waits: Mapping[tuple[Step, int], Entry]
-    hit_turns: Mapping[str, int]  # when a fault is due at its hit: `_shared_turns`
-    hits_first: Mapping[str, tuple[str, ...]]  # `chaos.harness.hit_order`
-    unnoticed: frozenset[str]  # faults the scheduler never noticed (a freeze's, say)
-
-    @classmethod
-    def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
-        seen: Counter[Landmark] = Counter()
-        landmarks: list[tuple[Landmark, int]] = []
-        times: list[float] = []
-        for event in history:
-            mark = landmark_of(event)
-            if mark is not None:
-                seen[mark] += 1
-                landmarks.append((mark, seen[mark]))
-                times.append(float(event["time"]))
-
-        def before(moment: float) -> int:
-            return sum(t < moment for t in times)
-
-        faults = [event for event in history if event["type"] == "fault"
-                  and (event.get("trigger") or {}).get("type") not in _CLOCK_TRIGGERS]
-        fired = {str(e["fault_id"]): before(fired_at(e)) for e in faults}
-        noticed = {str(e["fault_id"]): before(float(e["noticed_at"]))
-                   for e in faults if e.get("noticed_at")}
-        unfired = {str(e["fault_id"]): e for e in history
-                   if e["type"] == "fault-skipped" and str(e["fault_id"]) not in fired
-                   and (e.get("trigger") or {}).get("type") not in _CLOCK_TRIGGERS}
-        done = results_done(history)
-        races = death_races(history, done)
-        for fault_id, results in races.taken.items():  # taken here before the notice
-            for task_id, index, step, nth in results:
-                take = (("step-completed", task_id, index, step), nth)
-                if take in landmarks and fault_id in noticed:
-                    noticed[fault_id] = max(noticed[fault_id], landmarks.index(take) + 1)
-        first = first_workers(history)
-        victims = {str(e["fault_id"]): first.index(e["worker"]) for e in history
-                   if e["type"] == "fault" and e.get("worker") in first}
-        results = results_in_order(history, done)
-        return cls(results, tuple(landmarks), fired, noticed, unfired, met_in_scatter(history),
-                   races, scatters_beaten(history), victims,
-                   close_behind(history, results, done), scatter_waits(history, results, done),
-                   _shared_turns(faults, fired), hits_first(history),
-                   frozenset(str(e["fault_id"]) for e in history
-                             if e["type"] == "fault" and not e.get("noticed_at")))
-
-
-def _shared_turns(faults: Sequence[Mapping[str, Any]], turns: Mapping[str, int]
-                  ) -> dict[str, int]:
-    """When each fault is due at its hit: at its turn, the faults decided at one probe's
-    hit in the original (one execution at one point) at the first one's. The harness
-    enacted them there one after the other, and the landmarks the client wrote meanwhile
-    (as the first landed) are no turn of the later ones: holding the hit for those held
-    the first with it until the replay's patience ran out (nightly --seed 8484's `s030`,
-    `s038`). The client still waits for each at its own turn: it went on in between."""
-    hits: dict[tuple[Any, ...], list[str]] = {}
-    for event in faults:
-        trigger = event.get("trigger") or {}
-        if trigger.get("execution"):
-            point = (trigger["execution"], trigger.get("point"), trigger.get("fraction"))
-            hits.setdefault(point, []).append(str(event["fault_id"]))
-    shared = dict(turns)
-    for together in hits.values():
-        first = min(turns[fault_id] for fault_id in together)
-        shared.update(dict.fromkeys(together, first))
-    return shared
 
 
 class Lockstep:

@@ -27,8 +27,9 @@ from chaos.harness.cluster import ChaosCluster
 from chaos.harness.coordinator import Coordinator
 from chaos.harness.hung import describe_hang
 from chaos.harness.inflict import Inflictor
-from chaos.harness.lockstep import DEFAULT_PATIENCE, Lockstep, ReplayOrder
+from chaos.harness.lockstep import DEFAULT_PATIENCE, Lockstep
 from chaos.harness.refill import FleetRefill, RefillPolicy
+from chaos.harness.replay_order import ReplayOrder
 from chaos.harness.stories import record_stories
 from chaos.harness.targets import Target, TargetConfig, TargetRun, make_target
 from chaos.history import HISTORY_FILE, HistoryWriter, git_commit, versions

@@ -8,7 +8,7 @@ import time
 from chaos import AtStep, Fault, FaultSchedule, RandomWorker, ResultReady
 from chaos.harness import run_schedule
 from chaos.harness.hit_order import hits_first
-from chaos.harness.lockstep import ReplayOrder
+from chaos.harness.replay_order import ReplayOrder
 from tests.chaos.test_lockstep import WAVES, finished, replaying
 from tests.checker.histories import HistoryBuilder
 

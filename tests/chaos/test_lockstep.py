@@ -13,7 +13,8 @@ import pytest
 
 from chaos import AtStep, AtTime, Fault, FaultSchedule, RandomWorker, ResultReady
 from chaos.harness import run_schedule
-from chaos.harness.lockstep import DEFAULT_PATIENCE, Lockstep, ReplayOrder
+from chaos.harness.lockstep import DEFAULT_PATIENCE, Lockstep
+from chaos.harness.replay_order import ReplayOrder
 from chaos.harness.scatter_race import Meeting, ScatterRace
 from chaos.history import HistoryWriter
 from chaos.probes import turns

@@ -9,7 +9,7 @@ import time
 
 from chaos import AtStep, Fault, FaultSchedule
 from chaos.harness import run_schedule
-from chaos.harness.lockstep import ReplayOrder
+from chaos.harness.replay_order import ReplayOrder
 from chaos.probes import turns
 from chaos.probes.turns import take_turn
 from chaos.workload import Workload
