@@ -52,14 +52,17 @@ def own_client(n_workers: int = OWN_WORKERS) -> Iterator[Client]:
     (and several seconds on a loaded machine) with spawn. And a LocalCluster closes a
     nanny for good when, `lost-worker-timeout` (15 s) after one of its workers died, no
     worker of that name is registered: with kills every few seconds, that moment falls
-    in some replacement's start-up now and then, and the cluster shrinks. Dask reads
-    both settings when it needs them, so they are held while the cluster lives.
+    in some replacement's start-up now and then, and the cluster shrinks (the harness's
+    `LOST_WORKER_TIMEOUT`). Dask reads both settings when it needs them, so they are held
+    while the cluster lives.
     """
     import dask
     from distributed import Client, LocalCluster
 
+    from chaos.harness.backends.base import LOST_WORKER_TIMEOUT
+
     settings = {"distributed.worker.multiprocessing-method": "forkserver",
-                "distributed.deploy.lost-worker-timeout": "1h"}
+                "distributed.deploy.lost-worker-timeout": LOST_WORKER_TIMEOUT}
     with dask.config.set(settings), \
             LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                          dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, \
