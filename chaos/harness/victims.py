@@ -54,11 +54,15 @@ def choose_victim(fault_id: str, fault: Fault, hit: dict[str, Any] | None, *, se
 
     extra: dict[str, Any] = {}
     if isinstance(fault.trigger, InputHeld) or isinstance(role, ReplicaHolder):
-        holders = [h for h in find_holders(key) if h in live] if key else []
+        held_by = find_holders(key) if key else []
+        holders = [h for h in held_by if h in live]
         extra["holders"] = holders
         if not holders:
-            return Choice(None, "no live worker held the task's input (inline input, or lost)",
-                          extra)
+            # A holder the run's scheduler still lists is gone or going: an earlier fault
+            # took it (two faults of one hit at a task's one holder), or it just left.
+            why = (f"held only by {', '.join(held_by)}, taken down by an earlier fault or "
+                   "gone" if held_by else "inline input, or lost")
+            return Choice(None, f"no live worker held the task's input ({why})", extra)
 
     if isinstance(role, RunningWorker):
         if running_on is None:
