@@ -22,6 +22,7 @@ from typing import Any
 from chaos.harness.inflict import Inflictor, Landing, Victim
 from chaos.harness.lockstep import Lockstep
 from chaos.harness.observations import RunObservations
+from chaos.harness.retire_moves import RetireMoves
 from chaos.harness.unfired import Deferral, never_fired
 from chaos.harness.victims import Choice, FindHolders, choose_victim
 from chaos.history import HistoryWriter, WorkerProcess, same_process
@@ -83,6 +84,7 @@ class Coordinator:
         self._started_at = started_at
         self._on_worker_left = on_worker_left  # the fleet's refill, told of each departure
         self._lockstep = lockstep  # a replay keeping to its original's order, or None
+        self._moves = RetireMoves(inflictor.client, history)
         self._faults = dict(schedule.items())
         self._lock = threading.Lock()
         self.seen = RunObservations()
@@ -326,8 +328,13 @@ class Coordinator:
     def _land(self, fired: _Fired, victim: Victim,
               held: Callable[[], Landing] | None = None) -> Landing:
         fault = fired.fault
+        # Where a retirement's data goes: recorded, or sent where the original's went.
+        roles = self._moves.before(victim.address, self._lockstep.retire_recipients(
+            fired.fault_id) if self._lockstep else None) if fault.kind == "retire" else {}
         landing = held() if held is not None else self.inflictor.inflict(
             fault.kind, victim, freeze_for=fault.freeze_for, notice=fault.notice)
+        if roles:
+            fired.extra["moved"] = self._moves.after(victim.address, roles)
         with self._lock:
             fired.landing = landing
         self._settle_notices()

@@ -58,6 +58,7 @@ from chaos.harness.replay_order import (
     first_workers,
     landmark_of,
 )
+from chaos.harness.retire_moves import Role
 from chaos.harness.scatter_race import ScatterRace
 from chaos.history import HistoryWriter
 from chaos.probes.turns import FAULT_PATIENCE, fault_entry, mark_arrived, mark_done, wait_done
@@ -243,6 +244,13 @@ class Lockstep:
         the first workers by address), if the original hit one of those."""
         place = self.order.victims.get(fault_id)
         return self._workers[place] if place is not None and place < len(self._workers) else None
+
+    def retire_recipients(self, fault_id: str) -> dict[Role, str]:
+        """Where retirement `fault_id`'s keys go here: the workers in the places of those
+        its original's went to, by role (`chaos.harness.retire_moves`)."""
+        return {role: self._workers[place]
+                for role, place in self.order.retire_moves.get(fault_id, {}).items()
+                if place < len(self._workers)}
 
     def scatter_race(self, fault_id: str) -> ScatterRace | None:
         """The race of a kill the original's client met in a scatter, or None."""

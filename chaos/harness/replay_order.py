@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chaos.harness.death_race import DeathRaces, Step, death_races, fired_at, results_done, step_of
 from chaos.harness.hit_order import hits_first
 from chaos.harness.result_order import Entry, close_behind, results_in_order, scatter_waits
+from chaos.harness.retire_moves import Role, moved_roles
 from chaos.harness.scatter_race import Meeting, met_in_scatter, scatters_beaten
 
 # What the client did, in the order it did it: the events a target writes.
@@ -65,6 +66,9 @@ class ReplayOrder:
     hit_turns: Mapping[str, int]  # when a fault is due at its hit: `_shared_turns`
     hits_first: Mapping[str, tuple[str, ...]]  # `chaos.harness.hit_order`
     unnoticed: frozenset[str]  # faults the scheduler never noticed (a freeze's, say)
+    # retirement's fault id -> where each role's key went, by place among the first
+    # workers (`chaos.harness.retire_moves`)
+    retire_moves: Mapping[str, Mapping[Role, int]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
@@ -99,13 +103,17 @@ class ReplayOrder:
         first = first_workers(history)
         victims = {str(e["fault_id"]): first.index(e["worker"]) for e in history
                    if e["type"] == "fault" and e.get("worker") in first}
+        moves = {str(e["fault_id"]): {role: first.index(worker)
+                                      for role, worker in moved_roles(e).items()
+                                      if worker in first}
+                 for e in history if e["type"] == "fault" and e.get("moved")}
         results = results_in_order(history, done)
         return cls(results, tuple(landmarks), fired, noticed, unfired, met_in_scatter(history),
                    races, scatters_beaten(history), victims,
                    close_behind(history, results, done), scatter_waits(history, results, done),
                    _shared_turns(faults, fired), hits_first(history),
                    frozenset(str(e["fault_id"]) for e in history
-                             if e["type"] == "fault" and not e.get("noticed_at")))
+                             if e["type"] == "fault" and not e.get("noticed_at")), moves)
 
 
 def _shared_turns(faults: Sequence[Mapping[str, Any]], turns: Mapping[str, int]

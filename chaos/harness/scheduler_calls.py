@@ -125,3 +125,30 @@ def worker_name(address: str, dask_scheduler: Any = None) -> str | None:
     scheduler: `Client.scheduler_info()` may return a view that lists no worker)."""
     ws = dask_scheduler.workers.get(address)
     return None if ws is None else str(ws.name)
+
+
+def lone_keys(address: str, dask_scheduler: Any = None) -> dict[str, list[str]]:
+    """The keys only worker `address` holds, each with the keys of the tasks that need it."""
+    ws = dask_scheduler.workers.get(address)
+    if ws is None:
+        return {}
+    return {str(ts.key): sorted(str(d.key) for d in ts.dependents)
+            for ts in ws.has_what if len(ts.who_has) == 1}
+
+
+def key_holders(keys: list[str], dask_scheduler: Any = None) -> dict[str, list[str]]:
+    """The workers holding each of `keys` in memory."""
+    tasks = dask_scheduler.tasks
+    return {key: sorted(ws.address for ws in tasks[key].who_has or ())
+            for key in keys if key in tasks}
+
+
+async def copy_keys(copies: dict[str, list[str]], holder: str,
+                    dask_scheduler: Any = None) -> list[str]:
+    """Copy keys from worker `holder` to others ({recipient: [key, ...]}); the keys that
+    could not be copied."""
+    failed: list[str] = []
+    for recipient, keys in copies.items():
+        failed += map(str, await dask_scheduler.gather_on_worker(
+            recipient, {key: [holder] for key in keys}))
+    return failed
