@@ -4,14 +4,14 @@ What the client did is read as *landmarks*: submits, accepted results, errors,
 deliveries and failures, each with its ordinal among equals. Each fault's place is the
 number of landmarks before it fired and before the scheduler noticed it; the other
 orders come from the modules that read them (`death_race`, `result_order`,
-`scatter_race`, `hit_order`). `chaos.harness.lockstep` keeps a replay to them.
+`scatter_race`, `hit_order`, `retire_moves`). `chaos.harness.lockstep` keeps a replay to them.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from chaos.harness.death_race import DeathRaces, Step, death_races, fired_at, results_done, step_of
@@ -47,8 +47,8 @@ class ReplayOrder:
     each fault fired and before the scheduler noticed it, the `fault-skipped` event of
     each fault the original never fired, the kill the client met in a scatter (the
     ordinal of that scatter, and whether its victim had died before it), the scatters
-    that beat a kill, the results that raced their worker's death, and the worker each
-    fault hit."""
+    that beat a kill, the results that raced their worker's death, the worker each
+    fault hit, and where each retirement's keys went."""
 
     results: tuple[tuple[Any, ...], ...]
     landmarks: tuple[tuple[Landmark, int], ...]
@@ -68,7 +68,7 @@ class ReplayOrder:
     unnoticed: frozenset[str]  # faults the scheduler never noticed (a freeze's, say)
     # retirement's fault id -> where each role's key went, by place among the first
     # workers (`chaos.harness.retire_moves`)
-    retire_moves: Mapping[str, Mapping[Role, int]] = field(default_factory=dict)
+    retire_moves: Mapping[str, Mapping[Role, int]]
 
     @classmethod
     def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
