@@ -10,12 +10,7 @@ again: about half of them fell the other way.
 So a lockstep replay holds such a kill (`ScatterRace`). The naive loops write a
 `scatter` event before each scatter; that event is where the client and the kill meet.
 The victim is stopped (SIGSTOP) where it had died in the original: as the fault fires
-if it died before the scatter, else as the client comes to make it. A worker asked to
-exit or crash falls silent within milliseconds, but its nanny sees the process gone
-(`landed_at`) 10 to 170 ms later; so a victim never heard from after its kill fired
-had died then. Left to run until the scatter, it finished a step and the client went
-to fetch that result from it, stopped (nightly --seed 9494's `s007`: every replay
-waited out its patience there, and lost other outputs). The scheduler
+if it died before the scatter, else as the client comes to make it. The scheduler
 cannot tell a stopped worker from a busy one. The client waits there for the kill, if
 the kill had fired first, and the victim is killed (SIGKILL) once the scatter is on
 its way to it; at once, if the original's kill came while its scatter was on its way.
@@ -41,10 +36,6 @@ from chaos.spec import ABRUPT_KINDS
 # From the client's scatter call to its data reaching the stopped victim: the scheduler
 # picks a worker and sends in a few ms; the victim waits, stopped and unnoticed.
 SCATTER_IN_FLIGHT = 0.05
-# A worker's report sent just before its kill reached it may come in this much later.
-LAST_WORDS = 0.01
-# What a live worker reports (`chaos.probes`).
-_SIGNS_OF_LIFE = frozenset({"invoke", "probe", "ok", "fail"})
 
 
 class Meeting(NamedTuple):
@@ -74,18 +65,8 @@ def met_in_scatter(history: Sequence[Mapping[str, Any]]) -> dict[str, Meeting]:
         return {}
     kill = racing[-1]
     fired = fired_at(kill) <= made
-    return {str(kill["fault_id"]): Meeting(len(scatters), fired, _dead_by(history, kill) <= made)}
-
-
-def _dead_by(history: Sequence[Mapping[str, Any]], kill: Mapping[str, Any]) -> float:
-    """When a kill's victim died, as far as anyone could tell: as the kill fired if it
-    was never heard from after (but for `LAST_WORDS`), else when its process was seen
-    gone."""
-    fired = fired_at(kill)
-    heard = any(event["type"] in _SIGNS_OF_LIFE and event.get("worker") == kill["worker"]
-                and float(event["time"]) > fired + LAST_WORDS for event in history)
-    landed = float(kill.get("landed_at") or "inf")
-    return landed if heard else min(landed, fired)
+    died = float(kill.get("landed_at") or "inf") <= made
+    return {str(kill["fault_id"]): Meeting(len(scatters), fired, died)}
 
 
 def scatters_beaten(history: Sequence[Mapping[str, Any]]) -> dict[str, tuple[Step, int]]:
