@@ -84,7 +84,8 @@ class Coordinator:
         self._started_at = started_at
         self._on_worker_left = on_worker_left  # the fleet's refill, told of each departure
         self._lockstep = lockstep  # a replay keeping to its original's order, or None
-        self._moves = RetireMoves(inflictor.client, history)
+        self._moves = RetireMoves(inflictor.client, history, inflictor.frozen,
+                                  lockstep.retire_recipients if lockstep else None)
         self._faults = dict(schedule.items())
         self._lock = threading.Lock()
         self.seen = RunObservations()
@@ -329,8 +330,7 @@ class Coordinator:
               held: Callable[[], Landing] | None = None) -> Landing:
         fault = fired.fault
         # Where a retirement's data goes: recorded, or sent where the original's went.
-        roles = self._moves.before(victim.address, self._lockstep.retire_recipients(
-            fired.fault_id) if self._lockstep else None) if fault.kind == "retire" else {}
+        roles = self._moves.before(fired.fault_id, victim.address) if fault.kind == "retire" else {}
         landing = held() if held is not None else self.inflictor.inflict(
             fault.kind, victim, freeze_for=fault.freeze_for, notice=fault.notice)
         if roles:

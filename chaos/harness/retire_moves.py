@@ -16,7 +16,7 @@ because its name differs from run to run; a role this run does not have is left 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from distributed import Client
@@ -41,20 +41,25 @@ class RetireMoves:
     """The keys a retirement moves, for one run: read before, recorded after. A call the
     scheduler does not answer (it was killed, say) records nothing and moves nothing."""
 
-    def __init__(self, client: Client, history: HistoryWriter) -> None:
+    def __init__(self, client: Client, history: HistoryWriter,
+                 frozen: Callable[[], Iterable[str]],
+                 recipients: Callable[[str], Mapping[Role, str]] | None = None) -> None:
         self.client = client
         self.history = history
+        self._frozen = frozen  # the workers stopped by a freeze now
+        self._recipients = recipients  # a lockstep replay's: where the original's went
 
-    def before(self, victim: str, recipients: Mapping[Role, str] | None = None
-               ) -> dict[str, Role]:
-        """The keys only `victim` holds, by role. With `recipients` (a lockstep replay:
-        where the original's went), each is first copied to its role's worker, if that
-        worker is another."""
+    def before(self, fault_id: str, victim: str) -> dict[str, Role]:
+        """The keys only `victim` holds, by role. In a lockstep replay each is first
+        copied to the worker its role's key went to in the original, if that worker is
+        another, and not frozen (the copy, and the retire, would wait on it)."""
         roles = self._roles(self._call(scheduler_calls.lone_keys, victim) or {})
+        recipients = self._recipients(fault_id) if self._recipients else {}
+        skip = {victim, *self._frozen()}
         copies: dict[str, list[str]] = {}
         for key, role in roles.items():
-            recipient = (recipients or {}).get(role)
-            if recipient is not None and recipient != victim:
+            recipient = recipients.get(role)
+            if recipient is not None and recipient not in skip:
                 copies.setdefault(recipient, []).append(key)
         if copies:
             failed = self._call(scheduler_calls.copy_keys, copies, victim)
