@@ -85,8 +85,7 @@ class Coordinator:
         self._on_worker_left = on_worker_left  # the fleet's refill, told of each departure
         self._lockstep = lockstep  # a replay keeping to its original's order, or None
         self._moves = RetireMoves(inflictor.client, history, inflictor.frozen,
-                                  lockstep.retire_recipients if lockstep else None,
-                                  lockstep.patience if lockstep else 0.0)
+                                  lockstep.retire_recipients if lockstep else None)
         self._faults = dict(schedule.items())
         self._lock = threading.Lock()
         self.seen = RunObservations()

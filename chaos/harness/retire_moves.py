@@ -16,7 +16,6 @@ because its name differs from run to run; a role this run does not have is left 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -44,33 +43,18 @@ class RetireMoves:
 
     def __init__(self, client: Client, history: HistoryWriter,
                  frozen: Callable[[], Iterable[str]],
-                 recipients: Callable[[str], Mapping[Role, str]] | None = None,
-                 patience: float = 0.5) -> None:
+                 recipients: Callable[[str], Mapping[Role, str]] | None = None) -> None:
         self.client = client
         self.history = history
         self._frozen = frozen  # the workers stopped by a freeze now
         self._recipients = recipients  # a lockstep replay's: where the original's went
-        self._patience = patience
 
     def before(self, fault_id: str, victim: str) -> dict[str, Role]:
         """The keys only `victim` holds, by role. In a lockstep replay each is first
         copied to the worker its role's key went to in the original, if that worker is
-        another, and not frozen (the copy, and the retire, would wait on it). A key the
-        original moved that is not on the victim yet (a scatter still on its way to it,
-        as the retire fired: nightly --seed 9494's `s038`) is waited for, up to
-        `patience`."""
+        another, and not frozen (the copy, and the retire, would wait on it)."""
+        roles = self._roles(self._call(scheduler_calls.lone_keys, victim) or {})
         recipients = self._recipients(fault_id) if self._recipients else {}
-        deadline = time.monotonic() + self._patience
-        while True:
-            roles = self._roles(self._call(scheduler_calls.lone_keys, victim) or {})
-            missing = set(recipients) - set(roles.values())
-            if not missing or time.monotonic() >= deadline:
-                break
-            time.sleep(0.005)
-        if missing:
-            self.history.emit("lockstep-diverged", waiting="a retirement's keys on its victim",
-                              missing=[[*role[:2], list(role[2]), role[3]]
-                                       for role in sorted(missing, key=repr)][:10])
         skip = {victim, *self._frozen()}
         copies: dict[str, list[str]] = {}
         for key, role in roles.items():
