@@ -3,15 +3,16 @@
 `retire_workers` moves each key only its victim holds to the worker with the least memory
 by the AMM's measure, which counts the worker's unmanaged memory (its RSS) too: two runs
 of one schedule send a key to different workers. A step whose input went elsewhere runs
-elsewhere, and dies with a later fault there or not: nightly --seed 9494's `s038` lost
-t1 in every replay (its input went to the worker a later kill took) and delivered it in
-the original; --seed 1357's `s008` likewise.
+elsewhere, and dies with a later fault there or not: nightly --seed 1357's `s008` sent
+t6's input to the first worker, and its replays mostly to the one a 1 s freeze then
+held, so t6 ran after the freeze, not before the next kill.
 
 So the fault event of a retirement says where each such key went (`moved`: the key's
 role, as the result or the input of a step, and the worker), and a lockstep replay
 copies each key of that role to the worker in that place before it retires the victim.
 Dask then finds the key held elsewhere and moves nothing. A key is known by its role
-because its name differs from run to run; a role this run does not have is left to Dask.
+because its name differs from run to run; a role this run does not have (a key not on
+the victim yet: a scatter still on its way to it) is left to Dask.
 """
 
 from __future__ import annotations
