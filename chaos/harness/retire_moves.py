@@ -5,7 +5,7 @@ by the AMM's measure, which counts the worker's unmanaged memory (its RSS) too: 
 of one schedule send a key to different workers. A step whose input went elsewhere runs
 elsewhere, and dies with a later fault there or not: nightly --seed 1357's `s008` sent
 t6's input to the first worker, and its replays mostly to the one a 1 s freeze then
-held, so t6 ran after the freeze, not before the next kill.
+held, so t6 ran after the freeze instead of dying with the next kill.
 
 So the fault event of a retirement says where each such key went (`moved`: the key's
 role, as the result or the input of a step, and the worker), and a lockstep replay
