@@ -36,6 +36,7 @@ def test_a_retirement_records_where_its_keys_went_and_a_replay_reads_it_back(har
     fault = _retirement(history)
     assert fault["moved"], fault
     for kind, task_id, index, step, worker in fault["moved"]:
+        assert isinstance(index, list)
         assert kind in ("result", "input") and task_id.startswith("t") and step in (0, 1)
         assert worker in first_workers(history) and worker != fault["worker"]
     assert ReplayOrder.of(history).retire_moves == {"f0": _places(history)}
