@@ -74,7 +74,7 @@ class Coordinator:
     def __init__(self, *, schedule: FaultSchedule, history: HistoryWriter, inflictor: Inflictor,
                  release_hold: ReleaseHold, find_holders: FindHolders, live_workers: LiveWorkers,
                  started_at: float, on_worker_left: Callable[[str], None] | None = None,
-                 lockstep: Lockstep | None = None) -> None:
+                 lockstep: Lockstep | None = None, moves: RetireMoves | None = None) -> None:
         self.schedule = schedule
         self.history = history
         self.inflictor = inflictor
@@ -84,8 +84,7 @@ class Coordinator:
         self._started_at = started_at
         self._on_worker_left = on_worker_left  # the fleet's refill, told of each departure
         self._lockstep = lockstep  # a replay keeping to its original's order, or None
-        self._moves = RetireMoves(inflictor.client, history, inflictor.frozen,
-                                  lockstep.retire_recipients if lockstep else None)
+        self._moves = moves  # where a retirement's data goes, or None: not recorded
         self._faults = dict(schedule.items())
         self._lock = threading.Lock()
         self.seen = RunObservations()
@@ -330,10 +329,11 @@ class Coordinator:
               held: Callable[[], Landing] | None = None) -> Landing:
         fault = fired.fault
         # Where a retirement's data goes: recorded, or sent where the original's went.
-        roles = self._moves.before(fired.fault_id, victim.address) if fault.kind == "retire" else {}
+        roles = (self._moves.before(fired.fault_id, victim.address)
+                 if self._moves is not None and fault.kind == "retire" else {})
         landing = held() if held is not None else self.inflictor.inflict(
             fault.kind, victim, freeze_for=fault.freeze_for, notice=fault.notice)
-        if roles:
+        if self._moves is not None and roles:
             fired.extra["moved"] = self._moves.after(victim.address, roles)
         with self._lock:
             fired.landing = landing

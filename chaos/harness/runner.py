@@ -30,6 +30,7 @@ from chaos.harness.inflict import Inflictor
 from chaos.harness.lockstep import DEFAULT_PATIENCE, Lockstep
 from chaos.harness.refill import FleetRefill, RefillPolicy
 from chaos.harness.replay_order import ReplayOrder
+from chaos.harness.retire_moves import RetireMoves
 from chaos.harness.stories import record_stories
 from chaos.harness.targets import Target, TargetConfig, TargetRun, make_target
 from chaos.history import HISTORY_FILE, HistoryWriter, git_commit, versions
@@ -160,6 +161,8 @@ def run_schedule(
         release_hold=cluster.probes.release_hold, find_holders=cluster.input_holders,
         live_workers=cluster.live_workers, started_at=started,
         on_worker_left=fleet.worker_left, lockstep=lockstep,
+        moves=RetireMoves(cluster.client, history, inflictor.frozen,
+                          lockstep.retire_recipients if lockstep else None),
     )
     scratch = Path(tempfile.mkdtemp(prefix=f"chaos-{run_id}-"))
     status: RunStatus = "crashed"
