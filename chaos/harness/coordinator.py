@@ -23,7 +23,7 @@ from chaos.harness.inflict import Inflictor, Landing, Victim
 from chaos.harness.lockstep import Lockstep
 from chaos.harness.observations import RunObservations
 from chaos.harness.retire_moves import RetireMoves
-from chaos.harness.unfired import Deferral, never_fired
+from chaos.harness.unfired import Deferral, never_fired_firings, unfinished_reason
 from chaos.harness.victims import Choice, FindHolders, choose_victim
 from chaos.history import HistoryWriter, WorkerProcess, same_process
 from chaos.spec import (
@@ -171,23 +171,14 @@ class Coordinator:
         for fired in pending:
             self._write(fired)
         unfired = {} if self._lockstep is None else self._lockstep.order.unfired
-        for fault_id, fault in self._faults.items():
-            if isinstance(fault.trigger, Poisson) or fault_id in self._spent:
-                continue
-            self._skip(fault_id, fault, *never_fired(
-                fault, original=unfired.get(fault_id), deferred=self._deferrals.get(fault_id),
-                nth_task=self._resolve_nth(fault, {})))
-        for _, firing_id, fault_id in self._timed:
-            if firing_id != fault_id and firing_id not in self._spent:
-                fault = self._faults[fault_id]
-                self._skip(firing_id, fault, fault.trigger.to_json(),
-                           "the run ended before this Poisson firing", "not-reached")
-        victims = {f.worker: f for f in self._fired.values()}
+        for firing_id, fault, why in never_fired_firings(
+                self._faults, self._timed, self._spent, original=unfired,
+                deferrals=self._deferrals, nth_task=lambda fault: self._resolve_nth(fault, {})):
+            self._skip(firing_id, fault, *why)
+        victims = {f.worker: f"{f.fault_id} ({f.fault.kind})" for f in self._fired.values()}
         for execution_id, execution in self.seen.unfinished().items():
-            hit = victims.get(execution.worker)
-            reason = (f"worker {execution.worker} got fault {hit.fault_id} ({hit.fault.kind})"
-                      if hit else "no outcome was reported before the run ended")
-            self.history.emit("info", execution=execution_id, reason=reason)
+            self.history.emit("info", execution=execution_id,
+                              reason=unfinished_reason(execution.worker, victims))
         return {"fired": len(self._fired), "skipped": len(self._skipped)}
 
     # ------------------------------------------------------------------ decisions

@@ -1,13 +1,14 @@
-"""Why a fault never fired: the trigger, reason and cause of the `fault-skipped` event
-the coordinator writes for it when the run ends."""
+"""The end of a run's records: why a fault never fired (the trigger, reason and cause of
+the `fault-skipped` event the coordinator writes for it), and why an execution never
+reported an outcome."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaos.spec import AtTime, Fault, TaskId
+from chaos.spec import AtTime, Fault, Poisson, TaskId
 
 
 @dataclass(frozen=True)
@@ -19,9 +20,41 @@ class Deferral:
     task: Any  # the task it waits for
 
 
+# (trigger, reason, cause) of a `fault-skipped` event
+Why = tuple[dict[str, Any], str, str]
+
+
+def never_fired_firings(
+    faults: Mapping[str, Fault], timed: Sequence[tuple[float, str, str]], spent: set[str], *,
+    original: Mapping[str, Mapping[str, Any]], deferrals: Mapping[str, Deferral],
+    nth_task: Callable[[Fault], TaskId | None],
+) -> Iterator[tuple[str, Fault, Why]]:
+    """Each fault, and each Poisson firing, of a schedule that the run did not spend
+    (`spent`: fired or skipped already), with why. `timed`: (offset, firing id, fault id)
+    of its timed firings; `original`: a lockstep replay's original's skips by fault id."""
+    for fault_id, fault in faults.items():
+        if not isinstance(fault.trigger, Poisson) and fault_id not in spent:
+            yield fault_id, fault, never_fired(
+                fault, original=original.get(fault_id), deferred=deferrals.get(fault_id),
+                nth_task=nth_task(fault))
+    for _, firing_id, fault_id in timed:
+        if firing_id != fault_id and firing_id not in spent:
+            fault = faults[fault_id]
+            yield firing_id, fault, (fault.trigger.to_json(),
+                                     "the run ended before this Poisson firing", "not-reached")
+
+
+def unfinished_reason(worker: str, faulted: Mapping[str, str]) -> str:
+    """Why an execution on `worker` never reported an outcome; `faulted`: the faults fired
+    by their worker, as "f1 (sigkill)"."""
+    fault = faulted.get(worker)
+    return (f"worker {worker} got fault {fault}" if fault
+            else "no outcome was reported before the run ended")
+
+
 def never_fired(fault: Fault, *, original: Mapping[str, Any] | None,
                 deferred: Deferral | None,
-                nth_task: TaskId | None) -> tuple[dict[str, Any], str, str]:
+                nth_task: TaskId | None) -> Why:
     """`original`: the `fault-skipped` event of the run a lockstep replay left this fault
     unarmed for; `deferred`: its deferrals, if its role ever had no worker; `nth_task`:
     the task that was its trigger's n-th to start."""
