@@ -344,7 +344,8 @@ class ChaosCluster:
 
     def input_holders(self, key: str) -> list[str]:
         """Workers holding, in memory, any dependency (input) of task `key`."""
-        return list(self.client.run_on_scheduler(scheduler_calls.dependency_holders, key))
+        return list(self.client.run_on_scheduler(scheduler_calls.dependency_holders, key,
+                                                 callback_timeout=scheduler_calls.CALL_TIMEOUT))
 
     # ------------------------------------------------------------------ event loop side
 

@@ -34,10 +34,6 @@ def moved_roles(event: Mapping[str, Any]) -> dict[Role, str]:
             for kind, task_id, index, step, worker in event.get("moved") or ()}
 
 
-# Each call on the scheduler: a few ms; one that cannot be made must not hold the retire.
-CALL_TIMEOUT = 5.0
-
-
 class RetireMoves:
     """The keys a retirement moves, for one run: read before, recorded after. A call the
     scheduler does not answer (it was killed, say) records nothing and moves nothing."""
@@ -91,7 +87,7 @@ class RetireMoves:
 
     def _call(self, function: Any, *args: Any) -> Any:
         try:
-            return self.client.sync(self.client._run_on_scheduler, function, *args,
-                                    callback_timeout=CALL_TIMEOUT)
+            return self.client.run_on_scheduler(function, *args,
+                                                callback_timeout=scheduler_calls.CALL_TIMEOUT)
         except Exception:  # recorded as nothing: the retire goes on
             return None

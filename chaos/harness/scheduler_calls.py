@@ -1,6 +1,9 @@
 """Functions the harness runs on the scheduler (`Client.run_on_scheduler`).
 
 Client.run_on_scheduler passes arguments positionally: `dask_scheduler` comes last.
+Those asked during a run are asked with `callback_timeout=CALL_TIMEOUT`: a scheduler a
+fault killed would otherwise hold the asking decision, and every held probe with it,
+until the run's timeout.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from typing import Any
 from distributed import utils_comm
 from distributed.active_memory_manager import RetireWorker
 from distributed.core import Status
+
+# Seconds a question asked of the scheduler during a run may take (each takes a few ms).
+CALL_TIMEOUT = 5.0
 
 
 def scheduler_snapshot(dask_scheduler: Any) -> dict[str, Any]:

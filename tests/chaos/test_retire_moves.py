@@ -3,13 +3,17 @@ event, read back by a replay, and sent there again, on the harness cluster."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import time
 from typing import Any
 
+import pytest
+
 from chaos import Fault, FaultSchedule, ResultReady, RunningWorker
-from chaos.harness import run_schedule
+from chaos.harness import run_schedule, scheduler_calls
 from chaos.harness.replay_order import ReplayOrder, first_workers
-from chaos.harness.retire_moves import Role, moved_roles
+from chaos.harness.retire_moves import RetireMoves, Role, moved_roles
 from chaos.workload import Workload
 
 # Two steps, inputs scattered: t1's step-0 worker holds results and step-1 inputs only
@@ -61,3 +65,22 @@ def test_a_replay_sends_a_retirements_keys_where_its_original_sent_them(harness)
         common = set(got) & set(wanted)
         assert common, (got, wanted)
         assert {role: got[role] for role in common} == {role: wanted[role] for role in common}
+
+
+def test_a_question_the_scheduler_does_not_answer_is_given_up_within_the_bound(
+        harness, monkeypatch):
+    """The coordinator asks the scheduler who holds an input, and what a retirement moves,
+    as it decides: unbounded, a scheduler a fault killed held every held probe of the run
+    until the run's timeout."""
+
+    async def never_answers(*args: Any, dask_scheduler: Any = None) -> None:
+        await asyncio.sleep(3)  # on the scheduler: its handler outlives the question
+
+    monkeypatch.setattr(scheduler_calls, "CALL_TIMEOUT", 0.3)
+    monkeypatch.setattr(scheduler_calls, "dependency_holders", never_answers)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        harness.input_holders("any-key")
+    moves = RetireMoves(harness.client, history=None, frozen=list)  # type: ignore[arg-type]
+    assert moves._call(never_answers) is None  # recorded as nothing; the retire goes on
+    assert time.monotonic() - started < 1.5
