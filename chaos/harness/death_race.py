@@ -36,7 +36,7 @@ from chaos.spec import ABRUPT_KINDS
 RACE_WINDOW = 0.05
 # Kinds whose victim's results die with it: all but a retirement (it moves them first)
 # and a freeze (the worker lives on).
-_LOSES_RESULTS = ABRUPT_KINDS | {"nanny-close", "preempt"}
+LOSES_RESULTS = ABRUPT_KINDS | {"nanny-close", "preempt"}
 
 Step = tuple[Any, tuple[int, ...], Any]  # (task_id, index, step)
 Result = tuple[Any, tuple[int, ...], Any, int]  # (task_id, index, step, nth)
@@ -99,7 +99,7 @@ def death_races(history: Sequence[Mapping[str, Any]],
     death races went."""
     taken_at = results_taken(history)
     kills = [event for event in history if event["type"] == "fault"
-             and event.get("kind") in _LOSES_RESULTS and event.get("worker")]
+             and event.get("kind") in LOSES_RESULTS and event.get("worker")]
     won: dict[str, tuple[Result, ...]] = {}
     lost: dict[Result, str] = {}
     for kill in kills:

@@ -12,6 +12,13 @@ a replay keeps two of the original's orderings between results and the client:
 - a result done before the client took the one before it waits for that one only to be
   on its way, not taken (`close_behind`): waiting for the client there would hold the
   result until after the client's next scatter, the other way round from its original.
+
+A result the client never took, whose worker a later kill took down, comes after the
+results of other workers the client took before that kill (`_lost_behind_taken`), and
+waits until the client took them: its original's client took those while it was done,
+so it had not reached the client. Done first in a replay, the client took it first,
+scattered its next input and went on from there (nightly --seed 4242's `s031`: t2 done
+4 ms before t7 and never taken, t7 taken; its replays took t2 first, 0 of 3 exact).
 """
 
 from __future__ import annotations
@@ -21,7 +28,14 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chaos.harness.death_race import Done, Step, fired_at, results_taken, step_of
+from chaos.harness.death_race import (
+    LOSES_RESULTS,
+    Done,
+    Step,
+    fired_at,
+    results_taken,
+    step_of,
+)
 from chaos.probes.turns import fault_entry
 
 Entry = tuple[Any, ...]  # a result (task_id, index, step, nth), or a fault's entry
@@ -46,19 +60,63 @@ def results_in_order(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
     taken = list(results_taken(history))
     chosen = set(finished) & set(taken)
     slots = iter(result for result in taken if result in chosen)
-    return tuple(next(slots) if entry in chosen else entry for entry in finished)
+    ordered = [next(slots) if entry in chosen else entry for entry in finished]
+    return _lost_behind_taken(history, ordered, done)
+
+
+def _lost_behind_taken(history: Sequence[Mapping[str, Any]], order: list[Entry],
+                       done: Sequence[Done]) -> tuple[Entry, ...]:
+    """`order` with each result lost to a kill (`_lost_to_kills`) moved past the results
+    right after it that the client took before that kill fired, as far as the first that
+    is not (or a result of its own worker, which ran after it there, or a fault's entry)."""
+    taken = results_taken(history)
+    by_result = {d.result: d for d in done}
+    for lost, death in _lost_to_kills(history, done).items():
+        place = order.index(lost)
+        while place + 1 < len(order):
+            after = order[place + 1]
+            if (after not in by_result or by_result[after].worker == by_result[lost].worker
+                    or taken.get(after, death) >= death):
+                break
+            order[place], order[place + 1] = after, lost
+            place += 1
+    return tuple(order)
+
+
+def _lost_to_kills(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
+                   ) -> dict[Entry, float]:
+    """Each result the client never took whose worker a kill took down after it was
+    done, with when that kill fired."""
+    taken = results_taken(history)
+    kills: dict[str, list[float]] = {}
+    for event in history:
+        if event["type"] == "fault" and event.get("kind") in LOSES_RESULTS:
+            kills.setdefault(str(event.get("worker")), []).append(fired_at(event))
+    lost = {}
+    for d in done:
+        death = min((t for t in kills.get(d.worker, ()) if t > d.at), default=None)
+        if death is not None and d.result not in taken:
+            lost[d.result] = death
+    return lost
 
 
 def close_behind(history: Sequence[Mapping[str, Any]], results: Sequence[Entry],
                  done: Sequence[Done]) -> tuple[Entry, ...]:
     """The results done before the client took the result before them in `results`, or
-    after one it never took."""
+    after one it never took; but not a result lost to a kill, done before the one before
+    it, which the client took ahead of it (`_lost_behind_taken` put it there: it waits
+    for the client)."""
     done_at = {d.result: d.at for d in done}
     taken_at = results_taken(history)
+    lost = _lost_to_kills(history, done)
     close = []
     for before, entry in itertools.pairwise(results):
-        if entry in done_at and before in done_at and (
-                before not in taken_at or done_at[entry] < taken_at[before]):
+        if entry not in done_at or before not in done_at:
+            continue
+        if (entry in lost and done_at[entry] < done_at[before]
+                and taken_at.get(before, lost[entry]) < lost[entry]):
+            continue
+        if before not in taken_at or done_at[entry] < taken_at[before]:
             close.append(entry)
     return tuple(close)
 

@@ -123,6 +123,37 @@ def test_a_result_after_one_the_client_never_took_is_close_behind_it():
     assert ReplayOrder.of(original.events).close_behind == (T1,)
 
 
+def t2_done_first_lost_with_its_worker(*, kill_after_the_take: bool = True) -> list[dict]:
+    """A made original (nightly --seed 4242's `s031`): t2 is done 1 ms before t1, on
+    another worker; the client takes t1, not t2, and a kill then takes t2's worker."""
+    original = HistoryBuilder("dask-raw", workers=3)
+    for task in ("t1", "t2"):
+        original.submit(task)
+    t2, t1 = original.invoke("t2", worker=2), original.invoke("t1", worker=1)
+    original.outcome(t2)
+    original.outcome(t1, seconds=0.001)
+    if not kill_after_the_take:
+        original.fault(worker=2, fault_id="f0")
+    original.emit("step-completed", task_id="t1", index=[], step=0, attempt=1, key="a1",
+                  n_outputs=1)
+    if kill_after_the_take:
+        original.fault(worker=2, fault_id="f0")
+    original.end()
+    return original.events
+
+
+def test_a_result_lost_with_its_worker_waits_for_the_one_the_client_took_before_the_kill():
+    order = ReplayOrder.of(t2_done_first_lost_with_its_worker())
+    assert order.results.index(T1) < order.results.index(T2)
+    assert T2 not in order.close_behind  # it waits for the client to take t1
+
+
+def test_a_result_lost_with_its_worker_keeps_its_place_before_a_result_taken_after_the_kill():
+    order = ReplayOrder.of(t2_done_first_lost_with_its_worker(kill_after_the_take=False))
+    assert order.results.index(T2) < order.results.index(T1)
+    assert T1 in order.close_behind
+
+
 def test_a_scatter_the_loop_ended_on_waits_for_nothing():
     original = HistoryBuilder("dask-raw", workers=3)
     original.submit("t0")
