@@ -9,8 +9,14 @@ from chaos import AtStep, Fault, FaultSchedule, RandomWorker, ResultReady
 from chaos.harness import run_schedule
 from chaos.harness.hit_order import hits_first
 from chaos.harness.replay_order import ReplayOrder
-from tests.chaos.test_lockstep import WAVES, finished, replaying
+from chaos.workload import Workload
+from tests.chaos.test_lockstep import finished, replaying
 from tests.checker.histories import HistoryBuilder
+
+# Steps of 0.15 s: t3's middle comes some 60 ms after f1 and f2 are due (the client's
+# take of t0), on a host half as fast too. With 0.05 s steps it came 10 to 15 ms after,
+# within the harness's decision time, and the order this test asserts fell either way.
+WAVES = Workload(n_tasks=6, n_steps=1, payload_bytes=1_000, step_seconds=0.15, seed=5)
 
 
 def hit_then_kill() -> list[dict]:
