@@ -57,21 +57,21 @@ def results_in_order(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
             timed.append((float(settled), position, fault_entry(str(event["fault_id"]))))
     # In time, and in the history's order where times are equal.
     finished = [entry for _, _, entry in sorted(timed, key=lambda item: item[:2])]
-    taken = list(results_taken(history))
-    chosen = set(finished) & set(taken)
-    slots = iter(result for result in taken if result in chosen)
+    taken_at = results_taken(history)
+    chosen = set(finished) & set(taken_at)
+    slots = iter(result for result in taken_at if result in chosen)
     ordered = [next(slots) if entry in chosen else entry for entry in finished]
-    return _lost_behind_taken(history, ordered, done)
+    return _lost_behind_taken(history, ordered, done, taken_at)
 
 
 def _lost_behind_taken(history: Sequence[Mapping[str, Any]], order: list[Entry],
-                       done: Sequence[Done]) -> tuple[Entry, ...]:
+                       done: Sequence[Done], taken: Mapping[Entry, float]
+                       ) -> tuple[Entry, ...]:
     """`order` with each result lost to a kill (`_lost_to_kills`) moved past the results
     right after it that the client took before that kill fired, as far as the first that
     is not (or a result of its own worker, which ran after it there, or a fault's entry)."""
-    taken = results_taken(history)
     by_result = {d.result: d for d in done}
-    for lost, death in _lost_to_kills(history, done).items():
+    for lost, death in _lost_to_kills(history, done, taken).items():
         place = order.index(lost)
         while place + 1 < len(order):
             after = order[place + 1]
@@ -83,11 +83,10 @@ def _lost_behind_taken(history: Sequence[Mapping[str, Any]], order: list[Entry],
     return tuple(order)
 
 
-def _lost_to_kills(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
-                   ) -> dict[Entry, float]:
-    """Each result the client never took whose worker a kill took down after it was
+def _lost_to_kills(history: Sequence[Mapping[str, Any]], done: Sequence[Done],
+                   taken: Mapping[Entry, float]) -> dict[Entry, float]:
+    """Each result the client never `taken` whose worker a kill took down after it was
     done, with when that kill fired."""
-    taken = results_taken(history)
     kills: dict[str, list[float]] = {}
     for event in history:
         if event["type"] == "fault" and event.get("kind") in LOSES_RESULTS:
@@ -108,7 +107,7 @@ def close_behind(history: Sequence[Mapping[str, Any]], results: Sequence[Entry],
     for the client)."""
     done_at = {d.result: d.at for d in done}
     taken_at = results_taken(history)
-    lost = _lost_to_kills(history, done)
+    lost = _lost_to_kills(history, done, taken_at)
     close = []
     for before, entry in itertools.pairwise(results):
         if entry not in done_at or before not in done_at:
