@@ -236,7 +236,8 @@ target and one curve per way of protecting inputs (registry, replicas, inline in
 {%- endif %}
 {%- if scheduler_recovery %} Rows marked <em>(the scheduler lost)</em> are recoveries from a
 scheduler kill: they include its outage (a new scheduler, every worker and the client
-reconnecting), and a gate of their own holds them.{% endif %}</p>
+reconnecting), and a gate of their own holds what came after it (the "with workers"
+columns: from the first worker registered with the new scheduler).{% endif %}</p>
 <div class="scroll"><table><thead><tr>
   <th>{{ "group" if grouped else "configuration" }}</th><th class="num">disturbed steps</th>
   <th class="num">median to resubmit (s)</th><th class="num">to deliver p50 (s)</th>

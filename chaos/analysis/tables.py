@@ -16,6 +16,7 @@ import pandas as pd
 
 from chaos.analysis.runs import CheckedRun, History
 from chaos.judge import RunConfiguration
+from chaos.spec import SCHEDULER_KINDS
 
 RESUBMIT_REASONS = frozenset({"lost-input", "killed-worker", "step-timeout", "resumed"})
 
@@ -218,7 +219,7 @@ def _recovery_rows(history: History) -> list[dict[str, Any]]:
     end = history[-1]["time"]
     failed = {e["task_id"] for e in by_type.get("task-failed", [])}
     freezes = _freeze_spans(history)
-    workerless = _workerless_spans(history, freezes)
+    workerless = _workerless_spans(history, freezes, faults)
     frozen_until = {fault_id: stop for fault_id, _, _, stop in freezes}
     short_at = _fleet_short(history)
     for (task_id, index, step), fault in _disturbed_steps(history, faults, by_type).items():
@@ -299,17 +300,23 @@ def _freeze_spans(history: History) -> list[tuple[Any, str, float, float]]:
 
 
 def _workerless_spans(history: History,
-                      freezes: Sequence[tuple[Any, str, float, float]]
+                      freezes: Sequence[tuple[Any, str, float, float]],
+                      faults: Sequence[Mapping[str, Any]] = ()
                       ) -> list[tuple[float, float]]:
     """(start, end) times when no worker could run a task: none registered, or only
     frozen ones (`freezes`, from `_freeze_spans`). From the workers at `run-start`,
-    then `worker-added` and `worker-removed`, and the freezes' starts and ends."""
+    then `worker-added` and `worker-removed`, and the freezes' starts and ends. A lost
+    scheduler (`faults` of a scheduler kind) takes every registration with it, and no
+    `worker-removed` comes from a dead scheduler: none is registered until its
+    successor's `worker-added` (the deployment's outage, not the library's time)."""
     live = {w["address"] for w in history[0].get("workers") or () if isinstance(w, Mapping)}
     changes: list[tuple[float, str, str]] = [
         (event["time"], event["type"], event["worker"]) for event in history
         if event["type"] in ("worker-added", "worker-removed")]
     for _, worker, landed, ended in freezes:
         changes += [(landed, "frozen", worker), (ended, "thawed", worker)]
+    changes += [(fault["landed_at"], "scheduler-lost", "") for fault in faults
+                if fault.get("kind") in SCHEDULER_KINDS]
     frozen: set[str] = set()  # (a thaw ends every freeze of its worker: coordinator.py)
     spans: list[tuple[float, float]] = []
     since = None if live else history[0]["time"]
@@ -318,6 +325,8 @@ def _workerless_spans(history: History,
             live.add(worker)
         elif change == "worker-removed":
             live.discard(worker)
+        elif change == "scheduler-lost":
+            live.clear()
         elif change == "frozen":
             frozen.add(worker)
         else:

@@ -122,7 +122,7 @@ def test_recoveries_from_the_scheduler_s_loss_have_rows_of_their_own():
                           section)
     assert recovery == [("resilience r=0 reg=disk scatter", "1"),
                         ("resilience r=0 reg=disk scatter (the scheduler lost)", "1")]
-    assert "a gate of their own holds them" in html
+    assert "a gate of their own holds what came after it" in html
 
 
 def test_recovery_over_all_of_a_target_s_configurations_has_a_row_of_its_own():

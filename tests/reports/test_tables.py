@@ -291,6 +291,31 @@ def test_the_scheduler_s_loss_is_recovered_from_apart_from_a_worker_s():
     assert figures["scheduler_recovery"]["to_deliver_max"] >= 4.0
 
 
+def test_a_lost_scheduler_s_outage_is_counted_apart_until_a_worker_registers_again():
+    # A dead scheduler sends no worker-removed: its successor starts with no worker
+    # until they register again (10 s on a slow host's deploy campaign, 4 s on a fast
+    # one). The library's share is what comes after.
+    history = HistoryBuilder(task_registry="disk", run_id="scheduler-gone", workers=2)
+    history.submit("a")
+    killed = history.invoke("a", worker=0)
+    history.fault(worker=0, kind="scheduler-kill")
+    history.outcome(killed, "info")
+    history.wait(3.0)  # no scheduler, then one without workers
+    history.emit("worker-added", worker="tls://127.0.0.1:9999")
+    history.wait(0.5)
+    history.submit("a", attempt=2, reason="lost-input")
+    history.execute("a", worker=1, attempt=2)
+    history.deliver("a", attempts=2)
+    history.end()
+
+    table = recovery_table([history.events])
+    [row] = table.to_dict("records")
+    assert row["without_workers"] == pytest.approx(3.0, abs=0.1)
+    assert recovery_figures(table)["working_max"] == pytest.approx(
+        row["to_deliver"] - row["without_workers"], abs=0.001)
+    assert recovery_figures(table)["working_max"] < 1.0
+
+
 def test_the_summary_pools_each_target_s_recovery_over_its_configurations():
     runs = []
     for number, (registry, outage) in enumerate((("disk", 0.3), ("memory", 0.9))):
