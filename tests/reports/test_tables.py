@@ -104,25 +104,35 @@ def test_recovery_table_measures_from_the_kill_landing():
     assert 0 < row["to_reexecute"] < row["to_deliver"]
 
 
-def test_time_without_any_worker_is_counted_apart_from_the_recovery():
-    # Issue 12: the nightly's slowest recoveries were schedules that removed every
-    # worker: nothing can run until a nanny or the fleet brings one back (2-3 s here).
-    history = HistoryBuilder(task_registry="memory", run_id="fleet-gone", workers=2)
+def fault_on_a(history: HistoryBuilder, kind: str) -> None:
+    """Task a's one step starts on worker 0, and a fault of `kind` cuts it short."""
     history.submit("a")
     killed = history.invoke("a", worker=0)
-    history.fault(worker=0)
+    history.fault(worker=0, kind=kind)
     history.outcome(killed, "info")
-    history.emit("worker-removed", worker=history.workers[0])
-    history.wait(0.5)
-    history.emit("worker-removed", worker=history.workers[1])
-    history.wait(2.0)  # no worker at all
+
+
+def refilled_and_delivered(history: HistoryBuilder, after: float = 0.0) -> pd.DataFrame:
+    """A worker joins; `after` seconds later a is resubmitted and delivered; the table."""
     history.emit("worker-added", worker="tcp://127.0.0.1:9999")
+    history.wait(after)
     history.submit("a", attempt=2, reason="lost-input")
     history.execute("a", worker=1, attempt=2)
     history.deliver("a", attempts=2)
     history.end()
+    return recovery_table([history.events])
 
-    table = recovery_table([history.events])
+
+def test_time_without_any_worker_is_counted_apart_from_the_recovery():
+    # Issue 12: the nightly's slowest recoveries were schedules that removed every
+    # worker: nothing can run until a nanny or the fleet brings one back (2-3 s here).
+    history = HistoryBuilder(task_registry="memory", run_id="fleet-gone", workers=2)
+    fault_on_a(history, "sigkill")
+    history.emit("worker-removed", worker=history.workers[0])
+    history.wait(0.5)
+    history.emit("worker-removed", worker=history.workers[1])
+    history.wait(2.0)  # no worker at all
+    table = refilled_and_delivered(history)
     [row] = table.to_dict("records")
 
     assert row["without_workers"] == pytest.approx(2.0, abs=0.01)
@@ -296,19 +306,9 @@ def test_a_lost_scheduler_s_outage_is_counted_apart_until_a_worker_registers_aga
     # until they register again (10 s on a slow host's deploy campaign, 4 s on a fast
     # one). The library's share is what comes after.
     history = HistoryBuilder(task_registry="disk", run_id="scheduler-gone", workers=2)
-    history.submit("a")
-    killed = history.invoke("a", worker=0)
-    history.fault(worker=0, kind="scheduler-kill")
-    history.outcome(killed, "info")
+    fault_on_a(history, "scheduler-kill")
     history.wait(3.0)  # no scheduler, then one without workers
-    history.emit("worker-added", worker="tls://127.0.0.1:9999")
-    history.wait(0.5)
-    history.submit("a", attempt=2, reason="lost-input")
-    history.execute("a", worker=1, attempt=2)
-    history.deliver("a", attempts=2)
-    history.end()
-
-    table = recovery_table([history.events])
+    table = refilled_and_delivered(history, after=0.5)
     [row] = table.to_dict("records")
     assert row["without_workers"] == pytest.approx(3.0, abs=0.1)
     assert recovery_figures(table)["working_max"] == pytest.approx(
