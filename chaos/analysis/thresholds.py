@@ -33,7 +33,7 @@ class GateThresholds:
     max_typical_fault_free_overhead: float = 0.5
     max_recovery_seconds: float = 15.0
     max_isolated_recovery_p99: float = 1.0
-    isolated_recovery_vs_baseline: float = 2.0
+    isolated_recovery_vs_baseline: float = 2.5
     min_aimed_coverage: float = 0.9
     max_scheduler_recovery_seconds: float = 15.0
     regression_tolerance: float = 0.5
