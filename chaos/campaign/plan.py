@@ -73,8 +73,8 @@ PROFILES: Mapping[str, CampaignProfile] = {
     # regression and reach schedules, and the coverage schedules (each kind of fault
     # aimed at each window of a task's life). 10 fault-free runs per configuration: with
     # 3, one slow run moved a median, and every ratio to dask-raw's with it (a slow
-    # host's typical fault-free overhead read +7 % to +30 %; with 10 or 12, +9 % to +11 %).
-    # They are short (0.7 s each). ~630 runs, ~10 min (~22 on a host half as fast).
+    # host's typical fault-free overhead read +7 % to +30 %; with 10 or 12, +9 % to +17 %).
+    # They are short (0.7 s each). ~630 runs, 15 min on the 2-core CI host.
     "ci": CampaignProfile("ci", schedules=4, clean_runs=10, max_faults=3,
                           run_timeout=RUN_TIMEOUT, keep_passing=1, seed=0, regressions=True,
                           cover=True),
