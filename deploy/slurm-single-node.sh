@@ -7,7 +7,8 @@ set -euo pipefail
 STATE=/tmp/chaos-slurm
 if [[ "${1:-start}" == "stop" ]]; then
     for daemon in slurmd slurmctld munged; do
-        [[ -f $STATE/$daemon.pid ]] && kill "$(cat "$STATE/$daemon.pid")" 2>/dev/null || true
+        # munged.pid is pgrep's list (below), which may hold more than one pid
+        [[ -f $STATE/$daemon.pid ]] && xargs -r kill < "$STATE/$daemon.pid" 2>/dev/null || true
     done
     exit 0
 fi
