@@ -301,7 +301,7 @@ def _freeze_spans(history: History) -> list[tuple[Any, str, float, float]]:
 
 def _workerless_spans(history: History,
                       freezes: Sequence[tuple[Any, str, float, float]],
-                      faults: Sequence[Mapping[str, Any]] = ()
+                      faults: Sequence[Mapping[str, Any]]
                       ) -> list[tuple[float, float]]:
     """(start, end) times when no worker could run a task: none registered, or only
     frozen ones (`freezes`, from `_freeze_spans`). From the workers at `run-start`,
