@@ -12,7 +12,10 @@ each race's outcome:
   lands only once the client has taken it here too (`Lockstep.before_landing`);
 - a result the client never took: the client's fetch of it (a naive loop's `fetch`
   event) waits for the fault's notice, and fails as it did. (Holding the result on the
-  worker instead would hold its only thread, which the fault's trigger may need.)
+  worker instead would hold its only thread, which the fault's trigger may need.) So
+  does a result done earlier whose fetch was on its way as the fault fired: a fetch
+  can take 10 to 25 ms on a loaded host, and one that came back first in a replay took
+  an output the original lost (nightly --seed 5757's `s006`, 2 of 3 replays);
 - a step an abrupt kill cut short (started on its victim, never done): it waits at its
   result point for the fault to settle (`chaos.probes.turns`). A replay whose worker
   got there first (its steps a little ahead, its fault held for its turn) finished the
@@ -93,11 +96,26 @@ def results_taken(history: Sequence[Mapping[str, Any]]) -> dict[Result, float]:
     return taken
 
 
+def _fetches(history: Sequence[Mapping[str, Any]]) -> dict[Result, float]:
+    """When the client began to take each result (its `fetch`; ordinal as in
+    `results_taken`)."""
+    fetches: Counter[Step] = Counter()
+    began: dict[Result, float] = {}
+    for event in history:
+        if event["type"] == "fetch":
+            step = step_of(event)
+            fetches[step] += 1
+            result: Result = (*step, fetches[step])
+            began[result] = float(event["time"])
+    return began
+
+
 def death_races(history: Sequence[Mapping[str, Any]],
                 done: Sequence[Done]) -> DeathRaces:
     """Read, from an original's history and its `results_done`, which way each of its
     death races went."""
     taken_at = results_taken(history)
+    fetched = _fetches(history)
     kills = [event for event in history if event["type"] == "fault"
              and event.get("kind") in LOSES_RESULTS and event.get("worker")]
     won: dict[str, tuple[Result, ...]] = {}
@@ -111,6 +129,9 @@ def death_races(history: Sequence[Mapping[str, Any]],
         won[fault_id] = tuple(r for r in racing
                               if fired < taken_at.get(r, fired) <= noticed + RACE_WINDOW)
         lost.update((r, fault_id) for r in racing if r not in taken_at)
+        lost.update((d.result, fault_id) for d in done
+                    if d.worker == str(kill["worker"]) and d.at < fired
+                    and d.result not in taken_at and fetched.get(d.result, noticed) < noticed)
     abrupt = [kill for kill in kills if kill.get("kind") in ABRUPT_KINDS]
     return DeathRaces({f: results for f, results in won.items() if results}, lost,
                       _cut_short(history, done, abrupt))

@@ -369,6 +369,27 @@ def test_the_client_fetches_a_result_that_died_with_its_worker_only_after_the_ki
     lockstep.stop()
 
 
+def test_a_fetch_on_its_way_as_the_kill_fired_died_with_the_worker():
+    """t0's step was done 0.2 s before the kill (no race by the time it was done), but
+    the client's fetch of it began before the kill fired and never came back; t1's
+    fetch began after the notice, and the replay needs no hold for it; t2's came back."""
+    history = HistoryBuilder("dask-raw", workers=2)
+    for task in ("t0", "t1", "t2"):
+        history.outcome(history.invoke(task, worker=0))
+    history.wait(0.2)
+    history.emit("fetch", task_id="t2", index=[], step=0)
+    history.emit("step-completed", task_id="t2", index=[], step=0, attempt=1, key="k2",
+                 n_outputs=1)
+    history.emit("fetch", task_id="t0", index=[], step=0)
+    history.fault(worker=0, kind="sigkill", noticed=0.02, fault_id="f0")
+    history.wait(0.05)
+    history.step_error("t0")
+    history.emit("fetch", task_id="t1", index=[], step=0)
+    history.step_error("t1")
+    history.end()
+    assert ReplayOrder.of(history.events).death_races.lost == {("t0", (), 0, 1): "f0"}
+
+
 def test_a_kill_whose_racing_result_never_comes_lands_after_patience_and_says_so():
     lockstep, writer = replaying(results_racing_a_kill(), patience=0.2)
     started = time.monotonic()
