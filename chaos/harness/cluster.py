@@ -364,13 +364,15 @@ class ChaosCluster:
         if not isinstance(message, dict):
             return
         action, address = message.get("action"), message.get("worker")
-        if action not in ("add-worker", "remove-worker") or not isinstance(address, str):
+        if action in ("add-worker", "remove-worker") and isinstance(address, str):
+            with self._lock:
+                if action == "remove-worker":
+                    self._members.pop(address, None)
+                else:
+                    self._members[address] = Victim(address, message.get("pid"),
+                                                    message.get("nanny"))
+        elif action != "scatter-placed":
             return
-        with self._lock:
-            if action == "remove-worker":
-                self._members.pop(address, None)
-            else:
-                self._members[address] = Victim(address, message.get("pid"), message.get("nanny"))
         current = self._listener
         if current is not None:
             current[1].on_cluster_event(message.get("time", time.time()), dict(message))

@@ -120,7 +120,10 @@ class Coordinator:
     def on_cluster_event(self, when: float, message: dict[str, Any]) -> None:
         """A scheduler membership event (topic "all"; called on the client's event loop)."""
         action = message.get("action")
-        if action == "add-worker":
+        if action == "scatter-placed":
+            self.history.emit("scatter-placed", time=when, keys=message.get("keys") or [],
+                              workers=message.get("workers") or [])
+        elif action == "add-worker":
             self.history.emit("worker-added", time=when, worker=message.get("worker"))
         elif action == "remove-worker":
             address = message.get("worker")

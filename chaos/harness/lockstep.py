@@ -6,7 +6,7 @@ there. Which tasks a killed worker costs depends on the order in which results c
 what the client was doing as the worker died (a scatter under way ends a naive loop).
 Both are timing, and two runs of one schedule differ in them by milliseconds.
 
-So a lockstep replay keeps to its original six ways:
+So a lockstep replay keeps to its original eight ways:
 
 - its steps finish in the original's order, each fault's notice in its place among
   them: the workers keep to `ReplayOrder.results` on a board on this host's disk
@@ -26,7 +26,12 @@ So a lockstep replay keeps to its original six ways:
   makes that scatter here too, and meets it again (`chaos.harness.scatter_race`);
 - a result that raced its worker's death reaches the client, or dies, as it did in the
   original, and a step an abrupt kill cut short there is still running when it lands
-  (`chaos.harness.death_race`).
+  (`chaos.harness.death_race`);
+- each scattered input goes to the worker its original's went to, and a kill lands
+  only once the inputs its original put on the victim are there
+  (`chaos.harness.placement`);
+- a worker starts its steps in the original's order: a naive loop's steps are submitted
+  with priorities that rank them so (`chaos.harness.start_order`).
 
 A fault the original never fired (its trigger point never reached, or its role without
 a worker there) is left unarmed and skipped as the original skipped it
@@ -60,6 +65,7 @@ from chaos.harness.replay_order import (
 )
 from chaos.harness.retire_moves import Role
 from chaos.harness.scatter_race import ScatterRace
+from chaos.harness.start_order import priority as start_priority
 from chaos.history import HistoryWriter
 from chaos.probes.turns import FAULT_PATIENCE, fault_entry, mark_arrived, mark_done, wait_done
 
@@ -93,6 +99,8 @@ class Lockstep:
         self._fetches: Counter[tuple[Any, tuple[int, ...], Any]] = Counter()  # by step
         self._scatters = 0  # `scatter` events so far
         self._scattered: Counter[Step] = Counter()  # scatters about to be made, by step
+        self._placed: Counter[Step] = Counter()  # scatters made, by step
+        self._submitting: Counter[Step] = Counter()  # submits about to be made, by step
         self._races = {fault_id: ScatterRace(fault_id, meeting, patience)
                        for fault_id, meeting in order.met_in_scatter.items()}
         self._hit: set[str] = set()  # faults whose trigger has been hit
@@ -199,6 +207,24 @@ class Lockstep:
             return []
         return [(f"fault {fault_id} to be noticed", self._noticed[fault_id], FAULT_PATIENCE)]
 
+    def where(self, step: Step) -> str | None:
+        """The worker to put `step`'s input on (its scatter event just written): the one
+        in the place of the worker its original's went to, or None (anywhere)."""
+        with self._lock:
+            place = self.order.placements.get((step, self._scattered[step]))
+        return self._workers[place] if place is not None and place < len(self._workers) else None
+
+    def placed(self, step: Step) -> None:
+        """`step`'s scatter returned (its input is on a worker, or it failed)."""
+        with self._lock:
+            self._placed[step] += 1
+    def priority(self, step: Step) -> int:
+        """The Dask priority to submit `step` with (the client is about to): the one that
+        starts it where its original started (`chaos.harness.start_order`)."""
+        with self._lock:
+            self._submitting[step] += 1
+            return start_priority(self.order.start_ranks, (step, self._submitting[step]))
+
     def _wait(self, due: Sequence[tuple[str, threading.Event, float]]) -> None:
         if _on_event_loop():
             return
@@ -215,11 +241,13 @@ class Lockstep:
     def before_landing(self, fault_id: str) -> None:
         """Wait until the client has taken each result of the victim that it had taken
         in the original after fault `fault_id` fired (the result won the race against
-        the death there), and has submitted the step whose scatter beat the kill there,
-        for up to `patience` seconds. Not on an event loop's thread."""
+        the death there), has submitted the step whose scatter beat the kill there, and
+        has put on the victim the inputs its original had, for up to `patience` seconds.
+        Not on an event loop's thread."""
         racing = self.order.death_races.taken.get(fault_id, ())
         beaten = self.order.scatters_beaten.get(fault_id)
-        if racing or beaten:  # the client is not held for the firing: it has work first
+        inputs = self.order.placed_on_victims.get(fault_id, ())
+        if racing or beaten or inputs:  # the client is not held for the firing: it has work
             self.fired(fault_id)
         deadline = time.monotonic() + self.patience
         while True:
@@ -230,6 +258,9 @@ class Lockstep:
                     (task_id, index, step), nth = beaten
                     if self._seen[("submit", task_id, index, step)] < nth:
                         missing.append(["submit", task_id, list(index), step, nth])
+                missing += [["scatter", task_id, list(index), step, nth]
+                            for (task_id, index, step), nth in inputs
+                            if self._placed[(task_id, index, step)] < nth]
                 if not missing or self._stopped:
                     return
             if time.monotonic() >= deadline:

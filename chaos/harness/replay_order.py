@@ -4,7 +4,8 @@ What the client did is read as *landmarks*: submits, accepted results, errors,
 deliveries and failures, each with its ordinal among equals. Each fault's place is the
 number of landmarks before it fired and before the scheduler noticed it; the other
 orders come from the modules that read them (`death_race`, `result_order`,
-`scatter_race`, `hit_order`, `retire_moves`). `chaos.harness.lockstep` keeps a replay to them.
+`scatter_race`, `hit_order`, `retire_moves`, `placement`, `start_order`).
+`chaos.harness.lockstep` keeps a replay to them.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Any
 
 from chaos.harness.death_race import DeathRaces, Step, death_races, fired_at, results_done, step_of
 from chaos.harness.hit_order import hits_first
+from chaos.harness.placement import Placement, placed_on_victims, placements
 from chaos.harness.result_order import Entry, close_behind, results_in_order, scatter_waits
 from chaos.harness.retire_moves import Role, moved_roles
 from chaos.harness.scatter_race import Meeting, met_in_scatter, scatters_beaten
+from chaos.harness.start_order import Submission, start_ranks
 
 # What the client did, in the order it did it: the events a target writes.
 LANDMARK_TYPES = frozenset({"submit", "step-completed", "step-error", "deliver", "task-failed"})
@@ -48,7 +51,8 @@ class ReplayOrder:
     each fault the original never fired, the kill the client met in a scatter (the
     ordinal of that scatter, and whether its victim had died before it), the scatters
     that beat a kill, the results that raced their worker's death, the worker each
-    fault hit, and where each retirement's keys went."""
+    fault hit, where each retirement's keys went, where each scatter went, and the order
+    its steps started in."""
 
     results: tuple[tuple[Any, ...], ...]
     landmarks: tuple[tuple[Landmark, int], ...]
@@ -69,6 +73,11 @@ class ReplayOrder:
     # retirement's fault id -> where each role's key went, by place among the first
     # workers (`chaos.harness.retire_moves`)
     retire_moves: Mapping[str, Mapping[Role, int]]
+    # each scatter's worker by place among the first workers, and by fault id the
+    # scatters its original put on its victim (`chaos.harness.placement`)
+    placements: Mapping[Placement, int]
+    placed_on_victims: Mapping[str, tuple[Placement, ...]]
+    start_ranks: Mapping[Submission, int]  # `chaos.harness.start_order`
 
     @classmethod
     def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
@@ -113,7 +122,8 @@ class ReplayOrder:
                    close_behind(history, results, done), scatter_waits(history, results, done),
                    _shared_turns(faults, fired), hits_first(history),
                    frozenset(str(e["fault_id"]) for e in history
-                             if e["type"] == "fault" and not e.get("noticed_at")), moves)
+                             if e["type"] == "fault" and not e.get("noticed_at")), moves,
+                   placements(history, first), placed_on_victims(history), start_ranks(history))
 
 
 def _shared_turns(faults: Sequence[Mapping[str, Any]], turns: Mapping[str, int]

@@ -174,7 +174,8 @@ def run_schedule(
         coordinator.start()
         if lockstep is not None:
             lockstep.start(history)
-        run = TargetRun(cluster.client, workload, protocols, settings, history, scratch)
+        run = TargetRun(cluster.client, workload, protocols, settings, history, scratch,
+                        lockstep=lockstep)
         stacks = path.with_name(STACKS_FILE) if path is not None else None
         status, error, makespan, stuck = _drive(runner, run, timeout, stacks)
     except Exception as crash:  # the harness failing is a verdict too

@@ -12,12 +12,13 @@ from __future__ import annotations
 import abc
 import os
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-from distributed import Client, KilledWorker
+from distributed import Client, Future, KilledWorker
 
 from chaos.errors import ScheduleError
 from chaos.history import HistoryWriter
@@ -25,6 +26,9 @@ from chaos.spec import TaskId
 from chaos.workload import Workload
 
 REGISTRIES = (None, "memory", "disk")
+# Seconds a replay's scatter waits for the worker its original's went to, when that
+# worker is not running here (a replay that left its original), before going anywhere.
+PLACED_SCATTER_WAIT = 0.5
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,22 @@ class TargetConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+Step = tuple[TaskId, tuple[int, ...], int]  # (task_id, index, step)
+
+
+class LockstepHooks(Protocol):
+    """What a naive loop asks of a lockstep replay (`chaos.harness.lockstep.Lockstep`)."""
+
+    def where(self, step: Step) -> str | None:
+        """The worker to scatter this step's input to, as the original did, or None."""
+
+    def placed(self, step: Step) -> None:
+        """This step's scatter returned."""
+
+    def priority(self, step: Step) -> int:
+        """The Dask priority to submit this step with, to start it in the original's order."""
+
+
 @dataclass
 class TargetRun:
     """Everything a target needs for one run."""
@@ -91,16 +111,45 @@ class TargetRun:
     config: TargetConfig
     history: HistoryWriter
     scratch: Path
+    lockstep: LockstepHooks | None = None  # a lockstep replay's
 
     def deliver(self, task_id: TaskId, index: tuple[int, ...], value: Any, attempts: int) -> None:
         self.history.emit("deliver", task_id=task_id, index=list(index),
                           digest=self.workload.digest(value), attempts=attempts)
 
-    def scattering(self, task_id: TaskId, index: tuple[int, ...], step: int) -> None:
-        """Say that the client is about to scatter a step's input. A scatter can race a
-        worker's death (and end a naive loop with CommClosedError); a lockstep replay
-        reads from this event where its original's did (chaos.harness.lockstep)."""
-        self.history.emit("scatter", task_id=task_id, index=list(index), step=step)
+    def scatter(self, task_id: TaskId, index: tuple[int, ...], step: int, payload: Any
+                ) -> Future[Any]:
+        """Scatter a step's input from the client, as a naive loop does (unhashed), saying
+        so first. A scatter can race a worker's death (and end a naive loop with
+        CommClosedError); a lockstep replay reads from this event where its original's
+        did, and puts the input where the original's went (`chaos.harness.placement`)."""
+        key = f"{type(payload).__name__}-{uuid.uuid4().hex}"  # as hash=False names it
+        self.history.emit("scatter", task_id=task_id, index=list(index), step=step, key=key)
+        step_key = (task_id, tuple(index), step)
+        worker = self.lockstep.where(step_key) if self.lockstep is not None else None
+        try:
+            scattered: dict[str, Future[Any]] = (
+                self.client.scatter({key: payload}) if worker is None
+                else self._scatter_to(key, payload, worker))
+        finally:
+            if self.lockstep is not None:
+                self.lockstep.placed(step_key)
+        return scattered[key]
+
+    def _scatter_to(self, key: str, payload: Any, worker: str) -> dict[str, Future[Any]]:
+        try:
+            return self.client.scatter(  # type: ignore[no-any-return]
+                {key: payload}, workers=[worker], timeout=PLACED_SCATTER_WAIT)
+        except (TimeoutError, KeyError):  # not running here, or gone: the replay left
+            # its original (a scatter that meets a dead worker raises on, as it did there)
+            self.history.emit("lockstep-diverged", waiting=f"worker {worker} for a scatter",
+                              missing=[], patience=PLACED_SCATTER_WAIT)
+            return self.client.scatter({key: payload})  # type: ignore[no-any-return]
+
+    def priority(self, task_id: TaskId, index: tuple[int, ...], step: int) -> int:
+        """The Dask priority to submit a step with: 0 (Dask's own default), or in a lockstep
+        replay the one that starts it in its original's order (chaos.harness.start_order)."""
+        return 0 if self.lockstep is None else self.lockstep.priority((task_id, tuple(index), step))
 
     def fetching(self, task_id: TaskId, index: tuple[int, ...], step: int) -> None:
         """Say that the client is about to take a step's result from its worker. The

@@ -58,7 +58,7 @@ class DaskRawTarget(Target):
             self._release_all(inputs)
 
     def _collect(self, run: TargetRun) -> None:
-        client, config = run.client, run.config
+        config = run.config
         last = len(run.protocols) - 1
         assert self._completed is not None
         for future in self._completed:
@@ -85,15 +85,15 @@ class DaskRawTarget(Target):
                     run.deliver(task["task_id"], lineage, payload, attempts=1)
                     continue
                 if config.scatter:
-                    run.scattering(task["task_id"], lineage, step + 1)
-                    payload = client.scatter(payload, hash=False)
+                    payload = run.scatter(task["task_id"], lineage, step + 1, payload)
                 self._submit(run, task, lineage, step + 1, payload)
 
     def _submit(self, run: TargetRun, task: dict[str, Any], index: tuple[int, ...], step: int,
                 payload: Any) -> None:
         task_id: TaskId = task["task_id"]
         future = run.client.submit(run.protocols[step], payload, pure=False,
-                                   retries=run.config.retries, **task)
+                                   retries=run.config.retries,
+                                   priority=run.priority(task_id, index, step), **task)
         with self._lock:
             self._pending[future] = (task, index, step)
         run.history.emit("submit", task_id=task_id, index=list(index), step=step, attempt=1,

@@ -104,13 +104,13 @@ class Prc630Target(Target):
         client, config = run.client, run.config
         task, index, number, attempt = step
         registry.put(task["task_id"], index, number, payload)
-        run.scattering(task["task_id"], index, number)
-        scattered = client.scatter(payload, hash=False)  # one scatter per task
+        scattered = run.scatter(task["task_id"], index, number, payload)  # one per task
         if config.max_task_replicas != 0:
             with contextlib.suppress(Exception):  # as the PR: best effort, one call per task
                 client.replicate([scattered], n=config.max_task_replicas)
         future = client.submit(run.protocols[number], scattered, pure=False,
-                               retries=config.retries, **task)
+                               retries=config.retries,
+                               priority=run.priority(task["task_id"], index, number), **task)
         with self._lock:
             self._pending[future] = step
         run.history.emit("submit", task_id=task["task_id"], index=list(index), step=number,

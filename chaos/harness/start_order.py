@@ -1,0 +1,51 @@
+"""The order in which the original's steps started, kept in a lockstep replay by priority.
+
+A worker with one thread runs its ready step of best priority next. The steps a naive
+loop submits have equal priorities (Dask ranks them by generation, one per 100 ms of
+submissions), and among equals the order is the one in which Dask's batched messages
+happened to bring them: on one worker, five steps submitted together with their inputs
+there ran last first (E, D, C, B, A), and two runs of one schedule started one worker's
+steps in different orders. The board (`chaos.probes.turns`) then held the step that
+started first at its result, waiting for the original's earlier one, queued behind it on
+the same thread: the replay waited out its patience and went its own way (nightly
+--seed 5757's `s005` and `s017`: one output more lost in 7 of their 8 replays).
+
+So a lockstep replay submits each step of a naive loop with a Dask priority that ranks
+it where its first execution started in the original (`start_ranks`); one that never
+started there comes after them all.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chaos.harness.death_race import Step, step_of
+
+Submission = tuple[Step, int]  # a step, with its ordinal among that step's submits
+
+
+def start_ranks(history: Sequence[Mapping[str, Any]]) -> dict[Submission, int]:
+    """Each submission's place (from 1) among the first executions of all of them, in the
+    order they started; a submission that never started is left out."""
+    submitted: dict[str, Submission] = {}
+    submits: Counter[Step] = Counter()
+    for event in history:
+        if event["type"] == "submit" and event.get("key"):
+            step = step_of(event)
+            submits[step] += 1
+            submitted[str(event["key"])] = (step, submits[step])
+    ranks: dict[Submission, int] = {}
+    for event in history:
+        submission = submitted.get(str(event.get("key"))) if event["type"] == "invoke" else None
+        if submission is not None and submission not in ranks:
+            ranks[submission] = len(ranks) + 1
+    return ranks
+
+
+def priority(ranks: Mapping[Submission, int], submission: Submission) -> int:
+    """The Dask priority (higher runs first) that keeps `submission` at its rank; 0, below
+    every ranked one, for a submission that never started in the original."""
+    rank = ranks.get(submission)
+    return 0 if rank is None else len(ranks) + 1 - rank
