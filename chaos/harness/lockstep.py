@@ -212,7 +212,7 @@ class Lockstep:
         in the place of the worker its original's went to, or None (anywhere)."""
         with self._lock:
             place = self.order.placements.get((step, self._scattered[step]))
-        return self._workers[place] if place is not None and place < len(self._workers) else None
+        return self._in_place(place)
 
     def placed(self, step: Step) -> None:
         """`step`'s scatter returned (its input is on a worker, or it failed)."""
@@ -274,6 +274,10 @@ class Lockstep:
         """The worker here in the place of the one `fault_id` hit in the original (among
         the first workers by address), if the original hit one of those."""
         place = self.order.victims.get(fault_id)
+        return self._in_place(place)
+
+    def _in_place(self, place: int | None) -> str | None:
+        """This replay's worker in `place` among its first workers by address, if any."""
         return self._workers[place] if place is not None and place < len(self._workers) else None
 
     def retire_recipients(self, fault_id: str) -> dict[Role, str]:

@@ -73,7 +73,8 @@ def _last_scattered(scheduler: Any, count: int) -> list[Any]:
     """The tasks of the scatter just logged: Scheduler.scatter logs it right after
     `update_data`, with no await between, and the scheduler's task dict keeps the order
     tasks were made in, so they are its last `count` tasks (an unhashed scatter's keys
-    are new). Checked: data without a run_spec, in memory."""
+    are new). Checked: data without a run_spec, in memory. At most the last 100: a naive
+    loop scatters each next input on its own."""
     tasks = list(itertools.islice(reversed(scheduler.tasks.values()), min(count, 100)))
     return [ts for ts in reversed(tasks) if ts.run_spec is None and ts.state == "memory"]
 

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Protocol
 from distributed import Client, Future, KilledWorker
 
 from chaos.errors import ScheduleError
+from chaos.harness.death_race import Step
 from chaos.history import HistoryWriter
 from chaos.spec import TaskId
 from chaos.workload import Workload
@@ -85,9 +86,6 @@ class TargetConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-Step = tuple[TaskId, tuple[int, ...], int]  # (task_id, index, step)
-
-
 class LockstepHooks(Protocol):
     """What a naive loop asks of a lockstep replay (`chaos.harness.lockstep.Lockstep`)."""
 
@@ -138,13 +136,14 @@ class TargetRun:
 
     def _scatter_to(self, key: str, payload: Any, worker: str) -> dict[str, Future[Any]]:
         try:
-            return self.client.scatter(  # type: ignore[no-any-return]
+            placed: dict[str, Future[Any]] = self.client.scatter(
                 {key: payload}, workers=[worker], timeout=PLACED_SCATTER_WAIT)
         except (TimeoutError, KeyError):  # not running here, or gone: the replay left
             # its original (a scatter that meets a dead worker raises on, as it did there)
             self.history.emit("lockstep-diverged", waiting=f"worker {worker} for a scatter",
                               missing=[], patience=PLACED_SCATTER_WAIT)
-            return self.client.scatter({key: payload})  # type: ignore[no-any-return]
+            placed = self.client.scatter({key: payload})
+        return placed
 
     def priority(self, task_id: TaskId, index: tuple[int, ...], step: int) -> int:
         """The Dask priority to submit a step with: 0 (Dask's own default), or in a lockstep
