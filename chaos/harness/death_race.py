@@ -29,7 +29,7 @@ results: the n-th done, taken (or not) as the n-th.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -85,29 +85,26 @@ def results_done(history: Sequence[Mapping[str, Any]]) -> list[Done]:
 def results_taken(history: Sequence[Mapping[str, Any]]) -> dict[Result, float]:
     """When the client took each result, in the order it did (a result's ordinal: among
     the results of its step the client took)."""
-    takes: Counter[Step] = Counter()
-    taken: dict[Result, float] = {}
-    for event in history:
-        if event["type"] == "step-completed":
-            step = step_of(event)
-            takes[step] += 1
-            result: Result = (*step, takes[step])
-            taken[result] = float(event["time"])
-    return taken
+    return {(*step, nth): float(event["time"])
+            for event, step, nth in numbered(history, "step-completed")}
 
 
 def _fetches(history: Sequence[Mapping[str, Any]]) -> dict[Result, float]:
     """When the client began to take each result (its `fetch`; ordinal as in
     `results_taken`)."""
-    fetches: Counter[Step] = Counter()
-    began: dict[Result, float] = {}
+    return {(*step, nth): float(event["time"]) for event, step, nth in numbered(history, "fetch")}
+
+
+def numbered(history: Sequence[Mapping[str, Any]], event_type: str
+             ) -> Iterator[tuple[Mapping[str, Any], Step, int]]:
+    """The events of `event_type`, each with its step and its ordinal (from 1) among
+    that step's events of the type."""
+    seen: Counter[Step] = Counter()
     for event in history:
-        if event["type"] == "fetch":
+        if event["type"] == event_type:
             step = step_of(event)
-            fetches[step] += 1
-            result: Result = (*step, fetches[step])
-            began[result] = float(event["time"])
-    return began
+            seen[step] += 1
+            yield event, step, seen[step]
 
 
 def death_races(history: Sequence[Mapping[str, Any]],

@@ -20,11 +20,10 @@ and a lockstep replay keeps to it:
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chaos.harness.death_race import Step, fired_at, step_of
+from chaos.harness.death_race import Step, fired_at, numbered
 
 Placement = tuple[Step, int]  # a step's input, with its ordinal among that step's scatters
 
@@ -32,13 +31,9 @@ Placement = tuple[Step, int]  # a step's input, with its ordinal among that step
 def scatters_placed(history: Sequence[Mapping[str, Any]]) -> list[tuple[Placement, str, float]]:
     """Each scatter of the client's that reached a worker: which step's input it was
     (its `scatter` event's key), the worker, and when the scheduler placed it."""
-    scattered: dict[str, Placement] = {}
-    made: Counter[Step] = Counter()
-    for event in history:
-        if event["type"] == "scatter" and event.get("key"):
-            step = step_of(event)
-            made[step] += 1
-            scattered[str(event["key"])] = (step, made[step])
+    scattered: dict[str, Placement] = {str(event["key"]): (step, nth)
+                                       for event, step, nth in numbered(history, "scatter")
+                                       if event.get("key")}
     placed = []
     for event in history:
         if event["type"] == "scatter-placed":

@@ -17,11 +17,10 @@ started there comes after them all.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chaos.harness.death_race import Step, step_of
+from chaos.harness.death_race import Step, numbered
 
 Submission = tuple[Step, int]  # a step, with its ordinal among that step's submits
 
@@ -29,13 +28,9 @@ Submission = tuple[Step, int]  # a step, with its ordinal among that step's subm
 def start_ranks(history: Sequence[Mapping[str, Any]]) -> dict[Submission, int]:
     """Each submission's place (from 1) among the first executions of all of them, in the
     order they started; a submission that never started is left out."""
-    submitted: dict[str, Submission] = {}
-    submits: Counter[Step] = Counter()
-    for event in history:
-        if event["type"] == "submit" and event.get("key"):
-            step = step_of(event)
-            submits[step] += 1
-            submitted[str(event["key"])] = (step, submits[step])
+    submitted: dict[str, Submission] = {str(event["key"]): (step, nth)
+                                        for event, step, nth in numbered(history, "submit")
+                                        if event.get("key")}
     ranks: dict[Submission, int] = {}
     for event in history:
         submission = submitted.get(str(event.get("key"))) if event["type"] == "invoke" else None
