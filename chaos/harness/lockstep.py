@@ -218,6 +218,7 @@ class Lockstep:
         """`step`'s scatter returned (its input is on a worker, or it failed)."""
         with self._lock:
             self._placed[step] += 1
+
     def priority(self, step: Step) -> int:
         """The Dask priority to submit `step` with (the client is about to): the one that
         starts it where its original started (`chaos.harness.start_order`)."""
