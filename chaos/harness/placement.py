@@ -44,17 +44,19 @@ def scatters_placed(history: Sequence[Mapping[str, Any]]) -> list[tuple[Placemen
     return placed
 
 
-def placements(history: Sequence[Mapping[str, Any]], first: Sequence[str]
-               ) -> dict[Placement, int]:
-    """Where each input went, by place among the first workers (by address)."""
-    return {placement: first.index(worker)
-            for placement, worker, _ in scatters_placed(history) if worker in first}
+Placed = Sequence[tuple[Placement, str, float]]  # what `scatters_placed` reads
 
 
-def placed_on_victims(history: Sequence[Mapping[str, Any]]) -> dict[str, tuple[Placement, ...]]:
-    """By fault id: the inputs the client put on the fault's victim before the scheduler
-    noticed it gone (a worker at its address later, a restart or a refill, is another)."""
-    placed = scatters_placed(history)
+def placements(placed: Placed, first: Sequence[str]) -> dict[Placement, int]:
+    """Where each input went (`placed`), by place among the first workers (by address)."""
+    return {placement: first.index(worker) for placement, worker, _ in placed if worker in first}
+
+
+def placed_on_victims(history: Sequence[Mapping[str, Any]], placed: Placed
+                      ) -> dict[str, tuple[Placement, ...]]:
+    """By fault id: the inputs the client put on the fault's victim (`placed`) before the
+    scheduler noticed it gone (a worker at its address later, a restart or a refill, is
+    another)."""
     waits: dict[str, tuple[Placement, ...]] = {}
     for fault in history:
         if fault["type"] != "fault" or not fault.get("worker"):

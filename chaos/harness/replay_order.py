@@ -17,7 +17,12 @@ from typing import Any
 
 from chaos.harness.death_race import DeathRaces, Step, death_races, fired_at, results_done, step_of
 from chaos.harness.hit_order import hits_first
-from chaos.harness.placement import Placement, placed_on_victims, placements
+from chaos.harness.placement import (
+    Placement,
+    placed_on_victims,
+    placements,
+    scatters_placed,
+)
 from chaos.harness.result_order import Entry, close_behind, results_in_order, scatter_waits
 from chaos.harness.retire_moves import Role, moved_roles
 from chaos.harness.scatter_race import Meeting, met_in_scatter, scatters_beaten
@@ -117,13 +122,15 @@ class ReplayOrder:
                                       if worker in first}
                  for e in history if e["type"] == "fault" and e.get("moved")}
         results = results_in_order(history, done)
+        placed = scatters_placed(history)
         return cls(results, tuple(landmarks), fired, noticed, unfired, met_in_scatter(history),
                    races, scatters_beaten(history), victims,
                    close_behind(history, results, done), scatter_waits(history, results, done),
                    _shared_turns(faults, fired), hits_first(history),
                    frozenset(str(e["fault_id"]) for e in history
                              if e["type"] == "fault" and not e.get("noticed_at")), moves,
-                   placements(history, first), placed_on_victims(history), start_ranks(history))
+                   placements(placed, first), placed_on_victims(history, placed),
+                   start_ranks(history))
 
 
 def _shared_turns(faults: Sequence[Mapping[str, Any]], turns: Mapping[str, int]
