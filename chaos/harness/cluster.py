@@ -15,6 +15,7 @@ the harness tells the probes goes through `cluster.probes` (`chaos.harness.probe
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -54,11 +55,13 @@ class RunListener(Protocol):
 
 @dataclass(frozen=True)
 class ClusterSnapshot:
-    """The scheduler's view at one moment: live workers, task count, allowed failures."""
+    """The scheduler's view at one moment: live workers, task count, allowed failures,
+    and (as a run starts: `ChaosCluster.settle`) whether Dask's work stealing runs."""
 
     workers: dict[str, Victim]
     n_tasks: int
     allowed_failures: int
+    stealing: bool | None = None
 
     def worker_list(self) -> list[dict[str, Any]]:
         return [{"address": v.address, "pid": v.pid} for v in self.workers.values()]
@@ -182,9 +185,12 @@ class ChaosCluster:
         with self._lock:
             self._listener = None
 
-    def settle(self, *, n_workers: int | None = None, timeout: float = 30.0) -> ClusterSnapshot:
+    def settle(self, *, n_workers: int | None = None, timeout: float = 30.0,
+               stealing: bool = True) -> ClusterSnapshot:
         """Wait until `n_workers` workers run, no task is left and a trivial task's result
-        reaches the client (`_check_results_arrive`); bounded by `timeout`.
+        reaches the client (`_check_results_arrive`); bounded by `timeout`. Then start the
+        run's order afresh, with Dask's work stealing on or off (`stealing`: off for a
+        replay whose original's stealer moved nothing, `chaos.harness.steal_order`).
 
         Tasks still there after 1 s are released on this client's behalf; if some stay
         3 s more (a stuck run of another client, say), every worker is restarted.
@@ -215,8 +221,9 @@ class ChaosCluster:
                     checked = self._check_results_arrive(reset_first=not reset_for_check)
                     reset_for_check = not checked
                     continue
-                self.client.run_on_scheduler(scheduler_calls.start_run_order_afresh)
-                return snapshot
+                stole = self.client.run_on_scheduler(scheduler_calls.start_run_order_afresh,
+                                                     stealing)
+                return dataclasses.replace(snapshot, stealing=stole)
             left = deadline - time.monotonic()
             if snapshot.n_tasks and escalation and time.monotonic() - started > escalation[0][0]:
                 escalation.pop(0)[1]()
@@ -371,7 +378,7 @@ class ChaosCluster:
                 else:
                     self._members[address] = Victim(address, message.get("pid"),
                                                     message.get("nanny"))
-        elif action != "scatter-placed":
+        elif action not in ("scatter-placed", "step-stolen"):
             return
         current = self._listener
         if current is not None:

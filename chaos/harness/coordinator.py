@@ -123,6 +123,9 @@ class Coordinator:
         if action == "scatter-placed":
             self.history.emit("scatter-placed", time=when, keys=message.get("keys") or [],
                               workers=message.get("workers") or [])
+        elif action == "step-stolen":
+            self.history.emit("step-stolen", time=when, key=message.get("key"),
+                              victim=message.get("victim"), thief=message.get("thief"))
         elif action == "add-worker":
             self.history.emit("worker-added", time=when, worker=message.get("worker"))
         elif action == "remove-worker":

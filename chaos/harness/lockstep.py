@@ -6,7 +6,7 @@ there. Which tasks a killed worker costs depends on the order in which results c
 what the client was doing as the worker died (a scatter under way ends a naive loop).
 Both are timing, and two runs of one schedule differ in them by milliseconds.
 
-So a lockstep replay keeps to its original eight ways:
+So a lockstep replay keeps to its original nine ways:
 
 - its steps finish in the original's order, each fault's notice in its place among
   them: the workers keep to `ReplayOrder.results` on a board on this host's disk
@@ -31,7 +31,9 @@ So a lockstep replay keeps to its original eight ways:
   only once the inputs its original put on the victim are there
   (`chaos.harness.placement`);
 - a worker starts its steps in the original's order: a naive loop's steps are submitted
-  with priorities that rank them so (`chaos.harness.start_order`).
+  with priorities that rank them so (`chaos.harness.start_order`);
+- Dask's work stealing runs only if it moved a step in the original (the runner settles
+  the cluster so: `chaos.harness.steal_order`).
 
 A fault the original never fired (its trigger point never reached, or its role without
 a worker there) is left unarmed and skipped as the original skipped it

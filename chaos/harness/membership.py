@@ -7,7 +7,8 @@ a client, and a subscriber's connection is closed when one is. This plugin sends
 plain data: the worker's address, pid and nanny on arrival; on departure, whether it
 was expected (or a retirement) and which tasks the scheduler lost with it; for each
 scatter, the workers its keys went to (a lockstep replay puts its own where the
-original's went: `chaos.harness.placement`).
+original's went: `chaos.harness.placement`); for each step Dask's stealer moved, from
+where to where (`chaos.harness.steal_order`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ PLUGIN_NAME = "chaos-membership"
 
 
 class MembershipReporter(SchedulerPlugin):
-    """Logs `{"action": "add-worker" | "remove-worker" | "scatter-placed", ...}` events
-    to `topic`."""
+    """Logs `{"action": "add-worker" | "remove-worker" | "scatter-placed" | "step-stolen",
+    ...}` events to `topic`."""
 
     name = PLUGIN_NAME
 
@@ -51,11 +52,19 @@ class MembershipReporter(SchedulerPlugin):
         })
 
     def log_event(self, topic: str, msg: Any) -> None:
-        # Scheduler.scatter logs to the client's topic and to "all", once placed.
-        if topic != "all" or not isinstance(msg, dict) or msg.get("action") != "scatter":
-            return
         scheduler = self._scheduler
         if scheduler is None:
+            return
+        # WorkStealing.move_task_confirm logs ("confirm", key, state, victim, thief, id)
+        # once the victim gave the step up and it went to the thief.
+        if topic == "stealing" and isinstance(msg, tuple) and msg[:1] == ("confirm",):
+            scheduler.log_event(self.topic, {
+                "action": "step-stolen", "time": time.time(), "key": str(msg[1]),
+                "victim": str(msg[3]), "thief": str(msg[4]),
+            })
+            return
+        # Scheduler.scatter logs to the client's topic and to "all", once placed.
+        if topic != "all" or not isinstance(msg, dict) or msg.get("action") != "scatter":
             return
         placed = _last_scattered(scheduler, int(msg.get("count") or 0))
         scheduler.log_event(self.topic, {

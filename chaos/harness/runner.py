@@ -31,6 +31,7 @@ from chaos.harness.lockstep import DEFAULT_PATIENCE, Lockstep
 from chaos.harness.refill import FleetRefill, RefillPolicy
 from chaos.harness.replay_order import ReplayOrder
 from chaos.harness.retire_moves import RetireMoves
+from chaos.harness.steal_order import stealing_in_replay
 from chaos.harness.stories import record_stories
 from chaos.harness.targets import Target, TargetConfig, TargetRun, make_target
 from chaos.history import HISTORY_FILE, HistoryWriter, git_commit, versions
@@ -129,7 +130,8 @@ def run_schedule(
     path = Path(out) / HISTORY_FILE if out is not None else None
     began = time.monotonic()
     try:
-        snapshot = cluster.settle(timeout=settle_timeout)
+        snapshot = cluster.settle(timeout=settle_timeout,
+                                  stealing=replay_of is None or stealing_in_replay(replay_of))
     except BaseException:
         if lockstep is not None:
             lockstep.stop()  # its board folder goes with it
@@ -143,7 +145,7 @@ def run_schedule(
                  versions=versions(), git_commit=git_commit(), workers=snapshot.worker_list(),
                  local_signals=cluster.local_signals, timeout=timeout,
                  refill_delay=refill.delay, cluster=cluster.backend.describe(),
-                 lockstep=replay_of is not None)
+                 lockstep=replay_of is not None, stealing=snapshot.stealing)
     started = time.time()
     coordinator: Coordinator | None = None
 

@@ -29,10 +29,11 @@ def scheduler_snapshot(dask_scheduler: Any) -> dict[str, Any]:
     }
 
 
-def start_run_order_afresh(dask_scheduler: Any = None) -> None:
+async def start_run_order_afresh(stealing: bool = True, dask_scheduler: Any = None) -> bool:
     """Start afresh the three things the scheduler carries from one run to the next and
     uses to order or place a run's work, so that a run (and its replay) does not depend
-    on when the runs before it ended:
+    on when the runs before it ended, and start Dask's work stealing or stop it for the
+    run (`chaos.harness.steal_order`); whether it runs:
 
     - the scatter round robin: a scatter's items go to the workers sorted by address,
       from a module-wide counter that every earlier scatter moved on. Reset, every run's
@@ -50,6 +51,11 @@ def start_run_order_afresh(dask_scheduler: Any = None) -> None:
     if hasattr(dask_scheduler, "_last_time"):
         dask_scheduler._last_time = 0.0
     forget_left_over_retirements(dask_scheduler)
+    stealer = dask_scheduler.extensions.get("stealing")  # None when configured off
+    if stealer is None:
+        return False
+    await (stealer.start() if stealing else stealer.stop())  # each idempotent
+    return stealing
 
 
 def forget_left_over_retirements(dask_scheduler: Any) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import json
 import logging
 import os
@@ -261,7 +262,8 @@ def only_the_left_over_retirement_goes(forget: Callable[[Any], Any]) -> None:
             amm.add_policy(left_over)
             scheduler.handle_worker_status_change(
                 Status.closing_gracefully, scheduler.workers[retiring.address], "test-retire")
-            forget(scheduler)
+            if inspect.isawaitable(forgetting := forget(scheduler)):
+                await forgetting
             assert under_way in amm.policies
             assert left_over not in amm.policies
 
