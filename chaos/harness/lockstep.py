@@ -6,7 +6,7 @@ there. Which tasks a killed worker costs depends on the order in which results c
 what the client was doing as the worker died (a scatter under way ends a naive loop).
 Both are timing, and two runs of one schedule differ in them by milliseconds.
 
-So a lockstep replay keeps to its original nine ways:
+So a lockstep replay keeps to its original ten ways:
 
 - its steps finish in the original's order, each fault's notice in its place among
   them: the workers keep to `ReplayOrder.results` on a board on this host's disk
@@ -33,7 +33,10 @@ So a lockstep replay keeps to its original nine ways:
 - a worker starts its steps in the original's order: a naive loop's steps are submitted
   with priorities that rank them so (`chaos.harness.start_order`);
 - Dask's work stealing runs only if it moved a step in the original (the runner settles
-  the cluster so: `chaos.harness.steal_order`).
+  the cluster so: `chaos.harness.steal_order`);
+- a result waits, on its worker, until the step that worker started next in the
+  original has reached it, where the client had submitted that step before the result
+  was done (`chaos.harness.queue_order`).
 
 A fault the original never fired (its trigger point never reached, or its role without
 a worker there) is left unarmed and skipped as the original skipped it
@@ -69,7 +72,14 @@ from chaos.harness.retire_moves import Role
 from chaos.harness.scatter_race import ScatterRace
 from chaos.harness.start_order import priority as start_priority
 from chaos.history import HistoryWriter
-from chaos.probes.turns import FAULT_PATIENCE, fault_entry, mark_arrived, mark_done, wait_done
+from chaos.probes.turns import (
+    FAULT_PATIENCE,
+    fault_entry,
+    mark_arrived,
+    mark_done,
+    mark_submitted,
+    wait_done,
+)
 
 # Long enough for a result to come and the client's next landmarks to follow (tens of
 # ms); short enough that a replay that left its original still ends near its time.
@@ -143,6 +153,10 @@ class Lockstep:
         mark = landmark_of(event)
         if mark is None:
             return
+        if event["type"] == "submit" and self.board is not None:
+            with self._lock:
+                nth = self._seen[mark] + 1
+            mark_submitted(self.board, (step_of(event), nth), str(event.get("key")))
         if event["type"] == "step-completed":
             key = step_of(event)
             with self._lock:

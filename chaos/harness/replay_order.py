@@ -4,7 +4,7 @@ What the client did is read as *landmarks*: submits, accepted results, errors,
 deliveries and failures, each with its ordinal among equals. Each fault's place is the
 number of landmarks before it fired and before the scheduler noticed it; the other
 orders come from the modules that read them (`death_race`, `result_order`,
-`scatter_race`, `hit_order`, `retire_moves`, `placement`, `start_order`).
+`scatter_race`, `hit_order`, `retire_moves`, `placement`, `start_order`, `queue_order`).
 `chaos.harness.lockstep` keeps a replay to them.
 """
 
@@ -15,7 +15,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaos.harness.death_race import DeathRaces, Step, death_races, fired_at, results_done, step_of
+from chaos.harness.death_race import (
+    DeathRaces,
+    Result,
+    Step,
+    death_races,
+    fired_at,
+    results_done,
+    step_of,
+)
 from chaos.harness.hit_order import hits_first
 from chaos.harness.placement import (
     Placement,
@@ -23,6 +31,7 @@ from chaos.harness.placement import (
     placements,
     scatters_placed,
 )
+from chaos.harness.queue_order import queued_behind
 from chaos.harness.result_order import Entry, close_behind, results_in_order, scatter_waits
 from chaos.harness.retire_moves import Role, moved_roles
 from chaos.harness.scatter_race import Meeting, met_in_scatter, scatters_beaten
@@ -56,8 +65,8 @@ class ReplayOrder:
     each fault the original never fired, the kill the client met in a scatter (the
     ordinal of that scatter, and whether its victim had died before it), the scatters
     that beat a kill, the results that raced their worker's death, the worker each
-    fault hit, where each retirement's keys went, where each scatter went, and the order
-    its steps started in."""
+    fault hit, where each retirement's keys went, where each scatter went, the order its
+    steps started in, and the steps queued on a worker as it finished one."""
 
     results: tuple[tuple[Any, ...], ...]
     landmarks: tuple[tuple[Landmark, int], ...]
@@ -83,6 +92,7 @@ class ReplayOrder:
     placements: Mapping[Placement, int]
     placed_on_victims: Mapping[str, tuple[Placement, ...]]
     start_ranks: Mapping[Submission, int]  # `chaos.harness.start_order`
+    queued_behind: tuple[tuple[Result, Submission], ...]  # `chaos.harness.queue_order`
 
     @classmethod
     def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
@@ -130,7 +140,7 @@ class ReplayOrder:
                    frozenset(str(e["fault_id"]) for e in history
                              if e["type"] == "fault" and not e.get("noticed_at")), moves,
                    placements(placed, first), placed_on_victims(history, placed),
-                   start_ranks(history))
+                   start_ranks(history), queued_behind(history, done))
 
 
 def _shared_turns(faults: Sequence[Mapping[str, Any]], turns: Mapping[str, int]

@@ -49,6 +49,8 @@ class ProbePlan:
     # the results done before the client took the one before them.
     cut_short: tuple[tuple[tuple[Any, ...], tuple[Any, ...]], ...] = ()
     close_behind: tuple[tuple[Any, ...], ...] = ()
+    # The results held until the submissions their worker started next had reached it.
+    queued_behind: tuple[tuple[tuple[Any, ...], tuple[Any, ...]], ...] = ()
 
     def stops(self, step: int, task_id: TaskId | None) -> tuple[float, ...]:
         """The progress fractions at which a protocol of this step should call progress()."""

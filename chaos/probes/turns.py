@@ -13,6 +13,11 @@ in the order: at its result point it waits for that kill's entry (`cut_short`), 
 with its worker as it did, rather than finish because this replay's worker got there
 a little sooner (`chaos.harness.death_race`). Nobody waits for its result.
 
+A result after which its worker started a step the client had submitted before, in the
+original, waits until that step has reached its worker (`queued`; the client marks each
+submit's key on the board: `chaos.harness.queue_order`), so that the worker has it to
+start next.
+
 A result that never comes (the replay left its original) stops nobody for longer than
 `patience` seconds: the waiter marks it done itself, and reports that it did. A fault's
 entry (the harness marks it when the scheduler noticed the fault) is waited for up to
@@ -25,13 +30,15 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 ResultKey = tuple[Any, tuple[int, ...], int]  # (task_id, index, step)
 # (task_id, index, step, nth) of each step a kill cut short -> that kill's `fault_entry`
 CutShort = Sequence[tuple[tuple[Any, ...], tuple[Any, ...]]]
+# (task_id, index, step, nth) of a result -> ((task_id, index, step), nth) of a submission
+Queued = Sequence[tuple[tuple[Any, ...], tuple[Any, ...]]]
 _POLL = 0.001  # seconds between looks at the board
 FAULT_PATIENCE = 10.0
 # A result marked done still has to travel: from the task's thread to its worker's event
@@ -47,20 +54,57 @@ IN_FLIGHT = 0.004
 
 def take_turn(board: str, order: Sequence[tuple[Any, ...]], key: ResultKey,
               patience: float, cut_short: CutShort = (),
-              close_behind: Sequence[tuple[Any, ...]] = ()) -> list[list[Any]]:
+              close_behind: Sequence[tuple[Any, ...]] = (), queued: Queued = (),
+              has_task: Callable[[str], bool] | None = None) -> list[list[Any]]:
     """Wait for this result's turn on `board`; the earlier results given up on. A result
-    in `close_behind` waits for the one before it to be on its way, not taken."""
+    in `close_behind` waits for the one before it to be on its way, not taken; one in
+    `queued`, for its submissions to reach this worker (`has_task(key)`)."""
     try:
-        return _take_turn(Path(board), order, key, patience, cut_short, close_behind)
+        folder = Path(board)
+        nth = _claim(folder, key)
+        entry = (key[0], tuple(key[1]), key[2], nth)
+        missing = _wait_queued(folder, entry, queued, has_task, patience)
+        return _take_turn(folder, order, entry, patience, cut_short, close_behind) + missing
     except FileNotFoundError:  # the replay ended and took its board: no order to keep
         return []
 
 
-def _take_turn(folder: Path, order: Sequence[tuple[Any, ...]], key: ResultKey,
+def mark_submitted(board: str, submission: tuple[Any, ...], key: str) -> None:
+    """Mark that the client submitted `submission` ((task_id, index, step), nth) as `key`
+    (the harness does, as it records the submit)."""
+    (task_id, index, step), nth = submission
+    with contextlib.suppress(FileNotFoundError):  # the replay ended and took its board
+        _mark(Path(board), (task_id, index, step, nth), "submitted").write_text(key)
+
+
+def _wait_queued(folder: Path, entry: tuple[Any, ...], queued: Queued,
+                 has_task: Callable[[str], bool] | None, patience: float) -> list[list[Any]]:
+    """Wait until the submissions queued behind `entry` are on this worker, for up to
+    `patience` seconds; those that never came."""
+    waiting = [submission for result, submission in queued if _entry(result) == entry]
+    if not waiting or has_task is None:
+        return []
+    deadline = time.monotonic() + patience
+    while waiting:
+        waiting = [(step, nth) for step, nth in waiting
+                   if not has_task(_submitted_key(folder, (*step, nth)))]
+        if waiting and time.monotonic() >= deadline:
+            return [["queued", step[0], list(step[1]), step[2], nth] for step, nth in waiting]
+        if waiting:
+            time.sleep(_POLL)
+    return []
+
+
+def _submitted_key(folder: Path, submission: tuple[Any, ...]) -> str:
+    try:
+        return _mark(folder, submission, "submitted").read_text()
+    except OSError:  # not submitted yet
+        return ""
+
+
+def _take_turn(folder: Path, order: Sequence[tuple[Any, ...]], entry: tuple[Any, ...],
                patience: float, cut_short: CutShort,
                close_behind: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
-    nth = _claim(folder, key)
-    entry = (key[0], tuple(key[1]), key[2], nth)
     entries = [_entry(e) for e in order]
     killer = {_entry(e): tuple(fault) for e, fault in cut_short}
     # A result the original never had waits for nobody, but the kill that cut it short.

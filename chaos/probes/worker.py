@@ -218,9 +218,11 @@ class _Execution:
         """In a lockstep replay: finish in the order the original's results did."""
         plan = self.plan
         assert plan.turn_board is not None
+        worker = self.worker
         given_up = take_turn(plan.turn_board, plan.result_order,
                              (self.task_id, self.index, self.step), plan.turn_patience,
-                             plan.cut_short, plan.close_behind)
+                             plan.cut_short, plan.close_behind, plan.queued_behind,
+                             None if worker is None else lambda key: key in worker.state.tasks)
         if given_up:
             self.emit("lockstep-diverged", waiting=f"result of {self.task_id} step {self.step}",
                       missing=given_up[:10], patience=plan.turn_patience)
