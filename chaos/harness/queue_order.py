@@ -27,9 +27,13 @@ from chaos.harness.start_order import Submission
 def queued_behind(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
                   ) -> tuple[tuple[Result, Submission], ...]:
     """Each result (`done`: `results_done`) after which its worker process next started
-    a step the client had submitted before the result was done, with that submission."""
+    a step the client had submitted before the result was done, with that submission.
+    Not a step Dask's stealer moved (`step-stolen`): it may have reached that worker by
+    stealing, which a replay does not wait for."""
+    stolen = {str(event.get("key")) for event in history if event["type"] == "step-stolen"}
     submitted = {str(event["key"]): ((step, nth), float(event["time"]))
-                 for event, step, nth in numbered(history, "submit") if event.get("key")}
+                 for event, step, nth in numbered(history, "submit")
+                 if event.get("key") and str(event["key"]) not in stolen}
     invokes = {event["execution"]: (position, event) for position, event in enumerate(history)
                if event["type"] == "invoke" and event.get("execution")}
     held: list[tuple[Result, Submission]] = []

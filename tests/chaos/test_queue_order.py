@@ -48,6 +48,15 @@ def test_a_result_is_held_for_the_step_its_worker_started_next_if_submitted_befo
     # t1's result: its worker started nothing after it. A restarted worker 0 is another.
     restarted = t1s_step_1_first(restarted=True).events
     assert queued_behind(restarted, results_done(restarted)) == ()
+    # Nor is a step the stealer moved waited for: it may have come by stealing.
+    stolen = [*history[:-1], {"seq": 0, "time": 0.0, "type": "step-stolen",
+                              "key": submit_key(history, T1_STEP_1)}, history[-1]]
+    assert queued_behind(stolen, results_done(stolen)) == ()
+
+
+def submit_key(history: list[dict], step: tuple) -> str:
+    return next(e["key"] for e in history if e["type"] == "submit"
+                and (e["task_id"], tuple(e["index"]), e["step"]) == step)
 
 
 def test_a_step_submitted_after_the_result_was_done_is_not_waited_for():
