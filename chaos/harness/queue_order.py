@@ -7,8 +7,8 @@ result, and the submit takes a few milliseconds to reach its worker (client, sch
 worker, on streams batched every 2 ms). Where the original's worker had it by the time
 its step ended, a replay's worker could end its step first, and start another (nightly
 --seed 8642's `s011`: t1's step 1 was on its worker when that worker's step ended in
-the original, and started there next; in every replay it came a little later, the
-worker started t3's step 0, and a retirement aimed at that step later moved other keys).
+the original, and started there next; in every replay it came a little later, and the
+worker started t3's step 0 instead).
 
 So a lockstep replay holds a step's result, on its worker, until the steps that worker
 started next in the original, and that the client had submitted before the result was

@@ -32,8 +32,8 @@ def scheduler_snapshot(dask_scheduler: Any) -> dict[str, Any]:
 async def start_run_order_afresh(stealing: bool = True, dask_scheduler: Any = None) -> bool:
     """Start afresh the three things the scheduler carries from one run to the next and
     uses to order or place a run's work, so that a run (and its replay) does not depend
-    on when the runs before it ended, and start Dask's work stealing or stop it for the
-    run (`chaos.harness.steal_order`); whether it runs:
+    on when the runs before it ended; then start Dask's work stealing, or stop it, for
+    the run (`chaos.harness.steal_order`), and return whether it runs. The three things:
 
     - the scatter round robin: a scatter's items go to the workers sorted by address,
       from a module-wide counter that every earlier scatter moved on. Reset, every run's
