@@ -153,10 +153,6 @@ class Lockstep:
         mark = landmark_of(event)
         if mark is None:
             return
-        if event["type"] == "submit" and self.board is not None:
-            with self._lock:
-                nth = self._seen[mark] + 1
-            mark_submitted(self.board, (step_of(event), nth), str(event.get("key")))
         if event["type"] == "step-completed":
             key = step_of(event)
             with self._lock:
@@ -166,6 +162,7 @@ class Lockstep:
                 mark_arrived(self.board, (*key, nth))  # the next result may go now
         with self._lock:
             self._seen[mark] += 1
+            nth = self._seen[mark]
             landmarks = self.order.landmarks
             while (self._reached < len(landmarks)
                    and self._seen[landmarks[self._reached][0]] >= landmarks[self._reached][1]):
@@ -174,6 +171,8 @@ class Lockstep:
             due = [(f"fault {fault_id} to fire", self._fired[fault_id], self.patience)
                    for fault_id, turn in self.order.fault_turns.items()
                    if turn == self._reached]
+        if event["type"] == "submit" and self.board is not None:  # before the client waits
+            mark_submitted(self.board, (step_of(event), nth), str(event.get("key")))
         self._wait(due)
 
     def hold(self, type: str, fields: Mapping[str, Any]) -> None:

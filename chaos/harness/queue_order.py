@@ -38,8 +38,7 @@ def queued_behind(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
                if event["type"] == "invoke" and event.get("execution")}
     held: list[tuple[Result, Submission]] = []
     for result in done:
-        ok = history[result.position]
-        _, invoke = invokes.get(ok.get("execution"), (0, {}))
+        _, invoke = invokes[history[result.position]["execution"]]  # as results_done found it
         following = min((at for at, nxt in invokes.values()
                          if at > result.position and nxt.get("worker") == invoke.get("worker")
                          and nxt.get("pid") == invoke.get("pid")), default=None)

@@ -85,14 +85,14 @@ def _wait_queued(folder: Path, entry: tuple[Any, ...], queued: Queued,
     if not waiting or has_task is None:
         return []
     deadline = time.monotonic() + patience
-    while waiting:
+    while True:
         waiting = [(step, nth) for step, nth in waiting
                    if not has_task(_submitted_key(folder, (*step, nth)))]
-        if waiting and time.monotonic() >= deadline:
+        if not waiting:
+            return []
+        if time.monotonic() >= deadline:
             return [["queued", step[0], list(step[1]), step[2], nth] for step, nth in waiting]
-        if waiting:
-            time.sleep(_POLL)
-    return []
+        time.sleep(_POLL)
 
 
 def _submitted_key(folder: Path, submission: tuple[Any, ...]) -> str:
