@@ -88,7 +88,7 @@ def _wait_queued(folder: Path, entry: tuple[Any, ...], queued: Queued,
     while True:
         waiting = [(step, nth) for step, nth in waiting
                    if not has_task(_submitted_key(folder, (*step, nth)))]
-        if not waiting:
+        if not waiting or not folder.exists():  # (a board taken away: the replay ended)
             return []
         if time.monotonic() >= deadline:
             return [["queued", step[0], list(step[1]), step[2], nth] for step, nth in waiting]
@@ -114,6 +114,8 @@ def _take_turn(folder: Path, order: Sequence[tuple[Any, ...]], entry: tuple[Any,
     started = time.monotonic()
     given_up: list[list[Any]] = []
     while waiting:
+        if not folder.exists():  # the replay ended and took its board: no order to keep
+            return given_up  # (waiting out a fault's patience held the next run's worker)
         waiting = [e for e in waiting if not _mark(folder, e, "done").exists()]
         bound = FAULT_PATIENCE if any(_is_fault(e) for e in waiting) else patience
         if waiting and time.monotonic() - started >= bound:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 
@@ -127,6 +128,30 @@ def test_a_fault_that_never_settles_holds_the_results_after_it_for_fault_patienc
 def test_a_result_that_comes_after_its_replay_ended_goes_on_at_once(tmp_path):
     # The harness removes the board when the run ends; a late result must not fail.
     assert take_turn(str(tmp_path / "gone"), ORDER, ("t2", (), 0), patience=5.0) == []
+
+
+def test_a_result_waiting_as_its_replay_ends_goes_on_at_once(tmp_path, monkeypatch):
+    """Left waiting for a fault's settling when the replay ended, a result waited out the
+    fault's patience, and its worker's only thread started the next run's steps 10 s
+    late (nightly --seed 9753's `s037` and `s004`, in 3 and 1 of 10 replays). So too a
+    result waiting for a step to reach its worker (`queued`)."""
+    monkeypatch.setattr(turns, "FAULT_PATIENCE", 5.0)
+    board = tmp_path / "board"
+    board.mkdir()
+    order = (fault_entry("f0"), ("t0", (), 0, 1))
+    done: list = []
+    thread = finish(str(board), ("t0", (), 0), done, order)
+    queued = threading.Thread(target=lambda: done.append(("t1", take_turn(
+        str(board), [], ("t1", (), 0), 5.0, queued=((("t1", (), 0, 1), (("t2", (), 0), 1)),),
+        has_task=lambda key: False))))
+    queued.start()
+    time.sleep(0.2)
+    assert done == []
+    started = time.monotonic()
+    shutil.rmtree(board)
+    thread.join(2)
+    queued.join(2)
+    assert time.monotonic() - started < 0.5 and sorted(done) == [("t0", []), ("t1", [])]
 
 
 def test_a_step_a_kill_cut_short_waits_for_that_kill_and_nobody_waits_for_it(tmp_path,
