@@ -137,6 +137,7 @@ class Inflictor:
 
         def kill() -> Landing:
             if not race.wait_for_client():
+                race.wait_for_landings()
                 signal_all(tree, signal.SIGSTOP)
                 race.release()
                 time.sleep(SCATTER_IN_FLIGHT)

@@ -6,7 +6,7 @@ there. Which tasks a killed worker costs depends on the order in which results c
 what the client was doing as the worker died (a scatter under way ends a naive loop).
 Both are timing, and two runs of one schedule differ in them by milliseconds.
 
-So a lockstep replay keeps to its original ten ways:
+So a lockstep replay keeps to its original eleven ways:
 
 - its steps finish in the original's order, each fault's notice in its place among
   them: the workers keep to `ReplayOrder.results` on a board on this host's disk
@@ -23,7 +23,11 @@ So a lockstep replay keeps to its original ten ways:
   (`ReplayOrder.notice_turns`) until it has been noticed here too;
 - a kill that the original's client met in a scatter (its loop ended there: the scatter
   reached the worker before the scheduler noticed it was gone) is held until the client
-  makes that scatter here too, and meets it again (`chaos.harness.scatter_race`);
+  makes that scatter here too, and meets it again (`chaos.harness.scatter_race`), and
+  its victim is stopped for that only once the graceful shutdowns that landed before
+  the kill there have landed here (`landed_first`: a retirement's keys reach it);
+- a probe held for a graceful shutdown not due yet is let go at once, as the original
+  let it go as soon as it decided the shutdown (`Coordinator._let_go_before_turn`);
 - a result that raced its worker's death reaches the client, or dies, as it did in the
   original, and a step an abrupt kill cut short there is still running when it lands
   (`chaos.harness.death_race`);
@@ -113,7 +117,11 @@ class Lockstep:
         self._scattered: Counter[Step] = Counter()  # scatters about to be made, by step
         self._placed: Counter[Step] = Counter()  # scatters made, by step
         self._submitting: Counter[Step] = Counter()  # submits about to be made, by step
-        self._races = {fault_id: ScatterRace(fault_id, meeting, patience)
+        self._landed = {shutdown: threading.Event()
+                        for shutdowns in order.landed_first.values() for shutdown in shutdowns}
+        self._races = {fault_id: ScatterRace(fault_id, meeting, patience, {
+                           shutdown: self._landed[shutdown]
+                           for shutdown in order.landed_first.get(fault_id, ())})
                        for fault_id, meeting in order.met_in_scatter.items()}
         self._hit: set[str] = set()  # faults whose trigger has been hit
 
@@ -128,7 +136,7 @@ class Lockstep:
     def stop(self) -> None:
         with self._lock:
             self._stopped = True
-        for event in (*self._fired.values(), *self._noticed.values()):
+        for event in (*self._fired.values(), *self._noticed.values(), *self._landed.values()):
             event.set()
         for race in self._races.values():
             race.end()
@@ -317,10 +325,17 @@ class Lockstep:
         if fault_id in self.order.unnoticed and self.board is not None:
             mark_done(self.board, fault_entry(fault_id))
 
+    def landed(self, fault_id: str) -> None:
+        """Fault `fault_id` landed (or will not): a kill held for the client's scatter
+        may stop its victim (`chaos.harness.scatter_race.landed_first`)."""
+        if fault_id in self._landed:
+            self._landed[fault_id].set()
+
     def settled(self, fault_id: str) -> None:
         """The scheduler noticed fault `fault_id` (or it will not land): the client, and
         the results that came after it in the original, may go on."""
         self.fired(fault_id)
+        self.landed(fault_id)
         if fault_id in self._noticed:
             self._noticed[fault_id].set()
         if self.board is not None:

@@ -34,7 +34,7 @@ from chaos.harness.placement import (
 from chaos.harness.queue_order import queued_behind
 from chaos.harness.result_order import Entry, close_behind, results_in_order, scatter_waits
 from chaos.harness.retire_moves import Role, moved_roles
-from chaos.harness.scatter_race import Meeting, met_in_scatter, scatters_beaten
+from chaos.harness.scatter_race import Meeting, landed_first, met_in_scatter, scatters_beaten
 from chaos.harness.start_order import Submission, start_ranks
 
 # What the client did, in the order it did it: the events a target writes.
@@ -93,6 +93,8 @@ class ReplayOrder:
     placed_on_victims: Mapping[str, tuple[Placement, ...]]
     start_ranks: Mapping[Submission, int]  # `chaos.harness.start_order`
     queued_behind: tuple[tuple[Result, Submission], ...]  # `chaos.harness.queue_order`
+    # a kill held for the client's scatter -> the shutdowns that landed before it there
+    landed_first: Mapping[str, tuple[str, ...]]  # `chaos.harness.scatter_race`
 
     @classmethod
     def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
@@ -133,14 +135,16 @@ class ReplayOrder:
                  for e in history if e["type"] == "fault" and e.get("moved")}
         results = results_in_order(history, done)
         placed = scatters_placed(history)
-        return cls(results, tuple(landmarks), fired, noticed, unfired, met_in_scatter(history),
+        meetings = met_in_scatter(history)
+        return cls(results, tuple(landmarks), fired, noticed, unfired, meetings,
                    races, scatters_beaten(history), victims,
                    close_behind(history, results, done), scatter_waits(history, results, done),
                    _shared_turns(faults, fired), hits_first(history),
                    frozenset(str(e["fault_id"]) for e in history
                              if e["type"] == "fault" and not e.get("noticed_at")), moves,
                    placements(placed, first), placed_on_victims(history, placed),
-                   start_ranks(history), queued_behind(history, done))
+                   start_ranks(history), queued_behind(history, done),
+                   landed_first(history, meetings))
 
 
 def _shared_turns(faults: Sequence[Mapping[str, Any]], turns: Mapping[str, int]
