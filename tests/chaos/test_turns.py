@@ -131,10 +131,9 @@ def test_a_result_that_comes_after_its_replay_ended_goes_on_at_once(tmp_path):
 
 
 def test_a_result_waiting_as_its_replay_ends_goes_on_at_once(tmp_path, monkeypatch):
-    """Left waiting for a fault's settling when the replay ended, a result waited out the
-    fault's patience, and its worker's only thread started the next run's steps 10 s
-    late (nightly --seed 9753's `s037` and `s004`, in 3 and 1 of 10 replays). So too a
-    result waiting for a step to reach its worker (`queued`)."""
+    """Left waiting for a fault's settling when the replay ended, a result would wait out
+    the fault's patience (10 s), its worker's only thread taken from the next run. So
+    too a result waiting for a step to reach its worker (`queued`)."""
     monkeypatch.setattr(turns, "FAULT_PATIENCE", 5.0)
     board = tmp_path / "board"
     board.mkdir()
@@ -152,6 +151,35 @@ def test_a_result_waiting_as_its_replay_ends_goes_on_at_once(tmp_path, monkeypat
     thread.join(2)
     queued.join(2)
     assert time.monotonic() - started < 0.5 and sorted(done) == [("t0", []), ("t1", [])]
+
+
+def test_a_step_a_nanny_close_cut_short_waits_until_its_worker_closes(tmp_path, monkeypatch):
+    """Or until the close settled (it struck elsewhere, or was skipped), or its patience
+    ran out, said."""
+    monkeypatch.setattr(turns, "FAULT_PATIENCE", 0.3)
+    board = str(tmp_path)
+    closed = ((("t9", (), 0, 1), fault_entry("f0")), (("t8", (), 0, 1), fault_entry("f1")))
+    closing = threading.Event()
+    done: list = []
+    thread = threading.Thread(target=lambda: done.append(take_turn(
+        board, ORDER, ("t9", (), 0), 5.0, closed_short=closed, closing=closing.is_set)))
+    thread.start()
+    time.sleep(0.1)
+    assert done == []
+    closing.set()
+    thread.join(1)
+    assert done == [[]]
+    mark_done(board, fault_entry("f1"))
+    never = threading.Event().is_set
+    started = time.monotonic()
+    assert take_turn(board, ORDER, ("t8", (), 0), 5.0, closed_short=closed, closing=never) == []
+    assert time.monotonic() - started < 0.1
+    assert take_turn(board, ORDER, ("t9", (), 0), 5.0, closed_short=closed,  # its 2nd result
+                     closing=never) == []
+    assert take_turn(board, [], ("t9", (), 0), 5.0, closing=never,
+                     closed_short=((("t9", (), 0, 3), fault_entry("f2")),)
+                     ) == [["fault f2", [], None, 1]]
+    assert time.monotonic() - started >= 0.3
 
 
 def test_a_step_a_kill_cut_short_waits_for_that_kill_and_nobody_waits_for_it(tmp_path,
