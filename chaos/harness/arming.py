@@ -29,6 +29,8 @@ def probe_plan(schedule: FaultSchedule, run_id: str, *,
         "turn_patience": lockstep.patience,
         "cut_short": tuple((result, fault_entry(fault_id)) for result, fault_id
                            in lockstep.order.death_races.cut_short.items()),
+        "closed_short": tuple((result, fault_entry(fault_id)) for result, fault_id
+                              in lockstep.order.death_races.closed_short.items()),
         "close_behind": lockstep.order.close_behind,
         "queued_behind": lockstep.order.queued_behind}
     return ProbePlan(run_id, tuple(armed), report_fractions, hold_timeout, topic, scheduler,

@@ -20,7 +20,12 @@ each race's outcome:
   result point for the fault to settle (`chaos.probes.turns`). A replay whose worker
   got there first (its steps a little ahead, its fault held for its turn) finished the
   step the original lost (seen in nightly --seed 8484's `s007`, t3 delivered in 3 of 3
-  replays; there the kill was a nanny's close, which this rule leaves out: `_cut_short`).
+  replays; there the kill was a nanny's close, which this rule left out: `_cut_short`);
+- a step a nanny's close cut short waits at its result point until the close reaches
+  its worker (`closed_short`): the close waits for running steps, so waiting for it to
+  settle held it up to its bound (5 s, nightly --seed 777's `s031`); let go as the
+  worker closes its stream to the scheduler, the step ends and its result is lost, as
+  there (nightly --seed 9753's `s005`: t0 delivered in 2 of 10 replays).
 
 A result of a step with several attempts is matched by its ordinal among that step's
 results: the n-th done, taken (or not) as the n-th.
@@ -58,11 +63,13 @@ class Done(NamedTuple):
 class DeathRaces:
     """Of the results done on a killed worker around its kill: those the client took
     after the fault fired, by fault id, and those it never took, with their fault; and
-    the results the steps an abrupt kill cut short would have had, with their fault."""
+    the results the steps an abrupt kill cut short would have had, with their fault, and
+    those of the steps a nanny's close cut short."""
 
     taken: Mapping[str, tuple[Result, ...]]
     lost: Mapping[Result, str]
     cut_short: Mapping[Result, str]
+    closed_short: Mapping[Result, str]
 
 
 def results_done(history: Sequence[Mapping[str, Any]]) -> list[Done]:
@@ -130,17 +137,16 @@ def death_races(history: Sequence[Mapping[str, Any]],
                     if d.worker == str(kill["worker"]) and d.at < fired
                     and d.result not in taken_at and fetched.get(d.result, noticed) < noticed)
     abrupt = [kill for kill in kills if kill.get("kind") in ABRUPT_KINDS]
+    closes = [kill for kill in kills if kill.get("kind") == "nanny-close"]
     return DeathRaces({f: results for f, results in won.items() if results}, lost,
-                      _cut_short(history, done, abrupt))
+                      _cut_short(history, done, abrupt), _cut_short(history, done, closes))
 
 
 def _cut_short(history: Sequence[Mapping[str, Any]], done: Sequence[Done],
                kills: Sequence[Mapping[str, Any]]) -> dict[Result, str]:
     """The steps started on a kill's victim before it fired that never ended: the
     result each would have had (its ordinal: one more than its step's results done by
-    then), with the first such kill. Abrupt kills only: a nanny's close or a preemption
-    waits for the running step, and one held at its result point held the close up
-    until its bound (5 s; nightly --seed 777's `s031`)."""
+    then), with the first such kill."""
     ended = {event.get("execution") for event in history if event["type"] in ("ok", "fail")}
     cut: dict[Result, str] = {}
     for event in history:

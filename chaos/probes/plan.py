@@ -48,6 +48,8 @@ class ProbePlan:
     # The results the original's kills cut short, each with its kill's entry in the order;
     # the results done before the client took the one before them.
     cut_short: tuple[tuple[tuple[Any, ...], tuple[Any, ...]], ...] = ()
+    # The results the original's nanny closes cut short, each with its close's entry.
+    closed_short: tuple[tuple[tuple[Any, ...], tuple[Any, ...]], ...] = ()
     close_behind: tuple[tuple[Any, ...], ...] = ()
     # The results held until the submissions their worker started next had reached it.
     queued_behind: tuple[tuple[tuple[Any, ...], tuple[Any, ...]], ...] = ()

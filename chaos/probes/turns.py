@@ -55,15 +55,19 @@ IN_FLIGHT = 0.004
 def take_turn(board: str, order: Sequence[tuple[Any, ...]], key: ResultKey,
               patience: float, cut_short: CutShort = (),
               close_behind: Sequence[tuple[Any, ...]] = (), queued: Queued = (),
-              has_task: Callable[[str], bool] | None = None) -> list[list[Any]]:
+              has_task: Callable[[str], bool] | None = None,
+              closed_short: CutShort = (), closing: Callable[[], bool] | None = None
+              ) -> list[list[Any]]:
     """Wait for this result's turn on `board`; the earlier results given up on. A result
     in `close_behind` waits for the one before it to be on its way, not taken; one in
-    `queued`, for its submissions to reach this worker (`has_task(key)`)."""
+    `queued`, for its submissions to reach this worker (`has_task(key)`); one in
+    `closed_short`, for a nanny's close to reach this worker (`closing()`)."""
     try:
         folder = Path(board)
         nth = _claim(folder, key)
         entry = (key[0], tuple(key[1]), key[2], nth)
         missing = _wait_queued(folder, entry, queued, has_task, patience)
+        missing += _wait_closing(folder, entry, closed_short, closing)
         return _take_turn(folder, order, entry, patience, cut_short, close_behind) + missing
     except FileNotFoundError:  # the replay ended and took its board: no order to keep
         return []
@@ -93,6 +97,22 @@ def _wait_queued(folder: Path, entry: tuple[Any, ...], queued: Queued,
         if time.monotonic() >= deadline:
             return [["queued", step[0], list(step[1]), step[2], nth] for step, nth in waiting]
         time.sleep(_POLL)
+
+
+def _wait_closing(folder: Path, entry: tuple[Any, ...], closed_short: CutShort,
+                  closing: Callable[[], bool] | None) -> list[list[Any]]:
+    """Wait until this worker is closing, if a nanny's close cut `entry`'s step short in
+    the original, or that close has settled (it struck elsewhere here, or was skipped),
+    for up to FAULT_PATIENCE; the close, if it never came."""
+    faults = [tuple(fault) for result, fault in closed_short if _entry(result) == entry]
+    if not faults or closing is None:
+        return []
+    deadline = time.monotonic() + FAULT_PATIENCE
+    while folder.exists() and not closing() and not _mark(folder, faults[0], "done").exists():
+        if time.monotonic() >= deadline:
+            return [[faults[0][0], [], None, faults[0][3]]]
+        time.sleep(_POLL)
+    return []
 
 
 def _submitted_key(folder: Path, submission: tuple[Any, ...]) -> str:

@@ -222,7 +222,9 @@ class _Execution:
         given_up = take_turn(plan.turn_board, plan.result_order,
                              (self.task_id, self.index, self.step), plan.turn_patience,
                              plan.cut_short, plan.close_behind, plan.queued_behind,
-                             None if worker is None else lambda key: key in worker.state.tasks)
+                             None if worker is None else lambda key: key in worker.state.tasks,
+                             plan.closed_short,
+                             None if worker is None else lambda: _closing(worker))
         if given_up:
             self.emit("lockstep-diverged", waiting=f"result of {self.task_id} step {self.step}",
                       missing=given_up[:10], patience=plan.turn_patience)
@@ -283,6 +285,15 @@ class _Execution:
             if time.monotonic() >= deadline:
                 return "timeout"
         return None
+
+
+def _closing(worker: Any) -> bool:
+    """Whether `worker` is closing and has closed its stream to the scheduler: a result
+    done from now on never reaches it."""
+    stream = getattr(worker, "batched_stream", None)
+    return (getattr(getattr(worker, "status", None), "name", "running") not in ("running", "paused")
+            and (stream is None or stream.please_stop or stream.comm is None
+                 or stream.comm.closed()))
 
 
 def _client_of(address: str) -> Any:

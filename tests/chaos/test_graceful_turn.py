@@ -1,14 +1,16 @@
-"""A lockstep replay lets a probe held for a graceful shutdown go as its original did:
-at once, before the shutdown fires. Its original decided the shutdown at the hit, let
-the probe go first (a graceful shutdown waits for running tasks), and fired after; the
-fault's turn can then come after the client took that very result."""
+"""A lockstep replay keeps a graceful shutdown's timing. It lets a probe held for one go
+as its original did: at once, before the shutdown fires (its original decided the
+shutdown at the hit, let the probe go first, and fired after; the fault's turn can then
+come after the client took that very result). And a step a nanny's close cut short
+there ends only once the close has reached its worker here, and its result is lost."""
 
 from __future__ import annotations
 
 from chaos import Fault, FaultSchedule, RandomWorker, ResultReady
 from chaos.harness import run_schedule
+from chaos.harness.replay_order import first_workers
 from chaos.workload import Workload
-from tests.checker.histories import HistoryBuilder
+from tests.checker.histories import WORKERS, HistoryBuilder
 
 FOUR = Workload(n_tasks=4, n_steps=2, payload_bytes=1_000, step_seconds=0.05, seed=2)
 
@@ -54,3 +56,26 @@ def test_a_graceful_shutdown_due_after_its_result_was_taken_lets_the_probe_go_fi
         held = [e for e in record.events("lockstep-diverged")
                 if e["waiting"] in ("fault f0", "the client's scatter for a result")]
         assert not held, held
+
+
+def closed_as_t1_ran() -> list[dict]:
+    """`closed_after_its_result_was_taken`, but f0 closes t1's worker, whose step began
+    with t0's and never ended: the close reached it first."""
+    events = closed_after_its_result_was_taken()
+    x1 = next(e["execution"] for e in events if e["type"] == "invoke" and e["task_id"] == "t1")
+    return [{**e, "worker": WORKERS[1], "pid": 101} if e["type"] == "fault" else e
+            for e in events if not (e["type"] == "ok" and e["execution"] == x1)]
+
+
+def test_a_step_a_nanny_close_cut_short_ends_only_as_the_close_reaches_its_worker(harness):
+    """Replayed without the rule, t1's step is done some 15 ms before f0 is due (after
+    the client took t0 and submitted its step 1) and t1 is taken. Twice running."""
+    schedule = FaultSchedule((Fault("nanny-close", ResultReady(step=0, task="t0"),
+                                    RandomWorker(2)),), seed=0)
+    for _ in range(2):
+        record = run_schedule(schedule, "dask-raw", {}, FOUR, harness, timeout=60,
+                              replay_of=closed_as_t1_ran())
+        [fault] = record.events("fault")
+        assert fault["worker"] == first_workers(record.history)[1], fault
+        taken = [e["task_id"] for e in record.events("step-completed") if e["step"] == 0]
+        assert "t1" not in taken, (taken, record.events("lockstep-diverged"))

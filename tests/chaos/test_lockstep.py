@@ -64,6 +64,32 @@ def replaying(original: list[dict], *, patience: float = DEFAULT_PATIENCE,
     return lockstep, writer
 
 
+def test_a_replay_takes_its_board_away_even_as_results_still_come():
+    """Results still coming as the replay ends (a thawed worker's, say) put their claims
+    in the board as it is removed: an rmtree alone left the folder, and the next such
+    result waited there out a fault's patience (10 s) into the next run."""
+    lockstep = Lockstep(ReplayOrder.of(two_tasks_then_a_kill()))
+    board = lockstep.board
+    assert board is not None
+    ended = threading.Event()
+
+    def results(worker: int) -> None:
+        n = 0
+        while not ended.is_set():
+            n += 1
+            turns.take_turn(board, [], (f"w{worker}-t{n}", (), 0), 0.1)
+
+    workers = [threading.Thread(target=results, args=(n,)) for n in range(2)]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.1)
+    lockstep.stop()
+    ended.set()
+    for worker in workers:
+        worker.join(2)
+    assert not Path(board).exists() and not Path(f"{board}.gone").exists()
+
+
 def test_the_order_is_the_clients_where_it_took_a_result_and_a_faults_notice_in_its_place():
     order = ReplayOrder.of(two_tasks_then_a_kill())
     assert order.results == (("t0", (), 0, 1), ("t1", (), 0, 1), fault_entry("f0"),
@@ -240,10 +266,12 @@ def test_the_steps_a_kill_cut_short_are_those_started_on_its_victim_and_never_do
     history.emit("fault", fault_id="f3", kind="nanny-close",
                  trigger={"type": "at-time", "at": 4}, worker=history.workers[2], pid=102,
                  fired_at=history.clock, landed_at=history.clock + 0.05,
-                 noticed_at=history.clock + 0.06)  # waits for t3: not held for it
+                 noticed_at=history.clock + 0.06)  # cut t3 short: held for its close
     history.end()
-    assert ReplayOrder.of(history.events).death_races.cut_short == {
+    races = ReplayOrder.of(history.events).death_races
+    assert races.cut_short == {
         ("t0", (), 0, 2): "f0", ("t1", (), 0, 1): "f0", ("t4", (), 0, 1): "f2"}
+    assert races.closed_short == {("t3", (), 0, 1): "f3"}
 
 
 def two_faults_at_one_hit() -> list[dict]:
