@@ -88,7 +88,8 @@ class Inflictor:
     """Enacts faults on workers and undoes freezes; thread-safe, driven by the coordinator."""
 
     def __init__(self, client: Client, *, local_signals: bool = False, land_timeout: float = 5.0,
-                 on_thaw: Any = None, worker_tree: WorkerTree | None = None,
+                 on_thaw: Any = None, before_thaw: Callable[[str], None] | None = None,
+                 worker_tree: WorkerTree | None = None,
                  kill_scheduler: KillScheduler | None = None,
                  preempt_hook: PreemptHook | None = None) -> None:
         self.client = client
@@ -98,6 +99,7 @@ class Inflictor:
         self._preempt_hook = preempt_hook
         self.land_timeout = land_timeout
         self._on_thaw = on_thaw  # callback(address, how, time) when a freeze ends
+        self._before_thaw = before_thaw  # callback(address) before a resume
         self._lock = threading.Lock()
         self._frozen: dict[str, tuple[Victim, threading.Timer | None]] = {}
         # The processes each signal reached (the worker and its children), for SIGCONT.
@@ -302,6 +304,8 @@ class Inflictor:
         victim = entry[0]
         tree = self._trees.pop(address, None) or ([victim.pid] if victim.pid else [])
         signals = [signal.SIGCONT] if how == "sigcont" else [signal.SIGKILL, signal.SIGCONT]
+        if how == "sigcont" and self._before_thaw is not None:
+            self._before_thaw(address)
         for sig in signals:
             if self.local_signals and victim.pid:
                 signal_all(tree, sig)

@@ -76,6 +76,7 @@ from chaos.harness.replay_order import (
 from chaos.harness.retire_moves import Role
 from chaos.harness.scatter_race import ScatterRace
 from chaos.harness.start_order import priority as start_priority
+from chaos.harness.steal_order import ThawSteal, submitted_key
 from chaos.history import HistoryWriter
 from chaos.probes.turns import (
     FAULT_PATIENCE,
@@ -125,6 +126,7 @@ class Lockstep:
                            for shutdown in order.landed_first.get(fault_id, ())})
                        for fault_id, meeting in order.met_in_scatter.items()}
         self._hit: set[str] = set()  # faults whose trigger has been hit
+        self._asked: set[ThawSteal] = set()  # steals asked at a thaw
 
     def start(self, history: HistoryWriter) -> None:
         self._history = history
@@ -321,6 +323,22 @@ class Lockstep:
         return {role: self._workers[place]
                 for role, place in self.order.retire_moves.get(fault_id, {}).items()
                 if place < len(self._workers)}
+
+    def steals_before_thaw(self, address: str) -> list[tuple[str, str]]:
+        """The steals to ask of `address` as its freeze ends, as the original's stealer
+        asked them there (`chaos.harness.steal_order`): (key, thief), each once."""
+        steals = []
+        with self._lock:
+            if self._stopped or self._history is None:
+                return []
+            for steal in self.order.steals_at_thaw:
+                thief = self._in_place(steal.thief)
+                key = submitted_key(self._history.events, steal.submission)
+                if (steal not in self._asked and thief is not None and key is not None
+                        and self.original_victim(steal.fault_id) == address):
+                    self._asked.add(steal)
+                    steals.append((key, thief))
+        return steals
 
     def scatter_race(self, fault_id: str) -> ScatterRace | None:
         """The race of a kill the original's client met in a scatter, or None."""

@@ -36,6 +36,7 @@ from chaos.harness.result_order import Entry, close_behind, results_in_order, sc
 from chaos.harness.retire_moves import Role, moved_roles
 from chaos.harness.scatter_race import Meeting, landed_first, met_in_scatter, scatters_beaten
 from chaos.harness.start_order import Submission, start_ranks
+from chaos.harness.steal_order import ThawSteal, stealing_in_replay, steals_at_thaw
 
 # What the client did, in the order it did it: the events a target writes.
 LANDMARK_TYPES = frozenset({"submit", "step-completed", "step-error", "deliver", "task-failed"})
@@ -95,6 +96,9 @@ class ReplayOrder:
     queued_behind: tuple[tuple[Result, Submission], ...]  # `chaos.harness.queue_order`
     # a kill held for the client's scatter -> the shutdowns that landed before it there
     landed_first: Mapping[str, tuple[str, ...]]  # `chaos.harness.scatter_race`
+    # whether the replay runs Dask's stealer, and the steals it asks at thaws itself
+    stealing: bool  # `chaos.harness.steal_order`
+    steals_at_thaw: tuple[ThawSteal, ...]
 
     @classmethod
     def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
@@ -135,6 +139,7 @@ class ReplayOrder:
                  for e in history if e["type"] == "fault" and e.get("moved")}
         results = results_in_order(history, done)
         placed = scatters_placed(history)
+        thaw_steals = steals_at_thaw(history, first)
         meetings = met_in_scatter(history)
         return cls(results, tuple(landmarks), fired, noticed, unfired, meetings,
                    races, scatters_beaten(history), victims,
@@ -144,7 +149,8 @@ class ReplayOrder:
                              if e["type"] == "fault" and not e.get("noticed_at")), moves,
                    placements(placed, first), placed_on_victims(history, placed),
                    start_ranks(history), queued_behind(history, done),
-                   landed_first(history, meetings))
+                   landed_first(history, meetings), stealing_in_replay(history, thaw_steals),
+                   thaw_steals)
 
 
 def _shared_turns(faults: Sequence[Mapping[str, Any]], turns: Mapping[str, int]

@@ -31,7 +31,7 @@ from chaos.harness.lockstep import DEFAULT_PATIENCE, Lockstep
 from chaos.harness.refill import FleetRefill, RefillPolicy
 from chaos.harness.replay_order import ReplayOrder
 from chaos.harness.retire_moves import RetireMoves
-from chaos.harness.steal_order import stealing_in_replay
+from chaos.harness.steal_order import ask_steals
 from chaos.harness.stories import record_stories
 from chaos.harness.targets import Target, TargetConfig, TargetRun, make_target
 from chaos.history import HISTORY_FILE, HistoryWriter, git_commit, versions
@@ -131,7 +131,7 @@ def run_schedule(
     began = time.monotonic()
     try:
         snapshot = cluster.settle(timeout=settle_timeout,
-                                  stealing=replay_of is None or stealing_in_replay(replay_of))
+                                  stealing=lockstep is None or lockstep.order.stealing)
     except BaseException:
         if lockstep is not None:
             lockstep.stop()  # its board folder goes with it
@@ -153,7 +153,12 @@ def run_schedule(
         if coordinator is not None:
             coordinator.on_thaw(address, how, when)
 
+    def before_thaw(address: str) -> None:  # the steals its original's stealer asked there
+        if lockstep is not None:
+            ask_steals(cluster.client, history, address, lockstep.steals_before_thaw(address))
+
     inflictor = Inflictor(cluster.client, local_signals=cluster.local_signals, on_thaw=on_thaw,
+                          before_thaw=before_thaw,
                           worker_tree=cluster.backend.worker_tree,
                           kill_scheduler=cluster.kill_scheduler,
                           preempt_hook=cluster.backend.preempt)

@@ -164,3 +164,21 @@ async def copy_keys(copies: dict[str, list[str]], holder: str,
         failed += map(str, await dask_scheduler.gather_on_worker(
             recipient, {key: [holder] for key in keys}))
     return failed
+
+
+def request_steal(key: str, victim: str, thief: str, dask_scheduler: Any = None) -> str | None:
+    """Ask `victim` to give queued step `key` up to `thief`, as Dask's stealer asks (its
+    answer goes to the stealer, as a steal's does, whether or not the stealer balances);
+    None once asked, or why it was not."""
+    stealer = dask_scheduler.extensions.get("stealing")
+    task = dask_scheduler.tasks.get(key)
+    victim_state = dask_scheduler.workers.get(victim)
+    thief_state = dask_scheduler.workers.get(thief)
+    if stealer is None:
+        return "Dask's work stealing is configured off"
+    if task is None or victim_state is None or thief_state is None:
+        return "the step, its victim or its thief is gone"
+    if task.processing_on is not victim_state:
+        return "the step is not on its victim"
+    sent = stealer.move_task_request(task, victim_state, thief_state)
+    return None if sent.startswith("steal-") else sent

@@ -1,6 +1,7 @@
 """Dask's work stealing (chaos.harness.steal_order): the scheduler plugin says what the
-stealer moved, and a lockstep replay of an original whose stealer moved nothing runs
-without it."""
+stealer moved, a lockstep replay of an original whose stealer moved nothing runs
+without it, and one whose stealer moved steps only off frozen workers asks those steals
+itself, at the same thaws."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from distributed import Client, Scheduler, Worker
 from chaos import AtStep, Fault, FaultSchedule
 from chaos.harness import run_schedule
 from chaos.harness.membership import MembershipReporter
+from chaos.harness.replay_order import ReplayOrder, first_workers
 from chaos.harness.scheduler_calls import start_run_order_afresh
-from chaos.harness.steal_order import stealing_in_replay
+from chaos.harness.steal_order import ThawSteal, stealing_in_replay, steals_at_thaw
 from chaos.workload import Workload
 from tests.checker.histories import HistoryBuilder
 
@@ -33,10 +35,43 @@ def original(*, stealing: bool | None, stole: bool) -> list[dict]:
 
 
 def test_a_replay_steals_only_if_its_original_stole_or_does_not_say():
-    assert not stealing_in_replay(original(stealing=True, stole=False))
-    assert stealing_in_replay(original(stealing=True, stole=True))
-    assert stealing_in_replay(original(stealing=None, stole=False))  # recorded before
-    assert stealing_in_replay(original(stealing=False, stole=False))  # configured off
+    assert not stealing_in_replay(original(stealing=True, stole=False), ())
+    assert stealing_in_replay(original(stealing=True, stole=True), ())
+    assert stealing_in_replay(original(stealing=None, stole=False), ())  # recorded before
+    assert stealing_in_replay(original(stealing=False, stole=False), ())  # configured off
+
+
+def stolen_at_a_thaw(*, after_thaw: float, thief: int = 1) -> list[dict]:
+    """t1's step, queued on worker 0, stolen by `thief` `after_thaw` s after the end of
+    a freeze of worker 0 (negative: during it)."""
+    history = HistoryBuilder("dask-raw", workers=3)
+    history.events[0]["stealing"] = True
+    history.submit("t0")
+    history.submit("t1")
+    history.emit("fault", fault_id="f0", kind="freeze", trigger={"type": "at-time", "at": 1},
+                 worker=history.workers[0], pid=100, fired_at=history.clock,
+                 landed_at=history.clock, noticed_at=None, freeze_for=1.0)
+    history.wait(1.0)
+    history.emit("fault-ended", fault_id="f0", worker=history.workers[0], how="sigcont")
+    history.wait(after_thaw)
+    history.emit("step-stolen", key=history.events[2]["key"], victim=history.workers[0],
+                 thief=history.workers[thief] if thief < 3 else "tcp://elsewhere:1")
+    history.end()
+    return history.events
+
+
+def test_a_steal_off_a_frozen_worker_at_its_thaw_is_asked_by_the_replay_itself():
+    events = stolen_at_a_thaw(after_thaw=0.01)
+    assert steals_at_thaw(events, first_workers(events)) == (
+        ThawSteal("f0", (("t1", (), 0), 1), 1),)
+    assert not ReplayOrder.of(events).stealing  # every steal asked: the stealer stays off
+    for other in (stolen_at_a_thaw(after_thaw=0.5),  # long after the thaw: Dask's own
+                  stolen_at_a_thaw(after_thaw=0.01, thief=3)):  # to a worker not first
+        assert steals_at_thaw(other, first_workers(other)) == ()
+        assert ReplayOrder.of(other).stealing
+    during = stolen_at_a_thaw(after_thaw=-0.5)
+    assert steals_at_thaw(during, first_workers(during)) == (
+        ThawSteal("f0", (("t1", (), 0), 1), 1),)
 
 
 def slow(i: int) -> int:
@@ -107,3 +142,25 @@ def test_a_step_stolen_off_a_frozen_worker_is_in_the_history(harness):
     assert stolen, "nothing was stolen off the frozen worker"
     assert {e["victim"] for e in stolen} == {fault["worker"]}
     assert {e["key"] for e in stolen} <= submitted
+
+
+def test_a_replay_asks_its_originals_steals_off_a_frozen_worker_at_the_thaw(harness):
+    """The run above, replayed twice: with Dask's stealer off, the steps the original's
+    stealer moved off the frozen worker are moved again, to the same workers by place,
+    and only those."""
+    work = Workload(n_tasks=9, n_steps=1, payload_bytes=100, step_seconds=0.2, seed=1)
+    freeze = Fault("freeze", AtStep(step=0, fraction=0.1, task="t0"), freeze_for=1.5)
+    schedule = FaultSchedule((freeze,), seed=0)
+    original = run_schedule(schedule, "dask-raw", {}, work, harness, timeout=60)
+
+    def steals(record) -> set[tuple]:
+        steps = {e["key"]: e["task_id"] for e in record.events("submit")}
+        first = first_workers(record.history)
+        return {(steps[e["key"]], first.index(e["thief"])) for e in record.events("step-stolen")}
+
+    assert steals(original) and not ReplayOrder.of(original.history).stealing
+    for _ in range(2):
+        replay = run_schedule(schedule, "dask-raw", {}, work, harness, timeout=60,
+                              replay_of=original.history)
+        assert replay.history[0]["stealing"] is False
+        assert steals(replay) == steals(original), replay.events("lockstep-diverged")
