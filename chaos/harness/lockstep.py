@@ -327,13 +327,16 @@ class Lockstep:
     def steals_before_thaw(self, address: str) -> list[tuple[str, str]]:
         """The steals to ask of `address` as its freeze ends, as the original's stealer
         asked them there (`chaos.harness.steal_order`): (key, thief), each once."""
+        if self._history is None:
+            return []
+        events = self._history.events
         steals = []
         with self._lock:
-            if self._stopped or self._history is None:
+            if self._stopped:
                 return []
             for steal in self.order.steals_at_thaw:
                 thief = self._in_place(steal.thief)
-                key = submitted_key(self._history.events, steal.submission)
+                key = submitted_key(events, steal.submission)
                 if (steal not in self._asked and thief is not None and key is not None
                         and self.original_victim(steal.fault_id) == address):
                     self._asked.add(steal)
