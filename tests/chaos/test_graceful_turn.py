@@ -6,13 +6,24 @@ there ends only once the close has reached its worker here, and its result is lo
 
 from __future__ import annotations
 
-from chaos import Fault, FaultSchedule, RandomWorker, ResultReady
+from collections.abc import Iterator
+
+from chaos import ChaosCluster, Fault, FaultSchedule, RandomWorker, ResultReady, RunRecord
 from chaos.harness import run_schedule
 from chaos.harness.replay_order import first_workers
 from chaos.workload import Workload
 from tests.checker.histories import WORKERS, HistoryBuilder
 
 FOUR = Workload(n_tasks=4, n_steps=2, payload_bytes=1_000, step_seconds=0.05, seed=2)
+CLOSE_AT_T0 = FaultSchedule((Fault("nanny-close", ResultReady(step=0, task="t0"),
+                                   RandomWorker(2)),), seed=0)
+
+
+def replayed_twice(harness: ChaosCluster, original: list[dict]) -> Iterator[RunRecord]:
+    """`CLOSE_AT_T0`, replayed in lockstep with `original`, twice running."""
+    for _ in range(2):
+        yield run_schedule(CLOSE_AT_T0, "dask-raw", {}, FOUR, harness, timeout=60,
+                           replay_of=original)
 
 
 def closed_after_its_result_was_taken() -> list[dict]:
@@ -44,12 +55,8 @@ def closed_after_its_result_was_taken() -> list[dict]:
 
 def test_a_graceful_shutdown_due_after_its_result_was_taken_lets_the_probe_go_first(harness):
     """Held until f0's turn, t0's result never came, and the client never got there: both
-    waited out their patience (`lockstep-diverged`), and f0 fired late. Twice running."""
-    schedule = FaultSchedule((Fault("nanny-close", ResultReady(step=0, task="t0"),
-                                    RandomWorker(2)),), seed=0)
-    for _ in range(2):
-        record = run_schedule(schedule, "dask-raw", {}, FOUR, harness, timeout=60,
-                              replay_of=closed_after_its_result_was_taken())
+    waited out their patience (`lockstep-diverged`), and f0 fired late."""
+    for record in replayed_twice(harness, closed_after_its_result_was_taken()):
         [fault] = record.events("fault")
         [submit] = [e for e in record.events("submit") if e["step"] == 1 and e["task_id"] == "t0"]
         assert submit["time"] < fault["fired_at"] < submit["time"] + 0.3, (submit, fault)
@@ -69,12 +76,8 @@ def closed_as_t1_ran() -> list[dict]:
 
 def test_a_step_a_nanny_close_cut_short_ends_only_as_the_close_reaches_its_worker(harness):
     """Replayed without the rule, t1's step is done some 15 ms before f0 is due (after
-    the client took t0 and submitted its step 1) and t1 is taken. Twice running."""
-    schedule = FaultSchedule((Fault("nanny-close", ResultReady(step=0, task="t0"),
-                                    RandomWorker(2)),), seed=0)
-    for _ in range(2):
-        record = run_schedule(schedule, "dask-raw", {}, FOUR, harness, timeout=60,
-                              replay_of=closed_as_t1_ran())
+    the client took t0 and submitted its step 1) and t1 is taken."""
+    for record in replayed_twice(harness, closed_as_t1_ran()):
         [fault] = record.events("fault")
         assert fault["worker"] == first_workers(record.history)[1], fault
         taken = [e["task_id"] for e in record.events("step-completed") if e["step"] == 0]
