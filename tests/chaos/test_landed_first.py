@@ -20,11 +20,11 @@ ORIGINALS = Path(__file__).parent / "originals"
 def retired_before_the_kill(*, fired_after: float = 0.0, landed_after: float = 0.01
                             ) -> list[dict]:
     """`a_scatter_meets_a_kill` (f0 kills worker 0 as t0 starts; the client's scatter
-    meets it), with a retirement of worker 2 fired with it (`fired_after` later) and
-    landed `landed_after` later. The kill died at once."""
+    meets it; its victim dies 0.04 s after), with a retirement of worker 2 fired
+    `fired_after` after the kill and landed `landed_after` after it."""
     events = a_scatter_meets_a_kill(died_after=0.04)
     [kill] = [e for e in events if e["type"] == "fault"]
-    retire = {**kill, "seq": kill["seq"], "fault_id": "f1", "kind": "retire",
+    retire = {**kill, "fault_id": "f1", "kind": "retire",
               "worker": WORKERS[2], "pid": 102,
               "fired_at": kill["fired_at"] + fired_after,
               "landed_at": kill["fired_at"] + landed_after, "noticed_at": None}
