@@ -327,8 +327,8 @@ class Lockstep:
     def steals_before_thaw(self, address: str) -> list[tuple[str, str]]:
         """The steals to ask of `address` as its freeze ends, as the original's stealer
         asked them there (`chaos.harness.steal_order`): (key, thief), each once."""
-        if self._history is None:
-            return []
+        if self._history is None or not self.order.steals_at_thaw:
+            return []  # (most replays: no copy of the history at every thaw)
         events = self._history.events
         steals = []
         with self._lock:

@@ -279,21 +279,24 @@ class _Execution:
             return None if set_ else "timeout"
         deadline = time.monotonic() + self.plan.hold_timeout
         while not released.wait(min(_HOLD_POLL, max(0.0, deadline - time.monotonic()))):
-            status = getattr(self.worker, "status", None)
-            if getattr(status, "name", "running") not in ("running", "paused"):
+            if not _running(self.worker):
                 return "worker-closing"
             if time.monotonic() >= deadline:
                 return "timeout"
         return None
 
 
+def _running(worker: Any) -> bool:
+    """Whether `worker` is running (or paused), not closing."""
+    return getattr(getattr(worker, "status", None), "name", "running") in ("running", "paused")
+
+
 def _closing(worker: Any) -> bool:
     """Whether `worker` is closing and has closed its stream to the scheduler: a result
     done from now on never reaches it."""
     stream = getattr(worker, "batched_stream", None)
-    return (getattr(getattr(worker, "status", None), "name", "running") not in ("running", "paused")
-            and (stream is None or stream.please_stop or stream.comm is None
-                 or stream.comm.closed()))
+    return not _running(worker) and (stream is None or stream.please_stop
+                                     or stream.comm is None or stream.comm.closed())
 
 
 def _client_of(address: str) -> Any:
