@@ -31,7 +31,10 @@ def probe_plan(schedule: FaultSchedule, run_id: str, *,
                            in lockstep.order.death_races.cut_short.items()),
         "closed_short": tuple((result, fault_entry(fault_id)) for result, fault_id
                               in lockstep.order.death_races.closed_short.items()),
+        "after_shutdown": tuple((result, fault_entry(fault_id)) for result, fault_id
+                                in lockstep.order.death_races.after_shutdown.items()),
         "close_behind": lockstep.order.close_behind,
+        "behind_taken": lockstep.order.behind_taken,
         "queued_behind": lockstep.order.queued_behind}
     return ProbePlan(run_id, tuple(armed), report_fractions, hold_timeout, topic, scheduler,
                      **turns)

@@ -137,6 +137,7 @@ class Coordinator:
                 processing=len(message.get("processing-tasks") or ()),
                 lost_computed=len(message.get("lost-computed-tasks") or ()),
                 lost_scattered=len(lost), lost_keys=lost[:20],
+                lost_computed_keys=sorted(map(str, message.get("lost-computed-tasks") or ()))[:20],
             )
             if message.get("retired"):  # a retirement that lost data: tell its story
                 self.untold.extend(lost[:STORIED_KEYS])
@@ -345,7 +346,7 @@ class Coordinator:
         landing = held() if held is not None else self.inflictor.inflict(
             fault.kind, victim, freeze_for=fault.freeze_for, notice=fault.notice)
         if self._moves is not None and roles:
-            fired.extra["moved"] = self._moves.after(victim.address, roles)
+            fired.extra.update(self._moves.after(victim.address, roles))
         with self._lock:
             fired.landing = landing
         if self._lockstep is not None:

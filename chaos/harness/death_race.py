@@ -25,7 +25,13 @@ each race's outcome:
   its worker (`closed_short`): the close waits for running steps, so waiting for it to
   settle held it up to its bound (5 s, nightly --seed 777's `s031`); let go as the
   worker closes its stream to the scheduler, the step ends and its result is lost, as
-  there (nightly --seed 9753's `s005`: t0 delivered in 2 of 10 replays).
+  there (nightly --seed 9753's `s005`: t0 delivered in 2 of 10 replays);
+- a result done on a graceful shutdown's victim after the shutdown fired, before it was
+  noticed, waits at its result point until its worker stops running (`after_shutdown`):
+  a worker still running starts its next queued step as the result is done, which one
+  shutting down does not (nightly --seed 2020's `s037`: a retirement fired 7 ms before
+  the victim's step ended there, and 3 ms after in every replay, whose victim then
+  started t3's step 0, 0 of 3 exact).
 
 A result of a step with several attempts is matched by its ordinal among that step's
 results: the n-th done, taken (or not) as the n-th.
@@ -38,7 +44,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from chaos.spec import ABRUPT_KINDS
+from chaos.spec import ABRUPT_KINDS, GRACEFUL_KINDS
 
 # A result done this long before the fault fired (or after, before its notice) raced it.
 RACE_WINDOW = 0.05
@@ -64,12 +70,14 @@ class DeathRaces:
     """Of the results done on a killed worker around its kill: those the client took
     after the fault fired, by fault id, and those it never took, with their fault; and
     the results the steps an abrupt kill cut short would have had, with their fault, and
-    those of the steps a nanny's close cut short."""
+    those of the steps a nanny's close cut short; and the results done on a graceful
+    shutdown's victim as it shut down, with their fault."""
 
     taken: Mapping[str, tuple[Result, ...]]
     lost: Mapping[Result, str]
     cut_short: Mapping[Result, str]
     closed_short: Mapping[Result, str]
+    after_shutdown: Mapping[Result, str]
 
 
 def results_done(history: Sequence[Mapping[str, Any]]) -> list[Done]:
@@ -139,7 +147,24 @@ def death_races(history: Sequence[Mapping[str, Any]],
     abrupt = [kill for kill in kills if kill.get("kind") in ABRUPT_KINDS]
     closes = [kill for kill in kills if kill.get("kind") == "nanny-close"]
     return DeathRaces({f: results for f, results in won.items() if results}, lost,
-                      _cut_short(history, done, abrupt), _cut_short(history, done, closes))
+                      _cut_short(history, done, abrupt), _cut_short(history, done, closes),
+                      _after_shutdown(history, done))
+
+
+def _after_shutdown(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
+                    ) -> dict[Result, str]:
+    """The results done on a graceful shutdown's victim after it fired and before the
+    scheduler noticed it, with that shutdown."""
+    after: dict[Result, str] = {}
+    for fault in history:
+        if (fault["type"] != "fault" or fault.get("kind") not in GRACEFUL_KINDS
+                or not fault.get("noticed_at")):
+            continue
+        fired, noticed = fired_at(fault), float(fault["noticed_at"])
+        for d in done:
+            if d.worker == str(fault.get("worker")) and fired < d.at <= noticed:
+                after.setdefault(d.result, str(fault["fault_id"]))
+    return after
 
 
 def _cut_short(history: Sequence[Mapping[str, Any]], done: Sequence[Done],

@@ -32,8 +32,14 @@ from chaos.harness.placement import (
     scatters_placed,
 )
 from chaos.harness.queue_order import queued_behind
-from chaos.harness.result_order import Entry, close_behind, results_in_order, scatter_waits
-from chaos.harness.retire_moves import Role, moved_roles
+from chaos.harness.result_order import (
+    Entry,
+    behind_taken,
+    close_behind,
+    results_in_order,
+    scatter_waits,
+)
+from chaos.harness.retire_moves import Role, retire_destinations
 from chaos.harness.scatter_race import Meeting, landed_first, met_in_scatter, scatters_beaten
 from chaos.harness.start_order import Submission, start_ranks
 from chaos.harness.steal_order import ThawSteal, stealing_in_replay, steals_at_thaw
@@ -81,6 +87,7 @@ class ReplayOrder:
     # it hit: a replay on another cluster has other ports, in the same order
     victims: Mapping[str, int]
     close_behind: tuple[Entry, ...]  # `chaos.harness.result_order`
+    behind_taken: tuple[Entry, ...]
     scatter_waits: Mapping[tuple[Step, int], Entry]
     hit_turns: Mapping[str, int]  # when a fault is due at its hit: `_shared_turns`
     hits_first: Mapping[str, tuple[str, ...]]  # `chaos.harness.hit_order`
@@ -133,17 +140,18 @@ class ReplayOrder:
         first = first_workers(history)
         victims = {str(e["fault_id"]): first.index(e["worker"]) for e in history
                    if e["type"] == "fault" and e.get("worker") in first}
-        moves = {str(e["fault_id"]): {role: first.index(worker)
-                                      for role, worker in moved_roles(e).items()
-                                      if worker in first}
-                 for e in history if e["type"] == "fault" and e.get("moved")}
+        moves = {fault_id: {role: first.index(worker)
+                            for role, worker in went.items() if worker in first}
+                 for fault_id, went in retire_destinations(history).items()}
         results = results_in_order(history, done)
+        close = close_behind(history, results, done)
         placed = scatters_placed(history)
         thaw_steals = steals_at_thaw(history, first)
         meetings = met_in_scatter(history)
         return cls(results, tuple(landmarks), fired, noticed, unfired, meetings,
                    races, scatters_beaten(history), victims,
-                   close_behind(history, results, done), scatter_waits(history, results, done),
+                   close, behind_taken(history, results, close),
+                   scatter_waits(history, results, done),
                    _shared_turns(faults, fired), hits_first(history),
                    frozenset(str(e["fault_id"]) for e in history
                              if e["type"] == "fault" and not e.get("noticed_at")), moves,

@@ -12,6 +12,7 @@ a replay keeps two of the original's orderings between results and the client:
 - a result done before the client took the one before it waits for that one only to be
   on its way, not taken (`close_behind`): waiting for the client there would hold the
   result until after the client's next scatter, the other way round from its original.
+  On its way means held by the scheduler, if the client took it (`behind_taken`).
 
 A result the client never took, whose worker a later kill took down, comes after the
 results of other workers the client took before that kill (`_lost_behind_taken`), and
@@ -118,6 +119,18 @@ def close_behind(history: Sequence[Mapping[str, Any]], results: Sequence[Entry],
         if before not in taken_at or done_at[entry] < taken_at[before]:
             close.append(entry)
     return tuple(close)
+
+
+def behind_taken(history: Sequence[Mapping[str, Any]], results: Sequence[Entry],
+                 close: Sequence[Entry]) -> tuple[Entry, ...]:
+    """Of the results `close` behind the one before them in `results`, those whose one
+    before the client took: the scheduler held that one first there, and a replay's waits
+    until it does here (`chaos.probes.turns`). Not one behind a result never taken (lost
+    with its worker, say): the scheduler may never hold that one, and the original's did
+    not wait for it."""
+    before = dict(zip(results[1:], results, strict=False))
+    taken_at = results_taken(history)
+    return tuple(entry for entry in close if before.get(entry) in taken_at)
 
 
 def scatter_waits(history: Sequence[Mapping[str, Any]], results: Sequence[Entry],

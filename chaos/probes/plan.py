@@ -50,7 +50,13 @@ class ProbePlan:
     cut_short: tuple[tuple[tuple[Any, ...], tuple[Any, ...]], ...] = ()
     # The results the original's nanny closes cut short, each with its close's entry.
     closed_short: tuple[tuple[tuple[Any, ...], tuple[Any, ...]], ...] = ()
+    # The results done on a graceful shutdown's victim as it shut down, each with its
+    # fault's entry: they wait until their worker stops running.
+    after_shutdown: tuple[tuple[tuple[Any, ...], tuple[Any, ...]], ...] = ()
     close_behind: tuple[tuple[Any, ...], ...] = ()
+    # Of those, the ones whose one before the client took: they wait until the scheduler
+    # holds it.
+    behind_taken: tuple[tuple[Any, ...], ...] = ()
     # The results held until the submissions their worker started next had reached it.
     queued_behind: tuple[tuple[tuple[Any, ...], tuple[Any, ...]], ...] = ()
 

@@ -56,19 +56,28 @@ def take_turn(board: str, order: Sequence[tuple[Any, ...]], key: ResultKey,
               patience: float, cut_short: CutShort = (),
               close_behind: Sequence[tuple[Any, ...]] = (), queued: Queued = (),
               has_task: Callable[[str], bool] | None = None,
-              closed_short: CutShort = (), closing: Callable[[], bool] | None = None
+              closed_short: CutShort = (), closing: Callable[[], bool] | None = None,
+              behind_taken: Sequence[tuple[Any, ...]] = (), dask_key: str = "",
+              scheduler_has: Callable[[str], bool] | None = None,
+              after_shutdown: CutShort = (), stopped: Callable[[], bool] | None = None
               ) -> list[list[Any]]:
     """Wait for this result's turn on `board`; the earlier results given up on. A result
-    in `close_behind` waits for the one before it to be on its way, not taken; one in
-    `queued`, for its submissions to reach this worker (`has_task(key)`); one in
-    `closed_short`, for a nanny's close to reach this worker (`closing()`)."""
+    in `close_behind` waits for the one before it to be on its way, not taken; in
+    `behind_taken` too, until the scheduler holds it (`scheduler_has(its dask_key)`, the
+    key each result leaves on the board); one in `queued`, for its submissions to reach
+    this worker (`has_task(key)`); one in `closed_short`, for a nanny's close to reach
+    this worker (`closing()`); one in `after_shutdown`, for this worker to stop running
+    (`stopped()`) as a graceful shutdown reaches it."""
     try:
         folder = Path(board)
         nth = _claim(folder, key)
         entry = (key[0], tuple(key[1]), key[2], nth)
         missing = _wait_queued(folder, entry, queued, has_task, patience)
-        missing += _wait_closing(folder, entry, closed_short, closing)
-        return _take_turn(folder, order, entry, patience, cut_short, close_behind) + missing
+        missing += _wait_worker(folder, entry, closed_short, closing)
+        missing += _wait_worker(folder, entry, after_shutdown, stopped)
+        held = None if entry not in {_entry(e) for e in behind_taken} else scheduler_has
+        return _take_turn(folder, order, entry, patience, cut_short, close_behind,
+                          dask_key, held) + missing
     except FileNotFoundError:  # the replay ended and took its board: no order to keep
         return []
 
@@ -99,16 +108,17 @@ def _wait_queued(folder: Path, entry: tuple[Any, ...], queued: Queued,
         time.sleep(_POLL)
 
 
-def _wait_closing(folder: Path, entry: tuple[Any, ...], closed_short: CutShort,
-                  closing: Callable[[], bool] | None) -> list[list[Any]]:
-    """Wait until this worker is closing, if a nanny's close cut `entry`'s step short in
-    the original, or that close has settled (it struck elsewhere here, or was skipped),
-    for up to FAULT_PATIENCE; the close, if it never came."""
-    faults = [tuple(fault) for result, fault in closed_short if _entry(result) == entry]
-    if not faults or closing is None:
+def _wait_worker(folder: Path, entry: tuple[Any, ...], shutdowns: CutShort,
+                 reached: Callable[[], bool] | None) -> list[list[Any]]:
+    """Wait until a shutdown that reached this worker as `entry`'s step ended in the
+    original (`shutdowns`: a nanny's close that cut it short, or a graceful shutdown it
+    ended under) has reached it here (`reached()`), or has settled (it struck elsewhere
+    here, or was skipped), for up to FAULT_PATIENCE; the shutdown, if it never came."""
+    faults = [tuple(fault) for result, fault in shutdowns if _entry(result) == entry]
+    if not faults or reached is None:
         return []
     deadline = time.monotonic() + FAULT_PATIENCE
-    while folder.exists() and not closing() and not _mark(folder, faults[0], "done").exists():
+    while folder.exists() and not reached() and not _mark(folder, faults[0], "done").exists():
         if time.monotonic() >= deadline:
             return [[faults[0][0], [], None, faults[0][3]]]
         time.sleep(_POLL)
@@ -123,8 +133,8 @@ def _submitted_key(folder: Path, submission: tuple[Any, ...]) -> str:
 
 
 def _take_turn(folder: Path, order: Sequence[tuple[Any, ...]], entry: tuple[Any, ...],
-               patience: float, cut_short: CutShort,
-               close_behind: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+               patience: float, cut_short: CutShort, close_behind: Sequence[tuple[Any, ...]],
+               dask_key: str, scheduler_has: Callable[[str], bool] | None) -> list[list[Any]]:
     entries = [_entry(e) for e in order]
     killer = {_entry(e): tuple(fault) for e, fault in cut_short}
     # A result the original never had waits for nobody, but the kill that cut it short.
@@ -149,8 +159,27 @@ def _take_turn(folder: Path, order: Sequence[tuple[Any, ...]], entry: tuple[Any,
     if before and (close or not _arrived(folder, before[-1])):  # let it reach the client
         last = max(_done_at(folder, e) for e in before)
         time.sleep(max(0.0, last + IN_FLIGHT - time.time()))
-    _done(folder, entry)
+        if scheduler_has is not None:  # (only a result close behind one the client took)
+            _wait_scheduled(folder, before[-1], scheduler_has)
+    _done(folder, entry, dask_key)
     return given_up
+
+
+def _wait_scheduled(folder: Path, entry: tuple[Any, ...],
+                    scheduler_has: Callable[[str], bool]) -> None:
+    """Wait until the scheduler holds `entry`'s result, or the client took it (and may
+    have let it go), for up to ARRIVAL_WAIT after it was done. The client takes results
+    in the order the scheduler had them, and a busy worker's event loop can send a
+    result 10 ms after its thread finished it: a result done 4 ms after it, on another
+    worker, overtook it (nightly --seed 9753's `s009`, about 1 replay in 10). A fault's
+    entry, or a result whose key was not written, is not waited for."""
+    key = _done_key(folder, entry)
+    if _is_fault(entry) or not key:
+        return
+    deadline = _done_at(folder, entry) + ARRIVAL_WAIT
+    while (time.time() < deadline and not _mark(folder, entry, "arrived").exists()
+           and not scheduler_has(key)):
+        time.sleep(_POLL)
 
 
 def _entry(entry: Sequence[Any]) -> tuple[Any, ...]:
@@ -202,16 +231,24 @@ def mark_arrived(board: str, entry: tuple[Any, ...]) -> None:
         _mark(Path(board), entry, "arrived").touch()
 
 
-def _done(folder: Path, entry: tuple[Any, ...]) -> None:
+def _done(folder: Path, entry: tuple[Any, ...], dask_key: str = "") -> None:
     # The time is written, not left to the file's mtime: that may lag by a clock tick.
-    _mark(folder, entry, "done").write_text(repr(time.time()))
+    _mark(folder, entry, "done").write_text(f"{time.time()!r} {dask_key}")
 
 
 def _done_at(folder: Path, entry: tuple[Any, ...]) -> float:
     try:
-        return float(_mark(folder, entry, "done").read_text())
-    except (OSError, ValueError):  # created, its time not yet written: done about now
+        return float(_mark(folder, entry, "done").read_text().split()[0])
+    except (OSError, ValueError, IndexError):  # created, not yet written: done about now
         return time.time()
+
+
+def _done_key(folder: Path, entry: tuple[Any, ...]) -> str:
+    """The Dask key of the result done as `entry`, or "" (a fault's, or not written)."""
+    try:
+        return " ".join(_mark(folder, entry, "done").read_text().split()[1:])
+    except OSError:
+        return ""
 
 
 def _is_fault(entry: tuple[Any, ...]) -> bool:

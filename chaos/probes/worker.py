@@ -219,12 +219,18 @@ class _Execution:
         plan = self.plan
         assert plan.turn_board is not None
         worker = self.worker
+        on_worker: dict[str, Any] = {} if worker is None else {
+            "has_task": lambda key: key in worker.state.tasks,
+            "closing": lambda: _closing(worker),
+            "stopped": lambda: not _running(worker),
+            "dask_key": str(_current_key(worker) or ""),
+            "scheduler_has": lambda key: _scheduler_has(worker, key)}
         given_up = take_turn(plan.turn_board, plan.result_order,
                              (self.task_id, self.index, self.step), plan.turn_patience,
-                             plan.cut_short, plan.close_behind, plan.queued_behind,
-                             None if worker is None else lambda key: key in worker.state.tasks,
-                             plan.closed_short,
-                             None if worker is None else lambda: _closing(worker))
+                             cut_short=plan.cut_short, close_behind=plan.close_behind,
+                             queued=plan.queued_behind, closed_short=plan.closed_short,
+                             behind_taken=plan.behind_taken,
+                             after_shutdown=plan.after_shutdown, **on_worker)
         if given_up:
             self.emit("lockstep-diverged", waiting=f"result of {self.task_id} step {self.step}",
                       missing=given_up[:10], patience=plan.turn_patience)
@@ -289,6 +295,18 @@ class _Execution:
 def _running(worker: Any) -> bool:
     """Whether `worker` is running (or paused), not closing."""
     return getattr(getattr(worker, "status", None), "name", "running") in ("running", "paused")
+
+
+def _scheduler_has(worker: Any, key: str) -> bool:
+    """Whether the scheduler holds `key` in memory, asked from a task's thread on the
+    worker's own connection to it (False if it does not answer within 0.5 s)."""
+    from distributed.utils import sync
+
+    try:
+        holders = sync(worker.loop, worker.scheduler.who_has, keys=[key], callback_timeout=0.5)
+    except Exception:  # a scheduler gone or slow: not held, as far as this wait knows
+        return False
+    return bool(holders.get(key))
 
 
 def _closing(worker: Any) -> bool:

@@ -13,6 +13,7 @@ import pytest
 
 from chaos import AtStep, AtTime, Fault, FaultSchedule, RandomWorker, ResultReady
 from chaos.harness import run_schedule
+from chaos.harness.arming import probe_plan
 from chaos.harness.lockstep import DEFAULT_PATIENCE, Lockstep
 from chaos.harness.replay_order import ReplayOrder
 from chaos.harness.scatter_race import Meeting, ScatterRace
@@ -272,6 +273,34 @@ def test_the_steps_a_kill_cut_short_are_those_started_on_its_victim_and_never_do
     assert races.cut_short == {
         ("t0", (), 0, 2): "f0", ("t1", (), 0, 1): "f0", ("t4", (), 0, 1): "f2"}
     assert races.closed_short == {("t3", (), 0, 1): "f3"}
+
+
+def test_the_results_done_on_a_graceful_shutdowns_victim_as_it_shut_down():
+    """Nightly --seed 2020's `s037`: a retirement fired 7 ms before its victim's step
+    ended; the victim, shutting down, started no other step."""
+    history = HistoryBuilder("dask-raw", workers=3)
+    for task in ("t0", "t1", "t2", "t3", "t4"):
+        history.submit(task)
+    runs = {task: history.invoke(task, worker=n) for n, task in enumerate(("t0", "t1", "t2"))}
+    history.outcome(runs["t0"])  # done before it fired
+    retire = history.fault(worker=0, kind="retire", fault_id="f0", noticed=0.2)
+    freeze = history.fault(worker=1, kind="freeze", fault_id="f1", noticed=0.2)
+    history.outcome(runs["t1"], seconds=0.01)  # on a frozen worker: no shutdown
+    history.outcome(runs["t2"], seconds=0.01)  # on a worker no shutdown hit
+    history.outcome(history.invoke("t3", worker=0), seconds=0.01)  # done as it shut down
+    history.wait(0.2)
+    history.outcome(history.invoke("t4", worker=0))  # after its notice: a worker anew
+    history.end()
+    assert history.events[retire]["noticed_at"] > history.events[freeze]["time"]
+    races = ReplayOrder.of(history.events).death_races
+    assert races.after_shutdown == {("t3", (), 0, 1): "f0"}
+    # The replay's probes are told, with the fault's entry on the board to settle.
+    lockstep = Lockstep(ReplayOrder.of(history.events))
+    try:
+        plan = probe_plan(FaultSchedule(), "r", lockstep=lockstep)
+    finally:
+        lockstep.stop()
+    assert plan.after_shutdown == ((("t3", (), 0, 1), fault_entry("f0")),)
 
 
 def two_faults_at_one_hit() -> list[dict]:

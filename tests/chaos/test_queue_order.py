@@ -4,7 +4,6 @@ cluster, that a worker has the step its original started next by the time it nee
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 
@@ -69,8 +68,8 @@ def test_a_step_submitted_after_the_result_was_done_is_not_waited_for():
     assert queued_behind(history.events, results_done(history.events)) == ()
 
 
-def test_the_result_waits_on_the_board_until_the_submitted_step_is_on_its_worker():
-    board = tempfile.mkdtemp(prefix="chaos-queued-test-")
+def test_the_result_waits_on_the_board_until_the_submitted_step_is_on_its_worker(tmp_path):
+    board = str(tmp_path)
     on_worker: set[str] = set()
     queued = (((*T0, 1), (T1_STEP_1, 1)),)
     outcome: list[list] = []

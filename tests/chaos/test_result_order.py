@@ -9,6 +9,8 @@ import time
 
 from chaos import AtStep, Fault, FaultSchedule
 from chaos.harness import run_schedule
+from chaos.harness.arming import probe_plan
+from chaos.harness.lockstep import Lockstep
 from chaos.harness.replay_order import ReplayOrder
 from chaos.probes import turns
 from chaos.probes.turns import take_turn
@@ -70,6 +72,14 @@ def test_a_scatter_waits_for_the_results_done_before_the_submit_after_it():
     # t1 and t2 were done before the client took the result before them.
     assert {T1, T2} <= set(order.close_behind)
     assert ("t1", (0,), 1, 1) not in order.close_behind  # done after t0's next was taken
+    # The client took the ones before them: they wait until the scheduler holds those.
+    assert {T1, T2} <= set(order.behind_taken) <= set(order.close_behind)
+    lockstep = Lockstep(order)
+    try:
+        plan = probe_plan(FaultSchedule(), "r", lockstep=lockstep)
+    finally:
+        lockstep.stop()
+    assert plan.behind_taken == order.behind_taken
 
 
 def a_scatter_and_its_submit(*, submit_after: float, kill_during: bool = False
@@ -120,7 +130,9 @@ def test_a_result_after_one_the_client_never_took_is_close_behind_it():
     original.emit("step-completed", task_id="t1", index=[], step=0, attempt=1, key="a1",
                   n_outputs=1)
     original.end()
-    assert ReplayOrder.of(original.events).close_behind == (T1,)
+    order = ReplayOrder.of(original.events)
+    assert order.close_behind == (T1,)
+    assert order.behind_taken == ()  # the scheduler may never have held t0
 
 
 def t2_done_first_lost_with_its_worker(*, kill_after_the_take: bool = True) -> list[dict]:

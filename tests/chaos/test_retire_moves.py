@@ -13,7 +13,7 @@ import pytest
 from chaos import Fault, FaultSchedule, ResultReady, RunningWorker
 from chaos.harness import run_schedule, scheduler_calls
 from chaos.harness.replay_order import ReplayOrder, first_workers
-from chaos.harness.retire_moves import RetireMoves, Role, moved_roles
+from chaos.harness.retire_moves import RetireMoves, Role, moved_roles, retire_destinations
 from chaos.workload import Workload
 
 # Two steps, inputs scattered: t1's step-0 worker holds results and step-1 inputs only
@@ -43,7 +43,30 @@ def test_a_retirement_records_where_its_keys_went_and_a_replay_reads_it_back(har
         assert isinstance(index, list)
         assert kind in ("result", "input") and task_id.startswith("t") and step in (0, 1)
         assert worker in first_workers(history) and worker != fault["worker"]
+    lone = {(kind, task_id, tuple(index), step) for kind, task_id, index, step, _ in fault["lone"]}
+    assert set(moved_roles(fault)) <= lone, fault
     assert ReplayOrder.of(history).retire_moves == {"f0": _places(history)}
+
+
+def test_a_key_no_one_held_when_asked_went_to_the_first_other_worker_whose_removal_lost_it():
+    """Nightly --seed 8642's `s006`: a retirement sent three inputs to a worker a nanny
+    close took down 2 ms later, before the retirement returned and asked where they went.
+    The removal that lost a key says where it went; one before the retirement fired, or
+    the victim's own, does not."""
+    fault = {"type": "fault", "fault_id": "f0", "kind": "retire", "worker": "A",
+             "fired_at": 10.0, "time": 10.5, "moved": [["input", "t1", [], 0, "B"]],
+             "lone": [["input", "t1", [], 0, "k1"], ["input", "t4", [], 0, "k4"],
+                      ["result", "t7", [0], 1, "k7"], ["input", "t5", [], 0, "k5"]]}
+    history = [
+        {"type": "worker-removed", "time": 9.0, "worker": "C", "lost_keys": ["k5"]},
+        {"type": "worker-removed", "time": 10.1, "worker": "A", "lost_keys": ["k5"]},
+        {"type": "worker-removed", "time": 10.2, "worker": "C", "lost_keys": ["k1", "k4"],
+         "lost_computed_keys": ["k7"]},
+        fault,
+        {"type": "worker-removed", "time": 11.0, "worker": "B", "lost_keys": ["k4"]},
+    ]
+    assert retire_destinations(history) == {"f0": {
+        ("input", "t1", (), 0): "B", ("input", "t4", (), 0): "C", ("result", "t7", (0,), 1): "C"}}
 
 
 def test_a_replay_sends_a_retirements_keys_where_its_original_sent_them(harness):
@@ -84,3 +107,57 @@ def test_a_question_the_scheduler_does_not_answer_is_given_up_within_the_bound(
     moves = RetireMoves(harness.client, history=None, frozen=list)  # type: ignore[arg-type]
     assert moves._call(never_answers) is None  # recorded as nothing; the retire goes on
     assert time.monotonic() - started < 1.5
+
+
+class _Events:
+    """A history writer's events, as RetireMoves reads them."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = events
+
+
+def test_an_input_scattered_for_a_step_not_yet_submitted_has_that_steps_role():
+    """Nightly --seed 2020's `s037`: the retirement asked what its victim held 0.4 ms
+    after the client submitted t2's next step, before the scheduler had it: the input
+    just scattered there had no dependent yet."""
+    history = _Events([
+        {"type": "submit", "time": 1.0, "task_id": "t1", "index": [], "step": 0, "key": "s1"},
+        {"type": "scatter", "time": 2.0, "task_id": "t2", "index": [0], "step": 1, "key": "in2"},
+    ])
+    moves = RetireMoves(None, history, frozen=list)  # type: ignore[arg-type]
+    roles = moves._roles({"s1": [], "in2": [], "in1": ["s1"], "stray": []})
+    assert roles == {"s1": ("result", "t1", (), 0), "in2": ("input", "t2", (0,), 1),
+                     "in1": ("input", "t1", (), 0)}
+
+
+def test_an_input_a_scatter_put_on_the_victim_as_it_was_retired_is_recorded_too():
+    """The same run recorded again: t1's next input was placed on the victim 6 ms after
+    the retirement asked what it held, and the retirement moved it on."""
+    history = _Events([
+        {"type": "scatter", "time": 1.0, "task_id": "t0", "index": [0], "step": 1, "key": "in0"},
+        {"type": "scatter-placed", "time": 1.1, "keys": ["in0"], "workers": ["A"]},
+        {"type": "scatter", "time": 5.0, "task_id": "t1", "index": [0], "step": 1, "key": "in1"},
+        {"type": "scatter", "time": 5.0, "task_id": "t2", "index": [0], "step": 1, "key": "in2"},
+    ])
+    moves = RetireMoves(None, history, frozen=list)  # type: ignore[arg-type]
+    moves._asked_at["A"] = 5.5
+    history.events += [{"type": "scatter-placed", "time": 6.0, "keys": ["in1", "in2"],
+                        "workers": ["A", "B"]}]
+    assert moves._scattered_since("A") == {"in1": ("input", "t1", (0,), 1)}
+    assert moves._scattered_since("B") == {}  # never retired
+
+
+def test_where_an_input_scattered_onto_the_victim_as_it_was_retired_went_is_recorded(harness):
+    """As the test above, asked of the harness's scheduler: the input is now held by
+    another worker, where the retirement moved it."""
+    holder = sorted(harness.live_workers())[0]
+    [held] = harness.client.scatter([b"input"], workers=[holder])
+    history = _Events([{"type": "scatter", "time": 1.0, "task_id": "t1", "index": [0],
+                        "step": 1, "key": held.key}])
+    moves = RetireMoves(harness.client, history, frozen=list)  # type: ignore[arg-type]
+    moves._asked_at["tcp://retired:1"] = 1.5
+    history.events.append({"type": "scatter-placed", "time": 2.0, "keys": [held.key],
+                           "workers": ["tcp://retired:1"]})
+    recorded = moves.after("tcp://retired:1", {})
+    assert recorded["moved"] == [["input", "t1", [0], 1, holder]], recorded
+    assert recorded["lone"] == [["input", "t1", [0], 1, held.key]]

@@ -54,6 +54,10 @@ def test_raw_dask_loses_the_task_silently_and_the_history_shows_it(harness, work
     # ... because the scheduler lost the scattered input with the killed worker(s).
     removed = record.events("worker-removed")
     assert sum(e["lost_scattered"] for e in removed) >= 1, removed
+    # Each lost key by name, computed ones too: where a retirement's keys went.
+    assert all(len(e["lost_keys"]) == min(e["lost_scattered"], 20)
+               and len(e["lost_computed_keys"]) == min(e["lost_computed"], 20)
+               for e in removed), removed
     # Nobody resubmitted it: every submit is a first attempt.
     assert {e["attempt"] for e in record.events("submit")} == {1}
 

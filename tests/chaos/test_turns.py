@@ -6,8 +6,11 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+import uuid
 
-from chaos.probes import turns
+import pytest
+
+from chaos.probes import ProbePlan, probed, turns
 from chaos.probes.turns import fault_entry, mark_done, take_turn
 
 ORDER = (("t0", (), 0, 1), ("t1", (), 0, 1), ("t2", (), 0, 1))
@@ -58,6 +61,51 @@ def test_a_result_waits_until_the_client_took_the_one_before_it(tmp_path, monkey
     client.join()
     gap = turns._done_at(tmp_path, ORDER[1]) - turns._done_at(tmp_path, ORDER[0])
     assert 0.1 <= gap < 1.0, gap  # after the arrival, and at once rather than at the bound
+
+
+def test_a_result_close_behind_waits_until_the_scheduler_holds_the_one_before_it(tmp_path,
+                                                                                monkeypatch):
+    """Nightly --seed 9753's `s009`: t1's worker, busy, sent its result 10 ms after its
+    thread finished it, and t2, done 4 ms after t1 on another worker, overtook it."""
+    monkeypatch.setattr(turns, "ARRIVAL_WAIT", 2.0)
+    board = str(tmp_path)
+    take_turn(board, ORDER, ("t0", (), 0), patience=5.0, dask_key="step-t0")
+    held: set[str] = set()
+    asked: list[str] = []
+
+    def scheduler_has(key: str) -> bool:
+        asked.append(key)
+        return key in held
+
+    scheduler = threading.Timer(0.1, held.add, ("step-t0",))
+    scheduler.start()
+    take_turn(board, ORDER, ("t1", (), 0), patience=5.0, close_behind=(ORDER[1],),
+              behind_taken=(ORDER[1],), dask_key="step-t1", scheduler_has=scheduler_has)
+    scheduler.join()
+    gap = turns._done_at(tmp_path, ORDER[1]) - turns._done_at(tmp_path, ORDER[0])
+    assert 0.1 <= gap < 1.0 and set(asked) == {"step-t0"}, (gap, set(asked))
+    assert turns._done_key(tmp_path, ORDER[1]) == "step-t1"
+    # One the scheduler never holds (lost with its worker) is waited for up to the bound.
+    monkeypatch.setattr(turns, "ARRIVAL_WAIT", 0.2)
+    take_turn(board, ORDER, ("t2", (), 0), patience=5.0, close_behind=(ORDER[2],),
+              behind_taken=(ORDER[2],), dask_key="step-t2", scheduler_has=scheduler_has)
+    gap = turns._done_at(tmp_path, ORDER[2]) - turns._done_at(tmp_path, ORDER[1])
+    assert 0.2 <= gap < 1.0 and asked[-1] == "step-t1", (gap, asked[-1])
+    # Nor one the client took, and may have let go: the scheduler forgets it then.
+    turns.mark_arrived(board, ORDER[2])
+    monkeypatch.setattr(turns, "ARRIVAL_WAIT", 2.0)
+    started = time.monotonic()
+    t3 = ("t3", (), 0, 1)
+    take_turn(board, (*ORDER, t3), t3[:3], patience=5.0, close_behind=(t3,),
+              behind_taken=(t3,), scheduler_has=lambda key: False)
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_result_close_behind_one_the_client_never_took_does_not_ask_the_scheduler(tmp_path):
+    board = str(tmp_path)
+    take_turn(board, ORDER, ("t0", (), 0), patience=5.0, dask_key="step-t0")
+    take_turn(board, ORDER, ("t1", (), 0), patience=5.0, close_behind=(ORDER[1],),
+              scheduler_has=lambda key: pytest.fail(f"asked for {key}"))
 
 
 def test_a_done_mark_seen_before_its_time_is_written_still_waits_for_the_client(tmp_path):
@@ -202,3 +250,72 @@ def test_a_step_a_kill_cut_short_waits_for_that_kill_and_nobody_waits_for_it(tmp
     assert take_turn(board, ORDER, ("t9", (), 0), patience=5.0, cut_short=cut) == []
     assert take_turn(board, ORDER, ("t0", (), 0), patience=5.0, cut_short=cut) == []
     assert time.monotonic() - started < 0.5
+
+
+def _ask_the_scheduler(keys: list[str]) -> list[bool]:
+    from distributed import get_worker
+
+    from chaos.probes.worker import _scheduler_has
+
+    return [_scheduler_has(get_worker(), key) for key in keys]
+
+
+def test_a_task_asks_the_scheduler_whether_it_holds_a_key(harness):
+    """The wait above, on a real worker: from the task's own thread."""
+    [held] = harness.client.scatter([b"input"])
+    asked = harness.client.submit(_ask_the_scheduler, [held.key, "no-such-key"], pure=False)
+    assert asked.result(timeout=10) == [True, False]
+
+
+def test_a_result_done_as_its_worker_shut_down_waits_until_it_stops_running(tmp_path,
+                                                                           monkeypatch):
+    """Nightly --seed 2020's `s037`: a worker still running when its step ended started
+    its next queued step, which one a retirement had reached did not."""
+    board = str(tmp_path)
+    shutdown = ((("t9", (), 0, 1), fault_entry("f0")),)
+    stopped = threading.Event()
+    outcome: list = []
+    turn = threading.Thread(target=lambda: outcome.append(take_turn(
+        board, ORDER, ("t9", (), 0), 5.0, after_shutdown=shutdown, stopped=stopped.is_set)))
+    turn.start()
+    time.sleep(0.1)
+    assert turn.is_alive()  # its worker still runs
+    stopped.set()
+    turn.join(1)
+    assert not turn.is_alive() and outcome == [[]]
+    # The shutdown settled elsewhere here: no wait; one that never comes, said.
+    mark_done(board, fault_entry("f0"))
+    assert take_turn(board, ORDER, ("t9", (), 0), 5.0, after_shutdown=(
+        (("t9", (), 0, 2), fault_entry("f0")),), stopped=lambda: False) == []
+    monkeypatch.setattr(turns, "FAULT_PATIENCE", 0.1)
+    never = take_turn(board, ORDER, ("t9", (), 0), 5.0, after_shutdown=(
+        (("t9", (), 0, 3), fault_entry("f1")),), stopped=lambda: False)
+    assert never == [["fault f1", [], None, 1]]
+
+
+def _as_is(payload, **task):
+    return payload
+
+
+def test_a_step_on_a_worker_keeps_to_the_waits_its_plan_gives(harness, tmp_path):
+    """The plan's waits reach the probe on a real worker. A result close behind one the
+    client took waits for the scheduler to hold that one: here it never does, so up to
+    ARRIVAL_WAIT after it was done. One done as its worker shut down in the original
+    waits until its worker stops running (this one keeps running), or its fault settled."""
+    board = str(tmp_path)
+    first, behind, shut = ("t0", (), 0, 1), ("t1", (), 0, 1), ("t2", (), 0, 1)
+    take_turn(board, (first, behind), first[:3], 5.0, dask_key="a-key-never-held")
+    plan = ProbePlan(uuid.uuid4().hex, topic=harness.topic, result_order=(first, behind),
+                     turn_board=board, close_behind=(behind,), behind_taken=(behind,),
+                     after_shutdown=((shut, fault_entry("f0")),))
+    [protocol] = probed([_as_is], plan)
+    step = harness.client.submit(protocol, 1, task_id="t1", pure=False)
+    step.result(timeout=30)
+    gap = turns._done_at(tmp_path, behind) - turns._done_at(tmp_path, first)
+    assert gap >= turns.ARRIVAL_WAIT - 0.01, gap
+    assert turns._done_key(tmp_path, behind) == step.key  # for the result after it to ask
+    shutting = harness.client.submit(protocol, 2, task_id="t2", pure=False)
+    time.sleep(0.5)
+    assert not shutting.done()
+    mark_done(board, fault_entry("f0"))
+    assert shutting.result(timeout=10) == 2
