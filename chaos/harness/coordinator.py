@@ -345,7 +345,7 @@ class Coordinator:
                  if self._moves is not None and fault.kind == "retire" else {})
         landing = held() if held is not None else self.inflictor.inflict(
             fault.kind, victim, freeze_for=fault.freeze_for, notice=fault.notice)
-        if self._moves is not None and roles:
+        if self._moves is not None and fault.kind == "retire":
             fired.extra.update(self._moves.after(victim.address, roles))
         with self._lock:
             fired.landing = landing

@@ -31,7 +31,11 @@ each race's outcome:
   a worker still running starts its next queued step as the result is done, which one
   shutting down does not (nightly --seed 2020's `s037`: a retirement fired 7 ms before
   the victim's step ended there, and 3 ms after in every replay, whose victim then
-  started t3's step 0, 0 of 3 exact).
+  started t3's step 0, 0 of 3 exact); and one done there just before it fired
+  (RACE_WINDOW) is done before it fires (`before_shutdown`, `Lockstep.before_landing`):
+  the retirement then finds the result, not the step's input, on its victim (nightly
+  --seed 3131's `s039`: t6's step-1 result done 14 ms before the retirement fired
+  there, not yet in every replay, which lost one output fewer).
 
 A result of a step with several attempts is matched by its ordinal among that step's
 results: the n-th done, taken (or not) as the n-th.
@@ -71,12 +75,14 @@ class DeathRaces:
     after the fault fired, by fault id, and those it never took, with their fault; and
     the results the steps an abrupt kill cut short would have had, with their fault, and
     those of the steps a nanny's close cut short; and the results done on a graceful
-    shutdown's victim as it shut down, with their fault."""
+    shutdown's victim just before it fired, by fault id, and as it shut down, with their
+    fault."""
 
     taken: Mapping[str, tuple[Result, ...]]
     lost: Mapping[Result, str]
     cut_short: Mapping[Result, str]
     closed_short: Mapping[Result, str]
+    before_shutdown: Mapping[str, tuple[Result, ...]]
     after_shutdown: Mapping[Result, str]
 
 
@@ -148,23 +154,30 @@ def death_races(history: Sequence[Mapping[str, Any]],
     closes = [kill for kill in kills if kill.get("kind") == "nanny-close"]
     return DeathRaces({f: results for f, results in won.items() if results}, lost,
                       _cut_short(history, done, abrupt), _cut_short(history, done, closes),
-                      _after_shutdown(history, done))
+                      *_around_shutdowns(history, done))
 
 
-def _after_shutdown(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
-                    ) -> dict[Result, str]:
-    """The results done on a graceful shutdown's victim after it fired and before the
-    scheduler noticed it, with that shutdown."""
+def _around_shutdowns(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
+                      ) -> tuple[dict[str, tuple[Result, ...]], dict[Result, str]]:
+    """The results done on each graceful shutdown's victim within RACE_WINDOW before it
+    fired, by fault id; and those done there after it fired and before the scheduler
+    noticed it, with that shutdown."""
+    before: dict[str, tuple[Result, ...]] = {}
     after: dict[Result, str] = {}
     for fault in history:
         if (fault["type"] != "fault" or fault.get("kind") not in GRACEFUL_KINDS
                 or not fault.get("noticed_at")):
             continue
-        fired, noticed = fired_at(fault), float(fault["noticed_at"])
-        for d in done:
-            if d.worker == str(fault.get("worker")) and fired < d.at <= noticed:
-                after.setdefault(d.result, str(fault["fault_id"]))
-    return after
+        fault_id, fired = str(fault["fault_id"]), fired_at(fault)
+        noticed = float(fault["noticed_at"])
+        on_victim = [d for d in done if d.worker == str(fault.get("worker"))]
+        just_before = [d.result for d in on_victim if fired - RACE_WINDOW <= d.at <= fired]
+        if just_before:
+            before[fault_id] = tuple(just_before)
+        for d in on_victim:
+            if fired < d.at <= noticed:
+                after.setdefault(d.result, fault_id)
+    return before, after
 
 
 def _cut_short(history: Sequence[Mapping[str, Any]], done: Sequence[Done],

@@ -84,6 +84,7 @@ from chaos.probes.turns import (
     mark_arrived,
     mark_done,
     mark_submitted,
+    marked_done,
     wait_done,
 )
 
@@ -279,9 +280,11 @@ class Lockstep:
         """Wait until the client has taken each result of the victim that it had taken
         in the original after fault `fault_id` fired (the result won the race against
         the death there), has submitted the step whose scatter beat the kill there, and
-        has put on the victim the inputs its original had, for up to `patience` seconds.
-        Not on an event loop's thread."""
+        has put on the victim the inputs its original had, and until the results done on
+        a graceful shutdown's victim just before it fired there are done here, for up to
+        `patience` seconds. Not on an event loop's thread."""
         racing = self.order.death_races.taken.get(fault_id, ())
+        done_first = self.order.death_races.before_shutdown.get(fault_id, ())
         beaten = self.order.scatters_beaten.get(fault_id)
         inputs = self.order.placed_on_victims.get(fault_id, ())
         if racing or beaten or inputs:  # the client is not held for the firing: it has work
@@ -298,6 +301,8 @@ class Lockstep:
                 missing += [["scatter", task_id, list(index), step, nth]
                             for (task_id, index, step), nth in inputs
                             if self._placed[(task_id, index, step)] < nth]
+                missing += [["done", r[0], list(r[1]), r[2], r[3]] for r in done_first
+                            if self.board is not None and not marked_done(self.board, r)]
                 if not missing or self._stopped:
                     return
             if time.monotonic() >= deadline:

@@ -105,7 +105,7 @@ class RetireMoves:
         (`moved`), and the keys only the victim held, [kind, task_id, index, step, key]
         (`lone`), or that a scatter put there as it was retired."""
         roles = {**self._scattered_since(victim), **roles}
-        holders = self._call(scheduler_calls.key_holders, list(roles)) or {}
+        holders = (self._call(scheduler_calls.key_holders, list(roles)) if roles else None) or {}
         moved = [[*_fields(roles[key]), worker] for key, workers in sorted(holders.items())
                  for worker in workers if worker != victim]
         lone = [[*_fields(role), key] for key, role in sorted(roles.items())]

@@ -214,6 +214,12 @@ def wait_done(board: str, entry: tuple[Any, ...], patience: float) -> bool:
     return True
 
 
+def marked_done(board: str, entry: tuple[Any, ...]) -> bool:
+    """Whether `entry` is done on `board` (a board taken away: yes, nothing to wait for)."""
+    folder = Path(board)
+    return _mark(folder, _entry(entry), "done").exists() or not folder.exists()
+
+
 def fault_entry(fault_id: str) -> tuple[Any, ...]:
     """A fault's place in the order: the results after it wait until it settled."""
     return (f"fault {fault_id}", (), None, 1)

@@ -281,8 +281,11 @@ def test_the_results_done_on_a_graceful_shutdowns_victim_as_it_shut_down():
     history = HistoryBuilder("dask-raw", workers=3)
     for task in ("t0", "t1", "t2", "t3", "t4"):
         history.submit(task)
+    history.outcome(history.invoke("t9", worker=0))  # done long before it fired
+    history.wait(0.1)
     runs = {task: history.invoke(task, worker=n) for n, task in enumerate(("t0", "t1", "t2"))}
-    history.outcome(runs["t0"])  # done before it fired
+    history.outcome(runs["t0"])  # done just before it fired
+    history.wait(0.01)
     retire = history.fault(worker=0, kind="retire", fault_id="f0", noticed=0.2)
     freeze = history.fault(worker=1, kind="freeze", fault_id="f1", noticed=0.2)
     history.outcome(runs["t1"], seconds=0.01)  # on a frozen worker: no shutdown
@@ -294,6 +297,7 @@ def test_the_results_done_on_a_graceful_shutdowns_victim_as_it_shut_down():
     assert history.events[retire]["noticed_at"] > history.events[freeze]["time"]
     races = ReplayOrder.of(history.events).death_races
     assert races.after_shutdown == {("t3", (), 0, 1): "f0"}
+    assert races.before_shutdown == {"f0": (("t0", (), 0, 1),)}
     # The replay's probes are told, with the fault's entry on the board to settle.
     lockstep = Lockstep(ReplayOrder.of(history.events))
     try:
@@ -301,6 +305,29 @@ def test_the_results_done_on_a_graceful_shutdowns_victim_as_it_shut_down():
     finally:
         lockstep.stop()
     assert plan.after_shutdown == ((("t3", (), 0, 1), fault_entry("f0")),)
+
+
+def test_a_shutdown_fires_once_the_results_done_on_its_victim_just_before_it_are_done():
+    """Nightly --seed 3131's `s039`: t6's step-1 result was done 14 ms before a
+    retirement fired on its worker, which found the result there, not its input."""
+    history = HistoryBuilder("dask-raw", workers=3)
+    history.submit("t0")
+    history.outcome(history.invoke("t0", worker=0))
+    history.fault(worker=0, kind="retire", fault_id="f0", noticed=0.1)
+    history.end()
+    lockstep, writer = replaying(history.events, patience=0.3, board=True)
+    assert lockstep.board is not None
+    threading.Timer(0.1, turns.take_turn, (lockstep.board, [], ("t0", (), 0), 1.0)).start()
+    started = time.monotonic()
+    lockstep.before_landing("f0")
+    assert 0.1 <= time.monotonic() - started < 0.25
+    lockstep.stop()
+    # One never done here is given up after the patience, said.
+    lockstep, writer = replaying(history.events, patience=0.2, board=True)
+    lockstep.before_landing("f0")
+    [diverged] = [e for e in writer.events if e["type"] == "lockstep-diverged"]
+    assert diverged["missing"] == [["done", "t0", [], 0, 1]]
+    lockstep.stop()
 
 
 def two_faults_at_one_hit() -> list[dict]:

@@ -201,16 +201,22 @@ def test_a_result_waiting_as_its_replay_ends_goes_on_at_once(tmp_path, monkeypat
     assert time.monotonic() - started < 0.5 and sorted(done) == [("t0", []), ("t1", [])]
 
 
-def test_a_step_a_nanny_close_cut_short_waits_until_its_worker_closes(tmp_path, monkeypatch):
-    """Or until the close settled (it struck elsewhere, or was skipped), or its patience
-    ran out, said."""
+@pytest.mark.parametrize(("shutdowns", "reached"), [("closed_short", "closing"),
+                                                    ("after_shutdown", "stopped")])
+def test_a_step_a_shutdown_reached_waits_until_it_reaches_its_worker(tmp_path, monkeypatch,
+                                                                      shutdowns, reached):
+    """A step a nanny's close cut short waits until its worker closes; a result done as
+    its worker shut down (nightly --seed 2020's `s037`: a worker still running started
+    its next queued step, which one a retirement had reached did not), until its worker
+    stops running. Or until the shutdown settled (it struck elsewhere, or was skipped),
+    or its patience ran out, said."""
     monkeypatch.setattr(turns, "FAULT_PATIENCE", 0.3)
     board = str(tmp_path)
     closed = ((("t9", (), 0, 1), fault_entry("f0")), (("t8", (), 0, 1), fault_entry("f1")))
     closing = threading.Event()
     done: list = []
     thread = threading.Thread(target=lambda: done.append(take_turn(
-        board, ORDER, ("t9", (), 0), 5.0, closed_short=closed, closing=closing.is_set)))
+        board, ORDER, ("t9", (), 0), 5.0, **{shutdowns: closed, reached: closing.is_set})))
     thread.start()
     time.sleep(0.1)
     assert done == []
@@ -220,12 +226,12 @@ def test_a_step_a_nanny_close_cut_short_waits_until_its_worker_closes(tmp_path, 
     mark_done(board, fault_entry("f1"))
     never = threading.Event().is_set
     started = time.monotonic()
-    assert take_turn(board, ORDER, ("t8", (), 0), 5.0, closed_short=closed, closing=never) == []
+    assert take_turn(board, ORDER, ("t8", (), 0), 5.0, **{shutdowns: closed, reached: never}) == []
     assert time.monotonic() - started < 0.1
-    assert take_turn(board, ORDER, ("t9", (), 0), 5.0, closed_short=closed,  # its 2nd result
-                     closing=never) == []
-    assert take_turn(board, [], ("t9", (), 0), 5.0, closing=never,
-                     closed_short=((("t9", (), 0, 3), fault_entry("f2")),)
+    assert take_turn(board, ORDER, ("t9", (), 0), 5.0,  # its 2nd result
+                     **{shutdowns: closed, reached: never}) == []
+    third = ((("t9", (), 0, 3), fault_entry("f2")),)
+    assert take_turn(board, [], ("t9", (), 0), 5.0, **{shutdowns: third, reached: never}
                      ) == [["fault f2", [], None, 1]]
     assert time.monotonic() - started >= 0.3
 
@@ -265,32 +271,6 @@ def test_a_task_asks_the_scheduler_whether_it_holds_a_key(harness):
     [held] = harness.client.scatter([b"input"])
     asked = harness.client.submit(_ask_the_scheduler, [held.key, "no-such-key"], pure=False)
     assert asked.result(timeout=10) == [True, False]
-
-
-def test_a_result_done_as_its_worker_shut_down_waits_until_it_stops_running(tmp_path,
-                                                                           monkeypatch):
-    """Nightly --seed 2020's `s037`: a worker still running when its step ended started
-    its next queued step, which one a retirement had reached did not."""
-    board = str(tmp_path)
-    shutdown = ((("t9", (), 0, 1), fault_entry("f0")),)
-    stopped = threading.Event()
-    outcome: list = []
-    turn = threading.Thread(target=lambda: outcome.append(take_turn(
-        board, ORDER, ("t9", (), 0), 5.0, after_shutdown=shutdown, stopped=stopped.is_set)))
-    turn.start()
-    time.sleep(0.1)
-    assert turn.is_alive()  # its worker still runs
-    stopped.set()
-    turn.join(1)
-    assert not turn.is_alive() and outcome == [[]]
-    # The shutdown settled elsewhere here: no wait; one that never comes, said.
-    mark_done(board, fault_entry("f0"))
-    assert take_turn(board, ORDER, ("t9", (), 0), 5.0, after_shutdown=(
-        (("t9", (), 0, 2), fault_entry("f0")),), stopped=lambda: False) == []
-    monkeypatch.setattr(turns, "FAULT_PATIENCE", 0.1)
-    never = take_turn(board, ORDER, ("t9", (), 0), 5.0, after_shutdown=(
-        (("t9", (), 0, 3), fault_entry("f1")),), stopped=lambda: False)
-    assert never == [["fault f1", [], None, 1]]
 
 
 def _as_is(payload, **task):
