@@ -53,12 +53,13 @@ def retire_destinations(history: Sequence[Mapping[str, Any]]) -> dict[str, dict[
         if event["type"] != "fault" or not (event.get("moved") or event.get("lone")):
             continue
         went = moved_roles(event)
+        after = [r for r in removals
+                 if r["time"] >= fired_at(event) and r["worker"] != event["worker"]]
         for kind, task_id, index, step, key in event.get("lone") or ():
             role = (kind, task_id, tuple(index), step)
-            lost_with = next((r["worker"] for r in removals
-                              if r["time"] >= fired_at(event) and r["worker"] != event["worker"]
-                              and key in (*r.get("lost_keys", ()),
-                                          *r.get("lost_computed_keys", ()))), None)
+            lost_with = next((r["worker"] for r in after
+                              if key in (*r.get("lost_keys", ()),
+                                         *r.get("lost_computed_keys", ()))), None)
             if role not in went and lost_with is not None:
                 went[role] = lost_with
         destinations[str(event["fault_id"])] = went
@@ -117,12 +118,8 @@ class RetireMoves:
         have reached the scheduler yet: nightly --seed 2020's `s037` retired a worker 0.4
         ms after t2's next step was submitted, and its input, just scattered there, had
         no role; its replays, later by then, sent it elsewhere)."""
-        steps: dict[str, Step] = {}
-        scattered: dict[str, Step] = {}
-        for event in self.history.events:
-            if event["type"] in ("submit", "scatter") and event.get("key"):
-                step = (event["task_id"], tuple(event["index"]), event["step"])
-                (steps if event["type"] == "submit" else scattered)[event["key"]] = step
+        steps = _steps_by_key(self.history.events, "submit")
+        scattered = _steps_by_key(self.history.events, "scatter")
         roles: dict[str, Role] = {}
         for key, dependents in lone.items():
             if key in steps:
@@ -141,12 +138,11 @@ class RetireMoves:
         fired after that scatter, had it by role and let Dask send it elsewhere)."""
         since = self._asked_at.get(victim)
         events = self.history.events
-        inputs = {e["key"]: ("input", e["task_id"], tuple(e["index"]), e["step"])
-                  for e in events if e["type"] == "scatter" and e.get("key")}
-        return {key: inputs[key] for e in events
+        scattered = _steps_by_key(events, "scatter")
+        return {key: ("input", *scattered[key]) for e in events
                 if e["type"] == "scatter-placed" and since is not None and e["time"] >= since
                 for key, worker in zip(e["keys"], e["workers"], strict=False)
-                if worker == victim and key in inputs}
+                if worker == victim and key in scattered}
 
     def _call(self, function: Any, *args: Any) -> Any:
         try:
@@ -154,6 +150,12 @@ class RetireMoves:
                                                 callback_timeout=scheduler_calls.CALL_TIMEOUT)
         except Exception:  # recorded as nothing: the retire goes on
             return None
+
+
+def _steps_by_key(events: Sequence[Mapping[str, Any]], kind: str) -> dict[str, Step]:
+    """The step each `kind` event ("submit" or "scatter") named, by the key it made."""
+    return {event["key"]: (event["task_id"], tuple(event["index"]), event["step"])
+            for event in events if event["type"] == kind and event.get("key")}
 
 
 def _fields(role: Role) -> list[Any]:
