@@ -321,6 +321,8 @@ class Coordinator:
         held for the client's scatter land in the background while decisions go on."""
         if self._lockstep is not None:  # the results that beat the death there, here too
             self._lockstep.before_landing(fault_id)
+            if fault.kind != "freeze" and (reruns := self._lockstep.reruns()):
+                extra = {**extra, "reranked": self._rerank(reruns, victim.address)}
         fired = _Fired(fault_id, fault, trigger, victim.address, victim.pid, time.time(),
                        extra=extra)
         with self._lock:
@@ -336,6 +338,16 @@ class Coordinator:
             thread.start()
             return None
         return self._land(fired, victim)
+
+    def _rerank(self, reruns: dict[str, int], address: str) -> list[list[Any]]:
+        """Rank the steps on a worker about to leave where they started again in the
+        original: [key, priority] of each (none if the scheduler does not answer)."""
+        try:
+            return self.inflictor.rerank(address, reruns)
+        except Exception as error:
+            self.history.emit("lockstep-diverged", waiting="the reruns' ranks",
+                              missing=[[type(error).__name__]])
+            return []
 
     def _land(self, fired: _Fired, victim: Victim,
               held: Callable[[], Landing] | None = None) -> Landing:

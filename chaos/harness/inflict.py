@@ -33,6 +33,7 @@ from distributed import Client
 from distributed.protocol.pickle import dumps
 
 from chaos.errors import FaultError
+from chaos.harness import scheduler_calls
 from chaos.harness.nanny_side import (
     ask_worker,
     close_nanny,
@@ -120,6 +121,15 @@ class Inflictor:
         if kind == "freeze" and landing.landed_at is not None:
             self._remember_freeze(victim, freeze_for)
         return landing
+
+    def rerank(self, address: str, priorities: dict[str, int]) -> list[list[Any]]:
+        """Before a fault lands on `address`, give each step processing there named in
+        `priorities` that Dask priority, which its rerun elsewhere is sent with
+        (`scheduler_calls.rerank`): [key, priority] of each one changed."""
+        changed: list[list[Any]] = self.client.run_on_scheduler(
+            scheduler_calls.rerank, priorities, address,
+            callback_timeout=scheduler_calls.CALL_TIMEOUT)
+        return changed
 
     def held_kill(self, kind: FaultKind, victim: Victim,
                   race: ScatterRace) -> Callable[[], Landing] | None:

@@ -329,6 +329,19 @@ class Lockstep:
                 for role, place in self.order.retire_moves.get(fault_id, {}).items()
                 if place < len(self._workers)}
 
+    def reruns(self) -> dict[str, int]:
+        """The Dask priority, by this replay's key, of each step its original ran again
+        after its worker left (`chaos.harness.start_order.rerun_priorities`)."""
+        with self._lock:  # (a target that submits without priorities: none to change)
+            ranked = bool(self._submitting)
+        if self._history is None or not self.order.rerun_priorities or not ranked:
+            return {}
+        events = self._history.events
+        keys = {submission: submitted_key(events, submission)
+                for submission in self.order.rerun_priorities}
+        return {key: self.order.rerun_priorities[submission]
+                for submission, key in keys.items() if key is not None}
+
     def steals_before_thaw(self, address: str) -> list[tuple[str, str]]:
         """The steals to ask of `address` as its freeze ends, as the original's stealer
         asked them there (`chaos.harness.steal_order`): (key, thief), each once."""

@@ -41,7 +41,7 @@ from chaos.harness.result_order import (
 )
 from chaos.harness.retire_moves import Role, retire_destinations
 from chaos.harness.scatter_race import Meeting, landed_first, met_in_scatter, scatters_beaten
-from chaos.harness.start_order import Submission, start_ranks
+from chaos.harness.start_order import Submission, rerun_priorities, start_ranks
 from chaos.harness.steal_order import ThawSteal, stealing_in_replay, steals_at_thaw
 
 # What the client did, in the order it did it: the events a target writes.
@@ -100,6 +100,7 @@ class ReplayOrder:
     placements: Mapping[Placement, int]
     placed_on_victims: Mapping[str, tuple[Placement, ...]]
     start_ranks: Mapping[Submission, int]  # `chaos.harness.start_order`
+    rerun_priorities: Mapping[Submission, int]
     queued_behind: tuple[tuple[Result, Submission], ...]  # `chaos.harness.queue_order`
     # a kill held for the client's scatter -> the shutdowns that landed before it there
     landed_first: Mapping[str, tuple[str, ...]]  # `chaos.harness.scatter_race`
@@ -156,7 +157,7 @@ class ReplayOrder:
                    frozenset(str(e["fault_id"]) for e in history
                              if e["type"] == "fault" and not e.get("noticed_at")), moves,
                    placements(placed, first), placed_on_victims(history, placed),
-                   start_ranks(history), queued_behind(history, done),
+                   start_ranks(history), rerun_priorities(history), queued_behind(history, done),
                    landed_first(history, meetings), stealing_in_replay(history, thaw_steals),
                    thaw_steals)
 

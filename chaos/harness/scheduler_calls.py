@@ -19,6 +19,20 @@ from distributed.core import Status
 CALL_TIMEOUT = 5.0
 
 
+def rerank(priorities: dict[str, int], worker: str,
+           dask_scheduler: Any = None) -> list[list[Any]]:
+    """Give each step on `worker` named in `priorities` that Dask priority, for when it
+    runs again elsewhere (`chaos.harness.start_order.rerun_priorities`): [key, priority]
+    of each one changed."""
+    ws = dask_scheduler.workers.get(worker)
+    changed = []
+    for ts in () if ws is None else ws.processing:
+        if ts.key in priorities and ts.priority:
+            ts.priority = (-priorities[ts.key], *ts.priority[1:])
+            changed.append([ts.key, priorities[ts.key]])
+    return changed
+
+
 def scheduler_snapshot(dask_scheduler: Any) -> dict[str, Any]:
     return {
         "workers": {address: {"pid": ws.pid, "nanny": ws.nanny}

@@ -41,6 +41,36 @@ def start_ranks(history: Sequence[Mapping[str, Any]]) -> dict[Submission, int]:
 
 def priority(ranks: Mapping[Submission, int], submission: Submission) -> int:
     """The Dask priority (higher runs first) that keeps `submission` at its rank; 0, below
-    every ranked one, for a submission that never started in the original."""
+    every ranked one, for a submission that never started in the original. Even, so that
+    a rerun fits between two ranks (`rerun_priorities`)."""
     rank = ranks.get(submission)
-    return 0 if rank is None else len(ranks) + 1 - rank
+    return 0 if rank is None else 2 * (len(ranks) + 1 - rank)
+
+
+def rerun_priorities(history: Sequence[Mapping[str, Any]]) -> dict[Submission, int]:
+    """The priority each submission whose worker left as it ran should get as it leaves:
+    the one between the first starts before and after where it started again in the
+    original, or 0 if it never did (its first execution never ended). Dask runs it again
+    elsewhere with its key's priority, and that of its first start put it before steps
+    its original's rerun came after (nightly --seed 3131's `s014`: t2's step 0)."""
+    ranks = start_ranks(history)
+    submitted: dict[str, Submission] = {str(event["key"]): (step, nth)
+                                        for event, step, nth in numbered(history, "submit")
+                                        if event.get("key")}
+    ended = {event.get("execution") for event in history if event["type"] in ("ok", "fail")}
+    started: set[Submission] = set()
+    last: dict[Submission, Any] = {}
+    reruns: dict[Submission, int] = {}
+    for event in history:
+        submission = submitted.get(str(event.get("key"))) if event["type"] == "invoke" else None
+        if submission is None:
+            continue
+        if submission not in started:
+            started.add(submission)
+        elif submission not in reruns:
+            reruns[submission] = 2 * (len(ranks) - len(started)) + 1
+        last[submission] = event.get("execution")
+    for submission, execution in last.items():
+        if submission not in reruns and execution not in ended:
+            reruns[submission] = 0
+    return reruns
