@@ -6,8 +6,8 @@ keeps what it needs to resolve triggers and roles, and hands the enactment to
 `chaos.harness.inflict.Inflictor`. Decisions run on a thread of their own: a kill never
 blocks the event loop, and faults fire one at a time, in the order they arose.
 
-A fault is recorded in the history once its effect is settled: when the scheduler
-noticed the worker leave, or when the run ends (then `noticed_at` is null).
+A fault is recorded in the history once its effect is settled
+(`chaos.harness.fired_faults`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from chaos.harness.fired_faults import Fired, FiredFaults
 from chaos.harness.inflict import Inflictor, Landing, Victim
 from chaos.harness.lockstep import Lockstep
 from chaos.harness.observations import RunObservations
@@ -50,20 +50,6 @@ ReleaseHold = Callable[..., None]
 LiveWorkers = Callable[[], dict[str, Victim]]
 
 
-@dataclass
-class _Fired:
-    fault_id: str
-    fault: Fault
-    trigger: dict[str, Any]
-    worker: str
-    pid: int | None  # the worker's process: a restarted one may come back at `worker`
-    fired_at: float  # when the harness decided; the landing has the exact firing time
-    landing: Landing | None = None
-    noticed_at: float | None = None
-    ended: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 def _among(address: str | None, pid: int | None, workers: set[WorkerProcess]) -> bool:
     return any(same_process((address, pid), worker) for worker in workers)
 
@@ -86,12 +72,10 @@ class Coordinator:
         self._lockstep = lockstep  # a replay keeping to its original's order, or None
         self._moves = moves  # where a retirement's data goes, or None: not recorded
         self._faults = dict(schedule.items())
-        self._lock = threading.Lock()
         self.seen = RunObservations()
         self.untold: list[str] = []  # keys a retirement lost, whose stories to record
         self._spent: set[str] = set()  # fault ids (and Poisson firings) fired or skipped
-        self._fired: dict[str, _Fired] = {}
-        self._written: set[str] = set()
+        self._fired = FiredFaults(history, self.seen, lockstep)
         self._skipped: set[str] = set()
         self._deferrals: dict[str, Deferral] = {}
         self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -149,13 +133,7 @@ class Coordinator:
     def on_thaw(self, address: str, how: str, when: float) -> None:
         """A freeze ended (SIGCONT on time, or the run ended): record it. One not noticed
         by then never was: its event is written now, lest a later removal be taken for it."""
-        with self._lock:
-            freezes = [f for f in self._fired.values()
-                       if f.worker == address and f.fault.kind == "freeze" and not f.ended]
-            for fired in freezes:
-                fired.ended = True
-        for fired in freezes:
-            self._write(fired)
+        for fired in self._fired.thawed(address):
             self.history.emit("fault-ended", time=when, fault_id=fired.fault_id, worker=address,
                               how=how)
 
@@ -173,16 +151,13 @@ class Coordinator:
         self._thread.join(timeout=30)
         for lander in self._landers:
             lander.join(timeout=30)
-        with self._lock:
-            pending = [f for f in self._fired.values() if f.fault_id not in self._written]
-        for fired in pending:
-            self._write(fired)
+        self._fired.write_the_rest()
         unfired = {} if self._lockstep is None else self._lockstep.order.unfired
         for firing_id, fault, why in never_fired_firings(
                 self._faults, self._timed, self._spent, original=unfired,
                 deferrals=self._deferrals, nth_task=lambda fault: self._resolve_nth(fault, {})):
             self._skip(firing_id, fault, *why)
-        victims = {f.worker: f"{f.fault_id} ({f.fault.kind})" for f in self._fired.values()}
+        victims = {f.worker: f"{f.fault_id} ({f.fault.kind})" for f in self._fired.all()}
         for execution_id, execution in self.seen.unfinished().items():
             self.history.emit("info", execution=execution_id,
                               reason=unfinished_reason(execution.worker, victims))
@@ -212,7 +187,7 @@ class Coordinator:
                 if kind == "hit":
                     self._on_hit(item)
                 elif kind == "removed":
-                    self._settle_notices()
+                    self._fired.settle_notices()
             except Exception as error:  # one bad decision must not stop the rest
                 self.history.emit("harness-error", error=f"{type(error).__name__}: {error}",
                                   during=kind)
@@ -321,12 +296,11 @@ class Coordinator:
         held for the client's scatter land in the background while decisions go on."""
         if self._lockstep is not None:  # the results that beat the death there, here too
             self._lockstep.before_landing(fault_id)
-            if fault.kind != "freeze" and (reruns := self._lockstep.reruns()):
+            if fault.kind != "freeze" and (reruns := self._lockstep.reruns(fault_id)):
                 extra = {**extra, "reranked": self._rerank(reruns, victim.address)}
-        fired = _Fired(fault_id, fault, trigger, victim.address, victim.pid, time.time(),
-                       extra=extra)
-        with self._lock:
-            self._fired[fault_id] = fired
+        fired = Fired(fault_id, fault, trigger, victim.address, victim.pid, time.time(),
+                      extra=extra)
+        self._fired.add(fired)
         race = self._lockstep.scatter_race(fault_id) if self._lockstep else None
         held = self.inflictor.held_kill(fault.kind, victim, race) if race else None
         if self._lockstep is not None:  # the client goes on as the fault lands, as it did
@@ -349,7 +323,7 @@ class Coordinator:
                               missing=[[type(error).__name__]])
             return []
 
-    def _land(self, fired: _Fired, victim: Victim,
+    def _land(self, fired: Fired, victim: Victim,
               held: Callable[[], Landing] | None = None) -> Landing:
         fault = fired.fault
         # Where a retirement's data goes: recorded, or sent where the original's went.
@@ -359,41 +333,11 @@ class Coordinator:
             fault.kind, victim, freeze_for=fault.freeze_for, notice=fault.notice)
         if self._moves is not None and fault.kind == "retire":
             fired.extra.update(self._moves.after(victim.address, roles))
-        with self._lock:
-            fired.landing = landing
+        self._fired.landed(fired, landing)
         if self._lockstep is not None:
             self._lockstep.landed(fired.fault_id)
-        self._settle_notices()
+        self._fired.settle_notices()
         return landing
-
-    def _settle_notices(self) -> None:
-        for fired in list(self._fired.values()):
-            if fired.fault_id in self._written or fired.ended or fired.landing is None:
-                continue
-            when = self.seen.claim_removal(fired.worker, since=fired.fired_at - 1.0)
-            if when is not None:
-                fired.noticed_at = when
-                self._write(fired)
-
-    def _write(self, fired: _Fired) -> None:
-        """Write a fault's event, once (the timer of a freeze and notices may race)."""
-        with self._lock:
-            if fired.fault_id in self._written:
-                return
-            self._written.add(fired.fault_id)
-        landing = fired.landing or Landing(fired.fault.kind, fired.worker, None, "nanny",
-                                           fired.fired_at, None, "the fault did not finish landing")
-        if self._lockstep is not None:
-            self._lockstep.settled(fired.fault_id)
-        self.history.emit(
-            "fault", fault_id=fired.fault_id, kind=fired.fault.kind, trigger=fired.trigger,
-            target=fired.fault.target.to_json(), worker=landing.worker, pid=landing.pid,
-            fired_at=landing.fired_at, landed_at=landing.landed_at, noticed_at=fired.noticed_at,
-            mechanism=landing.mechanism, error=landing.error, freeze_for=fired.fault.freeze_for,
-            **({"notice": fired.fault.notice, "killed_after_notice": landing.killed_after_notice}
-               if fired.fault.kind == "preempt" else {}),
-            **fired.extra,
-        )
 
     def _defer(self, fault_id: str, fault: Fault, trigger: dict[str, Any], reason: str,
                task: Any) -> bool:
@@ -443,7 +387,6 @@ class Coordinator:
         not have noticed yet; a second fault there would only wait on a dead process (5 s,
         the landing bound, with every held probe of the run waiting too) and claim a
         landing it did not cause. Such a fault is deferred instead."""
-        with self._lock:
-            return {(fired.worker, fired.pid) for fired in self._fired.values()
-                    if fired.fault.kind in ABRUPT_KINDS | GRACEFUL_KINDS
-                    and (fired.landing is None or fired.landing.landed_at is not None)}
+        return {(fired.worker, fired.pid) for fired in self._fired.all()
+                if fired.fault.kind in ABRUPT_KINDS | GRACEFUL_KINDS
+                and (fired.landing is None or fired.landing.landed_at is not None)}

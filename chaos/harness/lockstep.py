@@ -35,7 +35,8 @@ So a lockstep replay keeps to its original eleven ways:
   only once the inputs its original put on the victim are there
   (`chaos.harness.placement`);
 - a worker starts its steps in the original's order: a naive loop's steps are submitted
-  with priorities that rank them so (`chaos.harness.start_order`);
+  with priorities that rank them so, and a step a fault takes off its worker is ranked
+  again where its rerun started (`chaos.harness.start_order`);
 - Dask's work stealing runs only if it moved a step in the original (the runner settles
   the cluster so: `chaos.harness.steal_order`);
 - a result waits, on its worker, until the step that worker started next in the
@@ -329,17 +330,17 @@ class Lockstep:
                 for role, place in self.order.retire_moves.get(fault_id, {}).items()
                 if place < len(self._workers)}
 
-    def reruns(self) -> dict[str, int]:
-        """The Dask priority, by this replay's key, of each step its original ran again
-        after its worker left (`chaos.harness.start_order.rerun_priorities`)."""
+    def reruns(self, fault_id: str) -> dict[str, int]:
+        """The Dask priority, by this replay's key, of each step that fault `fault_id`
+        cut short in the original (`chaos.harness.start_order.rerun_priorities`)."""
         with self._lock:  # (a target that submits without priorities: none to change)
             ranked = bool(self._submitting)
-        if self._history is None or not self.order.rerun_priorities or not ranked:
+        priorities = self.order.rerun_priorities.get(fault_id, {})
+        if self._history is None or not priorities or not ranked:
             return {}
-        events = self._history.events
-        keys = {submission: submitted_key(events, submission)
-                for submission in self.order.rerun_priorities}
-        return {key: self.order.rerun_priorities[submission]
+        keys = {submission: submitted_key(self._history.events, submission)
+                for submission in priorities}
+        return {key: priorities[submission]
                 for submission, key in keys.items() if key is not None}
 
     def steals_before_thaw(self, address: str) -> list[tuple[str, str]]:

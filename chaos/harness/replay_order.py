@@ -100,7 +100,7 @@ class ReplayOrder:
     placements: Mapping[Placement, int]
     placed_on_victims: Mapping[str, tuple[Placement, ...]]
     start_ranks: Mapping[Submission, int]  # `chaos.harness.start_order`
-    rerun_priorities: Mapping[Submission, int]
+    rerun_priorities: Mapping[str, Mapping[Submission, int]]  # by fault id
     queued_behind: tuple[tuple[Result, Submission], ...]  # `chaos.harness.queue_order`
     # a kill held for the client's scatter -> the shutdowns that landed before it there
     landed_first: Mapping[str, tuple[str, ...]]  # `chaos.harness.scatter_race`

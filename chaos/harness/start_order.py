@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chaos.harness.death_race import Step, numbered
+from chaos.history import same_process
 
 Submission = tuple[Step, int]  # a step, with its ordinal among that step's submits
 
@@ -47,30 +48,43 @@ def priority(ranks: Mapping[Submission, int], submission: Submission) -> int:
     return 0 if rank is None else 2 * (len(ranks) + 1 - rank)
 
 
-def rerun_priorities(history: Sequence[Mapping[str, Any]]) -> dict[Submission, int]:
-    """The priority each submission whose worker left as it ran should get as it leaves:
-    the one between the first starts before and after where it started again in the
-    original, or 0 if it never did (its first execution never ended). Dask runs it again
+def rerun_priorities(history: Sequence[Mapping[str, Any]]
+                     ) -> dict[str, dict[Submission, int]]:
+    """For each fault but a freeze, the priority each submission it cut short on its
+    victim should get as it lands: the one between the first starts before and after
+    where it started next in the original, or 0 if it never did. Dask runs it again
     elsewhere with its key's priority, and that of its first start put it before steps
-    its original's rerun came after (nightly --seed 3131's `s014`: t2's step 0)."""
+    its original's rerun came after (nightly --seed 3131's `s014`: t2's step 0). A step
+    queued on the victim, not running, keeps its first start's rank: it starts for the
+    first time after the fault (`s014` again: t2's step 1, given 0 as it was cut short
+    later elsewhere, tied with the step the retirement had cut short)."""
     ranks = start_ranks(history)
     submitted: dict[str, Submission] = {str(event["key"]): (step, nth)
                                         for event, step, nth in numbered(history, "submit")
                                         if event.get("key")}
     ended = {event.get("execution") for event in history if event["type"] in ("ok", "fail")}
     started: set[Submission] = set()
-    last: dict[Submission, Any] = {}
-    reruns: dict[Submission, int] = {}
+    # Each start: its invoke, its submission, and the priority between the first
+    # starts before and after it.
+    starts: list[tuple[Mapping[str, Any], Submission, int]] = []
     for event in history:
         submission = submitted.get(str(event.get("key"))) if event["type"] == "invoke" else None
-        if submission is None:
-            continue
-        if submission not in started:
+        if submission is not None:
             started.add(submission)
-        elif submission not in reruns:
-            reruns[submission] = 2 * (len(ranks) - len(started)) + 1
-        last[submission] = event.get("execution")
-    for submission, execution in last.items():
-        if submission not in reruns and execution not in ended:
-            reruns[submission] = 0
-    return reruns
+            starts.append((event, submission, 2 * (len(ranks) - len(started)) + 1))
+    cut: set[Any] = set()  # executions a fault already cut short
+    priorities: dict[str, dict[Submission, int]] = {}
+    faults = sorted((e for e in history if e["type"] == "fault" and e.get("kind") != "freeze"
+                     and e.get("worker") and e.get("fired_at") is not None),
+                    key=lambda e: e["fired_at"])
+    for fault in faults:  # (a step its victim started as it left is cut short too)
+        for n, (event, submission, _) in enumerate(starts):
+            execution = event.get("execution")
+            if execution in ended or execution in cut or not same_process(
+                    (event["worker"], event.get("pid")), (fault["worker"], fault.get("pid"))):
+                continue
+            cut.add(execution)
+            rerun = next((between for later, again, between in starts[n + 1:]
+                          if again == submission), 0)
+            priorities.setdefault(str(fault["fault_id"]), {})[submission] = rerun
+    return priorities

@@ -153,7 +153,7 @@ def test_no_waiting_release_goes_to_a_worker_an_earlier_fault_took_down():
     for lander in coordinator._landers:
         lander.join(5)
 
-    fired = {fault_id: f.worker for fault_id, f in coordinator._fired.items()}
+    fired = {f.fault_id: f.worker for f in coordinator._fired.all()}
     assert fired["f0"] == "tcp://w0" and fired["f1"] != "tcp://w0", fired
     assert releases[0] == ("tcp://w0", True)  # before the retire: the step must go on
     assert ("tcp://w0", True) not in releases[1:], (
