@@ -35,7 +35,9 @@ each race's outcome:
   (RACE_WINDOW) is done before it fires (`before_shutdown`, `Lockstep.before_landing`):
   the retirement then finds the result, not the step's input, on its victim (nightly
   --seed 3131's `s039`: t6's step-1 result done 14 ms before the retirement fired
-  there, not yet in every replay, which lost one output fewer).
+  there, not yet in every replay, which lost one output fewer). One done there as it
+  shut down that never reached the scheduler (it ran again) waits, as one a nanny's
+  close cut short, until its worker closes its stream (`_never_reached`).
 
 A result of a step with several attempts is matched by its ordinal among that step's
 results: the n-th done, taken (or not) as the n-th.
@@ -74,9 +76,10 @@ class DeathRaces:
     """Of the results done on a killed worker around its kill: those the client took
     after the fault fired, by fault id, and those it never took, with their fault; and
     the results the steps an abrupt kill cut short would have had, with their fault, and
-    those of the steps a nanny's close cut short; and the results done on a graceful
-    shutdown's victim just before it fired, by fault id, and as it shut down, with their
-    fault."""
+    those of the steps a nanny's close cut short (and of those a graceful shutdown's
+    victim finished as it shut down, never reaching the scheduler); and the results done
+    on a graceful shutdown's victim just before it fired, by fault id, and the others
+    done there as it shut down, with their fault."""
 
     taken: Mapping[str, tuple[Result, ...]]
     lost: Mapping[Result, str]
@@ -152,9 +155,12 @@ def death_races(history: Sequence[Mapping[str, Any]],
                     and d.result not in taken_at and fetched.get(d.result, noticed) < noticed)
     abrupt = [kill for kill in kills if kill.get("kind") in ABRUPT_KINDS]
     closes = [kill for kill in kills if kill.get("kind") == "nanny-close"]
+    before, after = _around_shutdowns(history, done)
+    unreached = _never_reached(history, done, after)
     return DeathRaces({f: results for f, results in won.items() if results}, lost,
-                      _cut_short(history, done, abrupt), _cut_short(history, done, closes),
-                      *_around_shutdowns(history, done))
+                      _cut_short(history, done, abrupt),
+                      {**_cut_short(history, done, closes), **unreached}, before,
+                      {result: f for result, f in after.items() if result not in unreached})
 
 
 def _around_shutdowns(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
@@ -178,6 +184,32 @@ def _around_shutdowns(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
             if fired < d.at <= noticed:
                 after.setdefault(d.result, fault_id)
     return before, after
+
+
+def _never_reached(history: Sequence[Mapping[str, Any]], done: Sequence[Done],
+                   after: Mapping[Result, str]) -> dict[Result, str]:
+    """Of the results done on a graceful shutdown's victim as it shut down (`after`),
+    those that never reached the scheduler: their step started again later, and the
+    victim's removal did not lose their key. Such a result waits, as one a nanny's
+    close cut short, for its worker to close its stream (nightly --seed 3131's `s033`:
+    t6's step-0 result done on a retirement's victim 1 ms before the scheduler removed
+    it, and run again; in 1 of 10 replays it came 10 ms before, the scheduler took it
+    and lost it with the worker, and the client, told it was done, waited for it ahead
+    of three others)."""
+    invoked = {event.get("execution"): event for event in history if event["type"] == "invoke"}
+    removals = [event for event in history if event["type"] == "worker-removed"]
+    never: dict[Result, str] = {}
+    for d in done:
+        if d.result not in after:
+            continue
+        key = invoked.get(history[d.position].get("execution"), {}).get("key")
+        again = any(step_of(event) == d.result[:3] and float(event["time"]) > d.at
+                    for event in invoked.values())
+        removal = next((event for event in removals if event.get("worker") == d.worker
+                        and float(event["time"]) >= d.at), {})
+        if again and str(key) not in (removal.get("lost_computed_keys") or ()):
+            never[d.result] = after[d.result]
+    return never
 
 
 def _cut_short(history: Sequence[Mapping[str, Any]], done: Sequence[Done],

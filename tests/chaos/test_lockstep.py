@@ -307,6 +307,35 @@ def test_the_results_done_on_a_graceful_shutdowns_victim_as_it_shut_down():
     assert plan.after_shutdown == ((("t3", (), 0, 1), fault_entry("f0")),)
 
 
+def test_a_result_done_as_its_worker_shut_down_never_reaching_the_scheduler_waits_for_its_close():
+    """Nightly --seed 3131's `s033`: t6's step-0 result was done on a retirement's victim
+    1 ms before the scheduler removed it, and ran again elsewhere; in 1 of 10 replays it
+    came 10 ms before, and the scheduler took it. Such a result waits, as one a nanny's
+    close cut short, for its worker's stream to close. One the victim's removal lost
+    (it had reached the scheduler), and one not run again (moved), wait as before."""
+    history = HistoryBuilder("dask-raw", workers=4)
+    for task in ("t0", "t2", "t3"):
+        history.submit(task)
+    # An earlier process at t0's worker's address, removed before: not its removal.
+    history.emit("worker-removed", worker=history.workers[0], lost_computed_keys=["step-t0--0-a1"])
+    history.wait(0.05)
+    runs = {task: history.invoke(task, worker=n) for task, n in (("t0", 0), ("t2", 2), ("t3", 3))}
+    for n in (0, 2, 3):
+        history.fault(worker=n, kind="retire", fault_id=f"f{n}", noticed=0.1)
+    for task in runs:
+        history.outcome(runs[task], seconds=0.01)
+    history.wait(0.05)
+    key = {e["execution"]: e["key"] for e in history.events if e["type"] == "invoke"}
+    for n, lost in ((0, []), (2, [key[runs["t2"]]]), (3, [])):
+        history.emit("worker-removed", worker=history.workers[n], lost_computed_keys=lost)
+    history.execute("t0", worker=1)  # run again: it never reached the scheduler
+    history.execute("t2", worker=1)  # run again: lost with its worker
+    history.end()
+    races = ReplayOrder.of(history.events).death_races
+    assert races.closed_short == {("t0", (), 0, 1): "f0"}
+    assert races.after_shutdown == {("t2", (), 0, 1): "f2", ("t3", (), 0, 1): "f3"}
+
+
 def test_a_shutdown_fires_once_the_results_done_on_its_victim_just_before_it_are_done():
     """Nightly --seed 3131's `s039`: t6's step-1 result was done 14 ms before a
     retirement fired on its worker, which found the result there, not its input."""
