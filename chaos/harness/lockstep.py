@@ -35,8 +35,8 @@ So a lockstep replay keeps to its original eleven ways:
   only once the inputs its original put on the victim are there
   (`chaos.harness.placement`);
 - a worker starts its steps in the original's order: a naive loop's steps are submitted
-  with priorities that rank them so, and a step a fault takes off its worker is ranked
-  again where its rerun started (`chaos.harness.start_order`);
+  with priorities that rank them so, and a step a fault cut short is ranked again, as
+  the fault lands, where its rerun started (`chaos.harness.start_order`);
 - Dask's work stealing runs only if it moved a step in the original (the runner settles
   the cluster so: `chaos.harness.steal_order`);
 - a result waits, on its worker, until the step that worker started next in the
