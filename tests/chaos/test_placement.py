@@ -4,6 +4,8 @@ original's went."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
@@ -15,6 +17,7 @@ from chaos.harness import run_schedule
 from chaos.harness.lockstep import Lockstep
 from chaos.harness.placement import scatters_placed
 from chaos.harness.replay_order import ReplayOrder, first_workers
+from chaos.harness.targets import base
 from chaos.harness.targets.base import TargetConfig, TargetRun
 from chaos.history import HistoryWriter
 from chaos.workload import Workload
@@ -164,4 +167,34 @@ def test_a_scatter_to_a_worker_not_running_here_goes_anywhere_and_says_so(harnes
     assert [e["type"] for e in history.events] == ["scatter", "lockstep-diverged"]
     assert worker not in harness.client.who_has(future)[future.key]
     assert hooks.placed_steps == [("t0", (0,), 1)]
+    future.release()
+
+
+def _registered(dask_scheduler=None) -> dict[str, int]:
+    return {address: ws.pid for address, ws in dask_scheduler.workers.items()}
+
+
+def test_a_scatter_to_a_worker_its_nanny_is_restarting_waits_for_it(harness, tmp_path,
+                                                                   monkeypatch):
+    """Nightly --seed 7171's `s035`: the worker the original's scatter went to was one its
+    nanny had restarted at the same address after a segfault. In the replays it was
+    back 20 ms after the scatter, which went elsewhere at once, and the output the
+    original lost was delivered. The scatter now waits for it (within its bound)."""
+    monkeypatch.setattr(base, "PLACED_SCATTER_WAIT", 5.0)  # a loaded host restarts slowly
+    harness.settle(timeout=30)
+    address, pid = sorted(harness.client.run_on_scheduler(_registered).items())[0]
+    hooks = SendsTo(address)
+    history = HistoryWriter()
+    run = TargetRun(harness.client, TWO_STEPS, [], TargetConfig(), history, tmp_path,
+                    lockstep=hooks)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while address in harness.client.run_on_scheduler(_registered):  # removed
+        assert time.monotonic() < deadline, f"{address} was not removed after its SIGKILL"
+        time.sleep(0.005)
+    future = run.scatter("t0", (0,), 1, {"pose": 1})
+    assert future.result(timeout=10) == {"pose": 1}
+    assert [e["type"] for e in history.events] == ["scatter"], history.events
+    assert harness.client.who_has(future)[future.key] == (address,)
+    assert harness.client.run_on_scheduler(_registered)[address] != pid  # the new process
     future.release()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -135,15 +136,29 @@ class TargetRun:
         return scattered[key]
 
     def _scatter_to(self, key: str, payload: Any, worker: str) -> dict[str, Future[Any]]:
-        try:
-            placed: dict[str, Future[Any]] = self.client.scatter(
-                {key: payload}, workers=[worker], timeout=PLACED_SCATTER_WAIT)
-        except (TimeoutError, KeyError):  # not running here, or gone: the replay left
-            # its original (a scatter that meets a dead worker raises on, as it did there)
-            self.history.emit("lockstep-diverged", waiting=f"worker {worker} for a scatter",
-                              missing=[], patience=PLACED_SCATTER_WAIT)
-            placed = self.client.scatter({key: payload})
-        return placed
+        """Scatter to `worker`, waiting up to PLACED_SCATTER_WAIT for it to run. One the
+        scheduler does not know yet may be a worker its nanny is restarting at the same
+        address, which was back before this scatter in the original (nightly --seed
+        7171's `s035`: 20 ms late here, t1's input went elsewhere and it was delivered)."""
+        deadline = time.monotonic() + PLACED_SCATTER_WAIT
+        while True:
+            try:
+                placed: dict[str, Future[Any]] = self.client.scatter(
+                    {key: payload}, workers=[worker],
+                    timeout=max(0.0, deadline - time.monotonic()))
+                return placed
+            except KeyError:  # not registered (yet)
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.01)
+            except TimeoutError:  # registered, not running
+                break
+        # The replay left its original (a scatter that meets a dead worker raises on, as
+        # it did there).
+        self.history.emit("lockstep-diverged", waiting=f"worker {worker} for a scatter",
+                          missing=[], patience=PLACED_SCATTER_WAIT)
+        anywhere: dict[str, Future[Any]] = self.client.scatter({key: payload})
+        return anywhere
 
     def priority(self, task_id: TaskId, index: tuple[int, ...], step: int) -> int:
         """The Dask priority to submit a step with: 0 (Dask's own default), or in a lockstep
