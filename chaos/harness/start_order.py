@@ -26,16 +26,23 @@ from chaos.history import same_process
 Submission = tuple[Step, int]  # a step, with its ordinal among that step's submits
 
 
-def start_ranks(history: Sequence[Mapping[str, Any]]) -> dict[Submission, int]:
-    """Each submission's place (from 1) among the first executions of all of them, in the
-    order they started; a submission that never started is left out."""
+def _starts(history: Sequence[Mapping[str, Any]]
+            ) -> list[tuple[Mapping[str, Any], Submission]]:
+    """Each execution of a submitted step, in the order they started: its `invoke`, and
+    the submission it ran."""
     submitted: dict[str, Submission] = {str(event["key"]): (step, nth)
                                         for event, step, nth in numbered(history, "submit")
                                         if event.get("key")}
+    return [(event, submitted[str(event.get("key"))]) for event in history
+            if event["type"] == "invoke" and str(event.get("key")) in submitted]
+
+
+def start_ranks(history: Sequence[Mapping[str, Any]]) -> dict[Submission, int]:
+    """Each submission's place (from 1) among the first executions of all of them, in the
+    order they started; a submission that never started is left out."""
     ranks: dict[Submission, int] = {}
-    for event in history:
-        submission = submitted.get(str(event.get("key"))) if event["type"] == "invoke" else None
-        if submission is not None and submission not in ranks:
+    for _, submission in _starts(history):
+        if submission not in ranks:
             ranks[submission] = len(ranks) + 1
     return ranks
 
@@ -58,33 +65,27 @@ def rerun_priorities(history: Sequence[Mapping[str, Any]]
     queued on the victim, not running, keeps its first start's rank: it starts for the
     first time after the fault (`s014` again: t2's step 1, given 0 as it was cut short
     later elsewhere, tied with the step the retirement had cut short)."""
-    ranks = start_ranks(history)
-    submitted: dict[str, Submission] = {str(event["key"]): (step, nth)
-                                        for event, step, nth in numbered(history, "submit")
-                                        if event.get("key")}
+    starts = _starts(history)
+    ranked = len({submission for _, submission in starts})  # as many as `start_ranks`
     ended = {event.get("execution") for event in history if event["type"] in ("ok", "fail")}
-    started: set[Submission] = set()
-    # Each start: its invoke, its submission, and the priority between the first
-    # starts before and after it.
-    starts: list[tuple[Mapping[str, Any], Submission, int]] = []
-    for event in history:
-        submission = submitted.get(str(event.get("key"))) if event["type"] == "invoke" else None
-        if submission is not None:
-            started.add(submission)
-            starts.append((event, submission, 2 * (len(ranks) - len(started)) + 1))
+    first: set[Submission] = set()
+    between: list[int] = []  # at each start, the priority between the first starts around it
+    for _, submission in starts:
+        first.add(submission)
+        between.append(2 * (ranked - len(first)) + 1)
     cut: set[Any] = set()  # executions a fault already cut short
     priorities: dict[str, dict[Submission, int]] = {}
     faults = sorted((e for e in history if e["type"] == "fault" and e.get("kind") != "freeze"
                      and e.get("worker") and e.get("fired_at") is not None),
                     key=lambda e: e["fired_at"])
     for fault in faults:  # (a step its victim started as it left is cut short too)
-        for n, (event, submission, _) in enumerate(starts):
+        for n, (event, submission) in enumerate(starts):
             execution = event.get("execution")
             if execution in ended or execution in cut or not same_process(
                     (event["worker"], event.get("pid")), (fault["worker"], fault.get("pid"))):
                 continue
             cut.add(execution)
-            rerun = next((between for later, again, between in starts[n + 1:]
-                          if again == submission), 0)
+            rerun = next((between[m] for m in range(n + 1, len(starts))
+                          if starts[m][1] == submission), 0)
             priorities.setdefault(str(fault["fault_id"]), {})[submission] = rerun
     return priorities

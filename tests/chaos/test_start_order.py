@@ -121,11 +121,10 @@ def test_a_lockstep_replay_starts_each_workers_steps_in_the_originals_order(harn
     for _ in range(2):
         record = run_schedule(FaultSchedule((), seed=0), "dask-raw", {}, NINE, harness,
                               timeout=60, replay_of=original.events)
-        started: dict[str, list[str]] = {}
-        for event in record.events("invoke"):
-            started.setdefault(event["worker"], []).append(event["task_id"])
-        assert sorted(started.values()) == [["t0", "t3", "t6"], ["t1", "t4", "t7"],
-                                            ["t2", "t5", "t8"]], started
+        started = _starts(record.history)
+        assert sorted(started.values()) == [
+            [("t0", 0), ("t3", 0), ("t6", 0)], [("t1", 0), ("t4", 0), ("t7", 0)],
+            [("t2", 0), ("t5", 0), ("t8", 0)]], started
         assert not record.events("lockstep-diverged")
 
 
