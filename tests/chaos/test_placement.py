@@ -91,15 +91,25 @@ def test_a_kill_lands_only_once_the_inputs_its_original_put_on_the_victim_are_th
 
 
 def test_a_lockstep_replay_scatters_each_input_where_its_original_did(harness):
-    """An original (run here, with no fault) whose every step-1 input is said to have
-    gone to its third worker: the round robin spreads them over all three, the replay
-    puts each on the third worker, and says so in its own `scatter-placed` events."""
+    """An original (run here, with no fault) whose every step-1 input went to its third
+    worker: the round robin spreads them over all three, the replay puts each on the
+    third worker, and says so in its own `scatter-placed` events.
+
+    That original is itself recorded: a replay of a fault-free run whose `scatter-placed`
+    events were rewritten to the third worker. The rewritten history alone is not one a
+    run could write: its steps ran where the round robin's inputs were, and a replay that
+    puts them elsewhere waits, at each result, for steps its worker ran next there and
+    never gets here (`queued_behind`; 18 of 40 such replays diverged)."""
     free = run_schedule(FaultSchedule((), seed=0), "dask-raw", {}, TWO_STEPS, harness,
                         timeout=60)
-    first = first_workers(free.history)
     assert len({w for _, w, _ in scatters_placed(free.history)}) > 1  # the round robin
-    original = [dict(e, workers=[first[2]] * len(e["workers"]))
-                if e["type"] == "scatter-placed" else e for e in free.history]
+    first = first_workers(free.history)
+    rewritten = [dict(e, workers=[first[2]] * len(e["workers"]))
+                 if e["type"] == "scatter-placed" else e for e in free.history]
+    original = run_schedule(FaultSchedule((), seed=0), "dask-raw", {}, TWO_STEPS, harness,
+                            timeout=60, replay_of=rewritten).history
+    third = first_workers(original)[2]
+    assert {worker for _, worker, _ in scatters_placed(original)} == {third}
     started = time.monotonic()
     replay = run_schedule(FaultSchedule((), seed=0), "dask-raw", {}, TWO_STEPS, harness,
                           timeout=60, replay_of=original)
