@@ -378,7 +378,7 @@ class Coordinator:
         taken_down = self._taken_down()
         live = {address: victim for address, victim in self._live_workers().items()
                 if not _among(address, victim.pid, taken_down)}
-        original = self._lockstep.original_victim(fault_id) if self._lockstep else None
+        original = self._lockstep.places.original_victim(fault_id) if self._lockstep else None
         return choose_victim(fault_id, fault, hit, seed=self.schedule.seed, seen=self.seen,
                              live=live, find_holders=self._find_holders, original=original)
 

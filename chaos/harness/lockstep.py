@@ -71,13 +71,11 @@ from chaos.harness.replay_order import (
     LANDMARK_TYPES,
     Landmark,
     ReplayOrder,
-    first_workers,
     landmark_of,
 )
-from chaos.harness.retire_moves import Role
+from chaos.harness.replay_places import Places
 from chaos.harness.scatter_race import ScatterRace
 from chaos.harness.start_order import priority as start_priority
-from chaos.harness.steal_order import ThawSteal, submitted_key
 from chaos.history import HistoryWriter
 from chaos.probes.turns import (
     FAULT_PATIENCE,
@@ -106,7 +104,7 @@ class Lockstep:
         # Without a folder all workers share, results come in whatever order they come.
         self.board = tempfile.mkdtemp(prefix="chaos-turns-") if shared_board else None
         self._history: HistoryWriter | None = None
-        self._workers: list[str] = []  # this replay's first workers, by address
+        self.places = Places(order)  # this replay's workers and keys, from start()
         self._lock = threading.Lock()
         self._seen: Counter[Landmark] = Counter()
         self._taken: Counter[tuple[Any, tuple[int, ...], Any]] = Counter()  # results, by step
@@ -128,11 +126,10 @@ class Lockstep:
                            for shutdown in order.landed_first.get(fault_id, ())})
                        for fault_id, meeting in order.met_in_scatter.items()}
         self._hit: set[str] = set()  # faults whose trigger has been hit
-        self._asked: set[ThawSteal] = set()  # steals asked at a thaw
 
     def start(self, history: HistoryWriter) -> None:
         self._history = history
-        self._workers = first_workers(history.events)
+        self.places.start(history)
         for race in self._races.values():
             race.history = history
         history.gate(self.hold)
@@ -141,6 +138,7 @@ class Lockstep:
     def stop(self) -> None:
         with self._lock:
             self._stopped = True
+        self.places.stop()
         for event in (*self._fired.values(), *self._noticed.values(), *self._landed.values()):
             event.set()
         for race in self._races.values():
@@ -250,7 +248,7 @@ class Lockstep:
         in the place of the worker its original's went to, or None (anywhere)."""
         with self._lock:
             place = self.order.placements.get((step, self._scattered[step]))
-        return self._in_place(place)
+        return self.places.worker(place)
 
     def placed(self, step: Step) -> None:
         """`step`'s scatter returned (its input is on a worker, or it failed)."""
@@ -313,54 +311,11 @@ class Lockstep:
                 return
             time.sleep(0.001)
 
-    def original_victim(self, fault_id: str) -> str | None:
-        """The worker here in the place of the one `fault_id` hit in the original (among
-        the first workers by address), if the original hit one of those."""
-        place = self.order.victims.get(fault_id)
-        return self._in_place(place)
-
-    def _in_place(self, place: int | None) -> str | None:
-        """This replay's worker in `place` among its first workers by address, if any."""
-        return self._workers[place] if place is not None and place < len(self._workers) else None
-
-    def retire_recipients(self, fault_id: str) -> dict[Role, str]:
-        """Where retirement `fault_id`'s keys go here: the workers in the places of those
-        its original's went to, by role (`chaos.harness.retire_moves`)."""
-        return {role: self._workers[place]
-                for role, place in self.order.retire_moves.get(fault_id, {}).items()
-                if place < len(self._workers)}
-
     def reruns(self, fault_id: str) -> dict[str, int]:
-        """The Dask priority, by this replay's key, of each step that fault `fault_id`
-        cut short in the original (`chaos.harness.start_order.rerun_priorities`)."""
-        with self._lock:  # (a target that submits without priorities: none to change)
-            ranked = bool(self._submitting)
-        priorities = self.order.rerun_priorities.get(fault_id, {})
-        if self._history is None or not priorities or not ranked:
-            return {}
-        keys = {submission: submitted_key(self._history.events, submission)
-                for submission in priorities}
-        return {key: priorities[submission]
-                for submission, key in keys.items() if key is not None}
-
-    def steals_before_thaw(self, address: str) -> list[tuple[str, str]]:
-        """The steals to ask of `address` as its freeze ends, as the original's stealer
-        asked them there (`chaos.harness.steal_order`): (key, thief), each once."""
-        if self._history is None or not self.order.steals_at_thaw:
-            return []  # (most replays: no copy of the history at every thaw)
-        events = self._history.events
-        steals = []
+        """`Places.reruns`, for a target that submits with priorities (others: none)."""
         with self._lock:
-            if self._stopped:
-                return []
-            for steal in self.order.steals_at_thaw:
-                thief = self._in_place(steal.thief)
-                key = submitted_key(events, steal.submission)
-                if (steal not in self._asked and thief is not None and key is not None
-                        and self.original_victim(steal.fault_id) == address):
-                    self._asked.add(steal)
-                    steals.append((key, thief))
-        return steals
+            ranked = bool(self._submitting)
+        return self.places.reruns(fault_id) if ranked else {}
 
     def scatter_race(self, fault_id: str) -> ScatterRace | None:
         """The race of a kill the original's client met in a scatter, or None."""

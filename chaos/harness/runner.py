@@ -155,7 +155,8 @@ def run_schedule(
 
     def before_thaw(address: str) -> None:  # the steals its original's stealer asked there
         if lockstep is not None:
-            ask_steals(cluster.client, history, address, lockstep.steals_before_thaw(address))
+            ask_steals(cluster.client, history, address,
+                       lockstep.places.steals_before_thaw(address))
 
     inflictor = Inflictor(cluster.client, local_signals=cluster.local_signals, on_thaw=on_thaw,
                           before_thaw=before_thaw,
@@ -169,7 +170,7 @@ def run_schedule(
         live_workers=cluster.live_workers, started_at=started,
         on_worker_left=fleet.worker_left, lockstep=lockstep,
         moves=RetireMoves(cluster.client, history, inflictor.frozen,
-                          lockstep.retire_recipients if lockstep else None),
+                          lockstep.places.retire_recipients if lockstep else None),
     )
     scratch = Path(tempfile.mkdtemp(prefix=f"chaos-{run_id}-"))
     status: RunStatus = "crashed"

@@ -17,7 +17,7 @@ nightly --seed 9753's `s016` stole t3's step 0 off a frozen worker, which a nann
 close then took down; in 2 of 10 replays nothing was stolen, t3 ran there, and lost an
 output more. So a replay whose original stole only so runs without the stealer, and
 asks each such steal itself, of the same worker, just before its thaw
-(`steals_before_thaw`). A replay of one that stole otherwise keeps the stealer on.
+(`Places.steals_before_thaw`). A replay of one that stole otherwise keeps the stealer on.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def choose_victim(fault_id: str, fault: Fault, hit: dict[str, Any] | None, *, se
     """The worker `fault` hits now. `hit` is the probe that fired it (None: a time trigger).
 
     `original`, in a lockstep replay: the worker in the place of the one the original
-    hit (`Lockstep.original_victim`). A random pick keeps to it while it is live: the
+    hit (`Places.original_victim`). A random pick keeps to it while it is live: the
     draw is from the live workers, and a worker its nanny restarts rejoins within a few
     ms of a trigger, before it in one run and after it in the other (nightly seed 7070's
     s005: all 3 replays hit the rejoined worker, lost 4 outputs instead of 7). The other
