@@ -22,6 +22,7 @@ from chaos.harness.fired_faults import Fired, FiredFaults
 from chaos.harness.inflict import Inflictor, Landing, Victim
 from chaos.harness.lockstep import Lockstep
 from chaos.harness.observations import RunObservations
+from chaos.harness.replay_landing import ReplayLanding
 from chaos.harness.retire_moves import RetireMoves
 from chaos.harness.unfired import Deferral, never_fired_firings, unfinished_reason
 from chaos.harness.victims import Choice, FindHolders, choose_victim
@@ -70,6 +71,8 @@ class Coordinator:
         self._started_at = started_at
         self._on_worker_left = on_worker_left  # the fleet's refill, told of each departure
         self._lockstep = lockstep  # a replay keeping to its original's order, or None
+        self._replay = (ReplayLanding(lockstep, inflictor, history)
+                        if lockstep is not None else None)
         self._moves = moves  # where a retirement's data goes, or None: not recorded
         self._faults = dict(schedule.items())
         self.seen = RunObservations()
@@ -294,10 +297,8 @@ class Coordinator:
         """Enact a fault. Abrupt kinds and freezes land in ms, and the held probe waits for
         them; a graceful shutdown (it waits for running tasks, or moves data) and a kill
         held for the client's scatter land in the background while decisions go on."""
-        if self._lockstep is not None:  # the results that beat the death there, here too
-            self._lockstep.before_landing(fault_id)
-            if fault.kind != "freeze" and (reruns := self._lockstep.reruns(fault_id)):
-                extra = {**extra, "reranked": self._rerank(reruns, victim.address)}
+        if self._replay is not None:  # the results that beat the death there, here too
+            extra = {**extra, **self._replay.before(fault_id, fault.kind, victim.address)}
         fired = Fired(fault_id, fault, trigger, victim.address, victim.pid, time.time(),
                       extra=extra)
         self._fired.add(fired)
@@ -313,24 +314,22 @@ class Coordinator:
             return None
         return self._land(fired, victim)
 
-    def _rerank(self, reruns: dict[str, int], address: str) -> list[list[Any]]:
-        """Rank the steps on a worker about to leave where they started again in the
-        original: [key, priority] of each (none if the scheduler does not answer)."""
-        try:
-            return self.inflictor.rerank(address, reruns)
-        except Exception as error:
-            self.history.emit("lockstep-diverged", waiting="the reruns' ranks",
-                              missing=[[type(error).__name__]])
-            return []
-
     def _land(self, fired: Fired, victim: Victim,
               held: Callable[[], Landing] | None = None) -> Landing:
         fault = fired.fault
         # Where a retirement's data goes: recorded, or sent where the original's went.
         roles = (self._moves.before(fired.fault_id, victim.address)
                  if self._moves is not None and fault.kind == "retire" else {})
-        landing = held() if held is not None else self.inflictor.inflict(
-            fault.kind, victim, freeze_for=fault.freeze_for, notice=fault.notice)
+        held_open = (self._replay.retire(fired.fault_id, victim)
+                     if self._replay is not None and fault.kind == "retire" else None)
+        if held is not None:
+            landing = held()
+        elif held_open is not None:
+            landing, extra = held_open
+            fired.extra.update(extra)
+        else:
+            landing = self.inflictor.inflict(fault.kind, victim, freeze_for=fault.freeze_for,
+                                             notice=fault.notice)
         if self._moves is not None and fault.kind == "retire":
             fired.extra.update(self._moves.after(victim.address, roles))
         self._fired.landed(fired, landing)

@@ -37,7 +37,13 @@ each race's outcome:
   --seed 3131's `s039`: t6's step-1 result done 14 ms before the retirement fired
   there, not yet in every replay, which lost one output fewer). One done there as it
   shut down that never reached the scheduler (it ran again) waits, as one a nanny's
-  close cut short, until its worker closes its stream (`_never_reached`).
+  close cut short, until its worker closes its stream (`_never_reached`). And one done
+  on a retirement's victim as it retired, that the retirement moved, holds the
+  retirement open until it is done here (`moved_late`, `chaos.harness.replay_landing`): Dask ends
+  a retirement once every key its victim holds has another copy, and a replay whose
+  moves were made ahead of it (`chaos.harness.retire_moves`) ended it before the step
+  was done, which then ran again elsewhere (nightly --seed 2525's `s008`: t2's step 0,
+  done 8 ms after the retirement fired in the original, cut short in every replay).
 
 A result of a step with several attempts is matched by its ordinal among that step's
 results: the n-th done, taken (or not) as the n-th.
@@ -79,7 +85,8 @@ class DeathRaces:
     those of the steps a nanny's close cut short (and of those a graceful shutdown's
     victim finished as it shut down, never reaching the scheduler); and the results done
     on a graceful shutdown's victim just before it fired, by fault id, and the others
-    done there as it shut down, with their fault."""
+    done there as it shut down, with their fault; and of those, the ones a retirement
+    moved, by fault id."""
 
     taken: Mapping[str, tuple[Result, ...]]
     lost: Mapping[Result, str]
@@ -87,6 +94,7 @@ class DeathRaces:
     closed_short: Mapping[Result, str]
     before_shutdown: Mapping[str, tuple[Result, ...]]
     after_shutdown: Mapping[Result, str]
+    moved_late: Mapping[str, tuple[Result, ...]]
 
 
 def results_done(history: Sequence[Mapping[str, Any]]) -> list[Done]:
@@ -156,11 +164,13 @@ def death_races(history: Sequence[Mapping[str, Any]],
     abrupt = [kill for kill in kills if kill.get("kind") in ABRUPT_KINDS]
     closes = [kill for kill in kills if kill.get("kind") == "nanny-close"]
     before, after = _around_shutdowns(history, done)
-    unreached = _never_reached(history, done, after)
+    lost_in_removal = _lost_in_removal(history, done)
+    unreached = _never_reached(history, done, after, lost_in_removal)
+    reached = {result: f for result, f in after.items() if result not in unreached}
     return DeathRaces({f: results for f, results in won.items() if results}, lost,
                       _cut_short(history, done, abrupt),
-                      {**_cut_short(history, done, closes), **unreached}, before,
-                      {result: f for result, f in after.items() if result not in unreached})
+                      {**_cut_short(history, done, closes), **unreached}, before, reached,
+                      _moved_late(history, reached, lost_in_removal))
 
 
 def _around_shutdowns(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
@@ -186,8 +196,25 @@ def _around_shutdowns(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
     return before, after
 
 
+def _lost_in_removal(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
+                     ) -> set[Result]:
+    """The results whose key their worker's next removal lost (`lost_computed_keys`):
+    they had reached the scheduler, and no copy left with their worker."""
+    invoked = {event.get("execution"): event for event in history if event["type"] == "invoke"}
+    removals = [event for event in history if event["type"] == "worker-removed"]
+    lost = set()
+    for d in done:
+        key = invoked.get(history[d.position].get("execution"), {}).get("key")
+        removal = next((event for event in removals if event.get("worker") == d.worker
+                        and float(event["time"]) >= d.at), {})
+        if str(key) in (removal.get("lost_computed_keys") or ()):
+            lost.add(d.result)
+    return lost
+
+
 def _never_reached(history: Sequence[Mapping[str, Any]], done: Sequence[Done],
-                   after: Mapping[Result, str]) -> dict[Result, str]:
+                   after: Mapping[Result, str], lost_in_removal: set[Result]
+                   ) -> dict[Result, str]:
     """Of the results done on a graceful shutdown's victim as it shut down (`after`),
     those that never reached the scheduler: their step started again later, and the
     victim's removal did not lose their key. Such a result waits, as one a nanny's
@@ -196,20 +223,26 @@ def _never_reached(history: Sequence[Mapping[str, Any]], done: Sequence[Done],
     it, and run again; in 1 of 10 replays it came 10 ms before, the scheduler took it
     and lost it with the worker, and the client, told it was done, waited for it ahead
     of three others)."""
-    invoked = {event.get("execution"): event for event in history if event["type"] == "invoke"}
-    removals = [event for event in history if event["type"] == "worker-removed"]
-    never: dict[Result, str] = {}
-    for d in done:
-        if d.result not in after:
-            continue
-        key = invoked.get(history[d.position].get("execution"), {}).get("key")
-        again = any(step_of(event) == d.result[:3] and float(event["time"]) > d.at
-                    for event in invoked.values())
-        removal = next((event for event in removals if event.get("worker") == d.worker
-                        and float(event["time"]) >= d.at), {})
-        if again and str(key) not in (removal.get("lost_computed_keys") or ()):
-            never[d.result] = after[d.result]
-    return never
+    starts = [(step_of(event), float(event["time"])) for event in history
+              if event["type"] == "invoke"]
+    return {d.result: after[d.result] for d in done
+            if d.result in after and d.result not in lost_in_removal
+            and any(step == d.result[:3] and at > d.at for step, at in starts)}
+
+
+def _moved_late(history: Sequence[Mapping[str, Any]], reached: Mapping[Result, str],
+                lost_in_removal: set[Result]) -> dict[str, tuple[Result, ...]]:
+    """Of the results done on a graceful shutdown's victim as it shut down that reached
+    the scheduler (`reached`), those of a retirement that its victim's removal did not
+    lose (the retirement moved them), by fault id. (One it lost was done after Dask's
+    last look at the victim: a race of Dask's own, which a replay does not hold open.)"""
+    retirements = {str(event["fault_id"]) for event in history
+                   if event["type"] == "fault" and event.get("kind") == "retire"}
+    moved: dict[str, tuple[Result, ...]] = {}
+    for result, fault_id in reached.items():
+        if fault_id in retirements and result not in lost_in_removal:
+            moved[fault_id] = (*moved.get(fault_id, ()), result)
+    return moved
 
 
 def _cut_short(history: Sequence[Mapping[str, Any]], done: Sequence[Done],

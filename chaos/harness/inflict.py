@@ -25,7 +25,7 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -52,6 +52,9 @@ Mechanism = Literal["nanny", "local", "worker", "scheduler", "batch-system"]
 WorkerTree = Callable[[int | None], list[int]]
 # SIGKILL the scheduler: (its pid, None), or (None, why not).
 KillScheduler = Callable[[], tuple[int | None, str | None]]
+# Seconds between asks of a retirement Dask gave up (no worker could take its data).
+RETIRE_AGAIN = 0.1
+
 # A backend's own preemption (a batch system's): its Landing, or None to let the harness
 # signal the worker's tree itself.
 PreemptHook = Callable[["Victim", float], "Landing | None"]
@@ -237,17 +240,56 @@ class Inflictor:
         return Landing("scheduler-kill", victim.address, pid, "local", fired,
                        time.time() if pid is not None else None, error)
 
-    def _retire(self, victim: Victim) -> Landing:
-        fired = time.time()
+    def _retire(self, victim: Victim, fired: float | None = None) -> Landing:
+        """Retire `victim` through the scheduler. Dask gives a retirement up, and leaves
+        its worker running, when no other worker can take the data only it holds (all
+        leaving, say); an autoscaler asks again, so this does, every RETIRE_AGAIN
+        seconds until `land_timeout` (a refill may have joined by then)."""
+        fired = time.time() if fired is None else fired
         scheduler = self.client.scheduler
         assert scheduler is not None, "the client is not connected"
+        deadline = time.monotonic() + self.land_timeout
+        while True:
+            try:
+                retired = self.client.sync(scheduler.retire_workers, workers=[victim.address],
+                                           close_workers=True,
+                                           callback_timeout=max(self.land_timeout, 10.0))
+                if victim.address in retired:
+                    return Landing("retire", victim.address, victim.pid, "scheduler", fired,
+                                   time.time())
+                known = self.client.run_on_scheduler(
+                    scheduler_calls.worker_name, victim.address,
+                    callback_timeout=scheduler_calls.CALL_TIMEOUT) is not None
+            except Exception as error:  # a failed fault is recorded, not raised
+                return Landing("retire", victim.address, victim.pid, "scheduler", fired, None,
+                               f"retire_workers failed: {type(error).__name__}: {error}")
+            if not known or time.monotonic() >= deadline:
+                why = ("it was gone before Dask retired it" if not known else
+                       "Dask did not retire it: no other worker could take the data only it "
+                       f"held, asked for {self.land_timeout:g} s")
+                return Landing("retire", victim.address, victim.pid, "scheduler", fired, None,
+                               why)
+            time.sleep(RETIRE_AGAIN)
+
+    def retire_holding_open(self, victim: Victim, keys: Sequence[str], patience: float
+                            ) -> tuple[Landing, list[str]]:
+        """Retire `victim` held open until its steps `keys` are done (a lockstep
+        replay's: `chaos.harness.replay_landing`): first without closing it, then, once none of
+        them is still processing there or `patience` has passed, as usual, which moves
+        their results too. The landing, and the keys still processing then.
+
+        Dask ends a retirement once every key its victim holds has another copy; a step
+        still running there then is lost and runs again elsewhere."""
+        fired = time.time()
         try:
-            self.client.sync(scheduler.retire_workers, workers=[victim.address],
-                             close_workers=True, callback_timeout=max(self.land_timeout, 10.0))
-        except Exception as error:  # a failed fault is recorded, not raised
-            return Landing("retire", victim.address, victim.pid, "scheduler", fired, None,
-                           f"retire_workers failed: {type(error).__name__}: {error}")
-        return Landing("retire", victim.address, victim.pid, "scheduler", fired, time.time())
+            running: list[str] = self.client.run_on_scheduler(
+                scheduler_calls.retire_holding_open, victim.address, list(keys), patience,
+                callback_timeout=max(self.land_timeout, 10.0) + patience)
+        except Exception as error:
+            return (Landing("retire", victim.address, victim.pid, "scheduler", fired, None,
+                            f"retire_workers failed: {type(error).__name__}: {error}"),
+                    list(keys))
+        return self._retire(victim, fired), running
 
     # ------------------------------------------------------------------ mechanisms
 

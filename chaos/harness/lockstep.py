@@ -25,12 +25,15 @@ So a lockstep replay keeps to its original eleven ways:
   reached the worker before the scheduler noticed it was gone) is held until the client
   makes that scatter here too, and meets it again (`chaos.harness.scatter_race`), and
   its victim is stopped for that only once the graceful shutdowns that landed before
-  the kill there have landed here (`landed_first`: a retirement's keys reach it);
+  the kill there have landed here (`landed_first`: a retirement's keys reach it); a
+  graceful shutdown such a scatter met lands once the client has made it
+  (`shutdown_met_in_scatter`);
 - a probe held for a graceful shutdown not due yet is let go at once, as the original
   let it go as soon as it decided the shutdown (`Coordinator._let_go_before_turn`);
 - a result that raced its worker's death reaches the client, or dies, as it did in the
   original, and a step an abrupt kill cut short there is still running when it lands
-  (`chaos.harness.death_race`);
+  (`chaos.harness.death_race`), and a retirement is held open for the steps its
+  original's victim finished as it retired (`chaos.harness.replay_landing`);
 - each scattered input goes to the worker its original's went to, and a kill lands
   only once the inputs its original put on the victim are there
   (`chaos.harness.placement`);
@@ -74,7 +77,7 @@ from chaos.harness.replay_order import (
     landmark_of,
 )
 from chaos.harness.replay_places import Places
-from chaos.harness.scatter_race import ScatterRace
+from chaos.harness.scatter_race import SCATTER_SENT, ScatterRace
 from chaos.harness.start_order import priority as start_priority
 from chaos.history import HistoryWriter
 from chaos.probes.turns import (
@@ -116,6 +119,7 @@ class Lockstep:
                          for fault_id in (*order.fault_turns, *order.death_races.lost.values())}
         self._fetches: Counter[tuple[Any, tuple[int, ...], Any]] = Counter()  # by step
         self._scatters = 0  # `scatter` events so far
+        self._scattered_at = 0.0  # when the last was written (monotonic)
         self._scattered: Counter[Step] = Counter()  # scatters about to be made, by step
         self._placed: Counter[Step] = Counter()  # scatters made, by step
         self._submitting: Counter[Step] = Counter()  # submits about to be made, by step
@@ -168,6 +172,7 @@ class Lockstep:
         if event["type"] == "scatter":
             with self._lock:
                 self._scatters += 1
+                self._scattered_at = time.monotonic()
                 nth = self._scatters
             for race in self._races.values() if not _on_event_loop() else ():
                 race.client_at(nth)  # a held kill's victim is stopped before it goes on
@@ -279,14 +284,16 @@ class Lockstep:
         """Wait until the client has taken each result of the victim that it had taken
         in the original after fault `fault_id` fired (the result won the race against
         the death there), has submitted the step whose scatter beat the kill there, and
-        has put on the victim the inputs its original had, and until the results done on
-        a graceful shutdown's victim just before it fired there are done here, for up to
+        has put on the victim the inputs its original had, and has made the scatter a
+        graceful shutdown met there, and until the results done on a graceful
+        shutdown's victim just before it fired there are done here, for up to
         `patience` seconds. Not on an event loop's thread."""
         racing = self.order.death_races.taken.get(fault_id, ())
         done_first = self.order.death_races.before_shutdown.get(fault_id, ())
         beaten = self.order.scatters_beaten.get(fault_id)
         inputs = self.order.placed_on_victims.get(fault_id, ())
-        if racing or beaten or inputs:  # the client is not held for the firing: it has work
+        met = self.order.shutdown_met_in_scatter.get(fault_id)
+        if racing or beaten or inputs or met:  # the client is not held for the firing: it has work
             self.fired(fault_id)
         deadline = time.monotonic() + self.patience
         while True:
@@ -302,6 +309,9 @@ class Lockstep:
                             if self._placed[(task_id, index, step)] < nth]
                 missing += [["done", r[0], list(r[1]), r[2], r[3]] for r in done_first
                             if self.board is not None and not marked_done(self.board, r)]
+                if met is not None and (self._scatters < met
+                                        or time.monotonic() - self._scattered_at < SCATTER_SENT):
+                    missing.append(["scatter", met])
                 if not missing or self._stopped:
                     return
             if time.monotonic() >= deadline:

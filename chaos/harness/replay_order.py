@@ -40,7 +40,13 @@ from chaos.harness.result_order import (
     scatter_waits,
 )
 from chaos.harness.retire_moves import Role, retire_destinations
-from chaos.harness.scatter_race import Meeting, landed_first, met_in_scatter, scatters_beaten
+from chaos.harness.scatter_race import (
+    Meeting,
+    landed_first,
+    met_in_scatter,
+    scatters_beaten,
+    shutdown_met_in_scatter,
+)
 from chaos.harness.start_order import Submission, rerun_priorities, start_ranks
 from chaos.harness.steal_order import ThawSteal, stealing_in_replay, steals_at_thaw
 
@@ -107,6 +113,9 @@ class ReplayOrder:
     # whether the replay runs Dask's stealer, and the steals it asks at thaws itself
     stealing: bool  # `chaos.harness.steal_order`
     steals_at_thaw: tuple[ThawSteal, ...]
+    # a graceful shutdown that fired while the client's last scatter was under way ->
+    # that scatter's ordinal (`chaos.harness.scatter_race`)
+    shutdown_met_in_scatter: Mapping[str, int]
 
     @classmethod
     def of(cls, history: Sequence[Mapping[str, Any]]) -> ReplayOrder:
@@ -159,7 +168,7 @@ class ReplayOrder:
                    placements(placed, first), placed_on_victims(history, placed),
                    start_ranks(history), rerun_priorities(history), queued_behind(history, done),
                    landed_first(history, meetings), stealing_in_replay(history, thaw_steals),
-                   thaw_steals)
+                   thaw_steals, shutdown_met_in_scatter(history))
 
 
 def _shared_turns(faults: Sequence[Mapping[str, Any]], turns: Mapping[str, int]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 
+from chaos.harness.death_race import numbered
 from chaos.harness.replay_order import ReplayOrder, first_workers
 from chaos.harness.retire_moves import Role
 from chaos.harness.steal_order import ThawSteal, submitted_key
@@ -63,6 +64,18 @@ class Places:
                 for submission in priorities}
         return {key: priorities[submission]
                 for submission, key in keys.items() if key is not None}
+
+    def held_open(self, fault_id: str) -> list[str]:
+        """The keys of the steps that retirement `fault_id` is held open for here: those
+        whose results its original's victim finished as it retired, and it moved
+        (`DeathRaces.moved_late`): each step's latest submission."""
+        late = {result[:3] for result in self.order.death_races.moved_late.get(fault_id, ())}
+        if not late or self._history is None:
+            return []
+        keys = {step: str(event["key"])
+                for event, step, _ in numbered(self._history.events, "submit")
+                if step in late and event.get("key")}
+        return sorted(keys.values())
 
     def steals_before_thaw(self, address: str) -> list[tuple[str, str]]:
         """The steals to ask of `address` as its freeze ends, as the original's stealer

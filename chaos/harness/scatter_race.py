@@ -37,6 +37,8 @@ from chaos.spec import ABRUPT_KINDS, GRACEFUL_KINDS
 # From the client's scatter call to its data reaching the stopped victim: the scheduler
 # picks a worker and sends in a few ms; the victim waits, stopped and unnoticed.
 SCATTER_IN_FLIGHT = 0.05
+# From the client's scatter call to the scheduler's sending its data to a worker.
+SCATTER_SENT = 0.01
 
 
 class Meeting(NamedTuple):
@@ -52,12 +54,10 @@ def met_in_scatter(history: Sequence[Mapping[str, Any]]) -> dict[str, Meeting]:
     before the scheduler noticed it, ending the run with CommClosedError: the last kill
     noticed after that scatter began (fired before it, or while it was on its way), by
     its fault id."""
-    scatters = [event for event in history if event["type"] == "scatter"]
-    ends = [event for event in history if event["type"] == "run-end"]
-    error = str(ends[-1].get("error") or "") if ends else ""
-    if not scatters or not error.startswith("CommClosedError") or "scatter" not in error:
+    failed = _failed_scatter(history)
+    if failed is None:
         return {}
-    made, ended = float(scatters[-1]["time"]), float(ends[-1]["time"])
+    made, ended, nth = failed
     racing = [event for event in history if event["type"] == "fault"
               and event.get("kind") in ABRUPT_KINDS
               and fired_at(event) <= ended
@@ -67,7 +67,37 @@ def met_in_scatter(history: Sequence[Mapping[str, Any]]) -> dict[str, Meeting]:
     kill = racing[-1]
     fired = fired_at(kill) <= made
     died = float(kill.get("landed_at") or "inf") <= made
-    return {str(kill["fault_id"]): Meeting(len(scatters), fired, died)}
+    return {str(kill["fault_id"]): Meeting(nth, fired, died)}
+
+
+def shutdown_met_in_scatter(history: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """The graceful shutdown (at most one) that fired while the client's last scatter
+    was under way, ending the run with CommClosedError, where no kill did: by its fault
+    id, that scatter's ordinal. A replay lands it only once the client has made that
+    scatter here, and the scatter has had SCATTER_SENT to reach the scheduler
+    (`Lockstep.before_landing`). Else the client, held for the shutdown at its last
+    landmark before it fired there, made the scatter as it fired, and the scatter met
+    the shutdown or not as the milliseconds fell (nightly --seed 2525's `s008`: in 1 of
+    10 replays the retirement's victim was leaving before the scatter came, which went
+    to another worker, and three outputs the original lost were delivered)."""
+    failed = _failed_scatter(history)
+    if failed is None or met_in_scatter(history):
+        return {}
+    made, ended, nth = failed
+    shutdowns = [event for event in history if event["type"] == "fault"
+                 and event.get("kind") in GRACEFUL_KINDS and made < fired_at(event) <= ended]
+    return {str(shutdowns[-1]["fault_id"]): nth} if shutdowns else {}
+
+
+def _failed_scatter(history: Sequence[Mapping[str, Any]]) -> tuple[float, float, int] | None:
+    """The client's last scatter, when the run ended with CommClosedError in a scatter:
+    when it was made, when the run ended, and its ordinal among the scatters."""
+    scatters = [event for event in history if event["type"] == "scatter"]
+    ends = [event for event in history if event["type"] == "run-end"]
+    error = str(ends[-1].get("error") or "") if ends else ""
+    if not scatters or not error.startswith("CommClosedError") or "scatter" not in error:
+        return None
+    return float(scatters[-1]["time"]), float(ends[-1]["time"]), len(scatters)
 
 
 def landed_first(history: Sequence[Mapping[str, Any]], meetings: Mapping[str, Meeting]

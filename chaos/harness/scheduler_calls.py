@@ -8,6 +8,7 @@ until the run's timeout.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -88,6 +89,25 @@ def forget_left_over_retirements(dask_scheduler: Any) -> None:
         if (isinstance(policy, RetireWorker) and worker is not None
                 and worker.status != Status.closing_gracefully):
             amm.policies.discard(policy)
+
+
+async def retire_holding_open(address: str, keys: list[str], patience: float,
+                              dask_scheduler: Any = None) -> list[str]:
+    """The first half of a retirement held open (`Inflictor.retire_holding_open`):
+    retire `address` without closing it (Dask moves the data only it holds, and gives
+    it no new step), then wait up to `patience` seconds while any of `keys` is still
+    processing there. The keys that still were."""
+    await dask_scheduler.retire_workers(workers=[address], close_workers=False, remove=False)
+
+    def running_there() -> list[str]:
+        tasks = (dask_scheduler.tasks.get(key) for key in keys)
+        return [ts.key for ts in tasks if ts is not None and ts.state == "processing"
+                and ts.processing_on is not None and ts.processing_on.address == address]
+
+    deadline = time.monotonic() + patience
+    while (waiting := running_there()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.002)
+    return waiting
 
 
 def dependency_holders(key: str, dask_scheduler: Any = None) -> list[str]:

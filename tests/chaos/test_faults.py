@@ -90,3 +90,60 @@ def test_a_fault_through_a_nanny_reaches_the_worker_it_has_just_restarted(harnes
 
     assert landing.error is None, landing.error
     assert landing.landed_at - landing.fired_at < 2.0
+
+
+def _set_status(status: str, dask_worker=None) -> None:
+    from distributed.core import Status
+
+    dask_worker.status = Status[status]
+
+
+def _statuses(dask_scheduler=None) -> dict[str, str]:
+    return {address: ws.status.name for address, ws in dask_scheduler.workers.items()}
+
+
+@pytest.mark.parametrize("comes_back", [False, True], ids=["none-comes", "one-comes-back"])
+def test_a_retirement_dask_gives_up_for_want_of_a_recipient_is_asked_again(harness, comes_back):
+    """Dask's retirement gives up when no other worker can take the victim's unique
+    data (every other one is leaving): `retire_workers` returns without the victim,
+    which goes back to running. The harness counted that as landed, and a run with such
+    a retirement as one that suffered it. It now asks again, as an autoscaler does:
+    the retirement lands once a worker can take the data, and otherwise, at its bound,
+    the fault did not land."""
+    import threading
+    import time
+
+    from chaos.harness import Inflictor
+
+    harness.settle()
+    victim, *others = sorted(harness.refresh().workers.values(), key=lambda v: v.address)
+    [future] = harness.client.scatter([b"only here"], workers=[victim.address])
+    harness.client.run(_set_status, "closing_gracefully", workers=[o.address for o in others])
+    back = threading.Timer(0.3, lambda: harness.client.run(_set_status, "running",
+                                                           workers=[others[0].address]))
+    try:
+        deadline = time.monotonic() + 5
+        while {harness.client.run_on_scheduler(_statuses)[o.address] for o in others} != {
+                "closing_gracefully"}:
+            assert time.monotonic() < deadline, "the scheduler never saw the others leaving"
+            time.sleep(0.01)
+        if comes_back:
+            back.start()
+        asked = time.monotonic()
+        landing = Inflictor(harness.client, land_timeout=2.0 if comes_back else 0.5).inflict(
+            "retire", victim)
+        waited = time.monotonic() - asked
+    finally:
+        back.cancel()
+        if back.is_alive():
+            back.join(2)
+        harness.client.run(_set_status, "running", workers=[o.address for o in others])
+    if comes_back:
+        assert landing.error is None and 0.3 <= waited < 2.0, (landing, waited)
+        assert harness.client.who_has(future)[future.key] == (others[0].address,)  # moved
+    else:
+        assert waited >= 0.5 and landing.landed_at is None
+        assert landing.error is not None and "no other worker" in landing.error, landing.error
+        assert harness.client.who_has(future)[future.key] == (victim.address,)  # not retired
+    future.release()
+    harness.settle(timeout=30)
