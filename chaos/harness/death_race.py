@@ -38,12 +38,15 @@ each race's outcome:
   there, not yet in every replay, which lost one output fewer). One done there as it
   shut down that never reached the scheduler (it ran again) waits, as one a nanny's
   close cut short, until its worker closes its stream (`_never_reached`). And one done
-  on a retirement's victim as it retired, that the retirement moved, holds the
-  retirement open until it is done here (`moved_late`, `chaos.harness.replay_landing`): Dask ends
-  a retirement once every key its victim holds has another copy, and a replay whose
-  moves were made ahead of it (`chaos.harness.retire_moves`) ended it before the step
-  was done, which then ran again elsewhere (nightly --seed 2525's `s008`: t2's step 0,
-  done 8 ms after the retirement fired in the original, cut short in every replay).
+  on a retirement's victim as it retired, that reached the scheduler, holds the
+  retirement open until it is done here (`moved_late`, `lost_late`;
+  `chaos.harness.replay_landing`): Dask ends a retirement once every key its victim
+  holds has another copy, and a replay whose moves were made ahead of it
+  (`chaos.harness.retire_moves`) ended it before the step was done, which then ran
+  again elsewhere (nightly --seed 2525's `s008`: t2's step 0, done 8 ms after the
+  retirement fired in the original, cut short in every replay). Where the victim's
+  removal lost it (done after Dask's last look at the victim: nightly --seed 8642's
+  `s011`), the held retirement ends by removing its victim, which loses it again.
 
 A result of a step with several attempts is matched by its ordinal among that step's
 results: the n-th done, taken (or not) as the n-th.
@@ -85,8 +88,8 @@ class DeathRaces:
     those of the steps a nanny's close cut short (and of those a graceful shutdown's
     victim finished as it shut down, never reaching the scheduler); and the results done
     on a graceful shutdown's victim just before it fired, by fault id, and the others
-    done there as it shut down, with their fault; and of those, the ones a retirement
-    moved, by fault id."""
+    done there as it shut down, with their fault; and of those, by fault id, the ones
+    a retirement moved, and the ones its victim's removal lost."""
 
     taken: Mapping[str, tuple[Result, ...]]
     lost: Mapping[Result, str]
@@ -95,6 +98,7 @@ class DeathRaces:
     before_shutdown: Mapping[str, tuple[Result, ...]]
     after_shutdown: Mapping[Result, str]
     moved_late: Mapping[str, tuple[Result, ...]]
+    lost_late: Mapping[str, tuple[Result, ...]]
 
 
 def results_done(history: Sequence[Mapping[str, Any]]) -> list[Done]:
@@ -170,7 +174,7 @@ def death_races(history: Sequence[Mapping[str, Any]],
     return DeathRaces({f: results for f, results in won.items() if results}, lost,
                       _cut_short(history, done, abrupt),
                       {**_cut_short(history, done, closes), **unreached}, before, reached,
-                      _moved_late(history, reached, lost_in_removal))
+                      *_retired_late(history, reached, lost_in_removal))
 
 
 def _around_shutdowns(history: Sequence[Mapping[str, Any]], done: Sequence[Done]
@@ -230,19 +234,22 @@ def _never_reached(history: Sequence[Mapping[str, Any]], done: Sequence[Done],
             and any(step == d.result[:3] and at > d.at for step, at in starts)}
 
 
-def _moved_late(history: Sequence[Mapping[str, Any]], reached: Mapping[Result, str],
-                lost_in_removal: set[Result]) -> dict[str, tuple[Result, ...]]:
+def _retired_late(history: Sequence[Mapping[str, Any]], reached: Mapping[Result, str],
+                  lost_in_removal: set[Result]
+                  ) -> tuple[dict[str, tuple[Result, ...]], dict[str, tuple[Result, ...]]]:
     """Of the results done on a graceful shutdown's victim as it shut down that reached
-    the scheduler (`reached`), those of a retirement that its victim's removal did not
-    lose (the retirement moved them), by fault id. (One it lost was done after Dask's
-    last look at the victim: a race of Dask's own, which a replay does not hold open.)"""
+    the scheduler (`reached`), those of a retirement: the ones it moved, and the ones
+    its victim's removal lost (done after Dask's last look at the victim), each by
+    fault id."""
     retirements = {str(event["fault_id"]) for event in history
                    if event["type"] == "fault" and event.get("kind") == "retire"}
     moved: dict[str, tuple[Result, ...]] = {}
+    lost: dict[str, tuple[Result, ...]] = {}
     for result, fault_id in reached.items():
-        if fault_id in retirements and result not in lost_in_removal:
-            moved[fault_id] = (*moved.get(fault_id, ()), result)
-    return moved
+        if fault_id in retirements:
+            late = lost if result in lost_in_removal else moved
+            late[fault_id] = (*late.get(fault_id, ()), result)
+    return moved, lost
 
 
 def _cut_short(history: Sequence[Mapping[str, Any]], done: Sequence[Done],

@@ -271,12 +271,13 @@ class Inflictor:
                                why)
             time.sleep(RETIRE_AGAIN)
 
-    def retire_holding_open(self, victim: Victim, keys: Sequence[str], patience: float
-                            ) -> tuple[Landing, list[str]]:
+    def retire_holding_open(self, victim: Victim, keys: Sequence[str], patience: float, *,
+                            lose: bool = False) -> tuple[Landing, list[str]]:
         """Retire `victim` held open until its steps `keys` are done (a lockstep
-        replay's: `chaos.harness.replay_landing`): first without closing it, then, once none of
-        them is still processing there or `patience` has passed, as usual, which moves
-        their results too. The landing, and the keys still processing then.
+        replay's: `chaos.harness.replay_landing`): first without closing it, then, once
+        none of them is still processing there or `patience` has passed, as usual, which
+        moves their results too; or, with `lose`, by removing it, which loses them. The
+        landing, and the keys still processing then.
 
         Dask ends a retirement once every key its victim holds has another copy; a step
         still running there then is lost and runs again elsewhere."""
@@ -285,10 +286,16 @@ class Inflictor:
             running: list[str] = self.client.run_on_scheduler(
                 scheduler_calls.retire_holding_open, victim.address, list(keys), patience,
                 callback_timeout=max(self.land_timeout, 10.0) + patience)
+            if lose:
+                self.client.run_on_scheduler(scheduler_calls.remove_retired, victim.address,
+                                             callback_timeout=max(self.land_timeout, 10.0))
         except Exception as error:
             return (Landing("retire", victim.address, victim.pid, "scheduler", fired, None,
                             f"retire_workers failed: {type(error).__name__}: {error}"),
                     list(keys))
+        if lose:
+            return Landing("retire", victim.address, victim.pid, "scheduler", fired,
+                           time.time()), running
         return self._retire(victim, fired), running
 
     # ------------------------------------------------------------------ mechanisms

@@ -8,7 +8,9 @@ a worker goes through the `Inflictor`, as every fault does:
   short on its victim are ranked where they started again in the original
   (`chaos.harness.start_order`);
 - a retirement is held open until the steps its original's victim finished as it
-  retired, and it moved, are done here (`chaos.harness.death_race`'s `moved_late`).
+  retired, whose results reached the scheduler, are done here; then it moves them, or
+  removes its victim and loses them, as the original's did (`chaos.harness.death_race`'s
+  `moved_late`, `lost_late`).
 """
 
 from __future__ import annotations
@@ -45,16 +47,18 @@ class ReplayLanding:
             return {"reranked": []}
 
     def retire(self, fault_id: str, victim: Victim) -> tuple[Landing, dict[str, Any]] | None:
-        """Retirement `fault_id` held open until the steps `Places.held_open` names
-        are done on `victim`, and the fault event's `held_open` (their keys); None when
-        it holds none open."""
-        keys = self.lockstep.places.held_open(fault_id)
+        """Retirement `fault_id` held open until the steps `Places.held_open` names are
+        done on `victim`, and the fault event's `held_open` (their keys, and whether
+        the retirement ended by removing its victim: `lost`); None when it holds none
+        open."""
+        keys, lose = self.lockstep.places.held_open(fault_id)
         if not keys:
             return None
         patience = self.lockstep.patience
-        landing, running = self.inflictor.retire_holding_open(victim, keys, patience)
+        landing, running = self.inflictor.retire_holding_open(victim, keys, patience,
+                                                              lose=lose)
         if running:
             self.history.emit("lockstep-diverged", waiting=f"fault {fault_id}'s steps",
                               missing=[["processing", key] for key in running],
                               patience=patience)
-        return landing, {"held_open": keys}
+        return landing, {"held_open": {"keys": keys, "lost": lose}}

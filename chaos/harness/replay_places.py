@@ -65,17 +65,21 @@ class Places:
         return {key: priorities[submission]
                 for submission, key in keys.items() if key is not None}
 
-    def held_open(self, fault_id: str) -> list[str]:
-        """The keys of the steps that retirement `fault_id` is held open for here: those
-        whose results its original's victim finished as it retired, and it moved
-        (`DeathRaces.moved_late`): each step's latest submission."""
-        late = {result[:3] for result in self.order.death_races.moved_late.get(fault_id, ())}
+    def held_open(self, fault_id: str) -> tuple[list[str], bool]:
+        """The keys of the steps that retirement `fault_id` is held open for here (each
+        step's latest submission): those whose results its original's victim finished
+        as it retired, and that reached the scheduler (`DeathRaces.moved_late`,
+        `lost_late`); and whether its victim's removal lost them all there, and should
+        here (else the retirement moves them)."""
+        races = self.order.death_races
+        moved, lost = races.moved_late.get(fault_id, ()), races.lost_late.get(fault_id, ())
+        late = {result[:3] for result in (*moved, *lost)}
         if not late or self._history is None:
-            return []
+            return [], False
         keys = {step: str(event["key"])
                 for event, step, _ in numbered(self._history.events, "submit")
                 if step in late and event.get("key")}
-        return sorted(keys.values())
+        return sorted(keys.values()), not moved
 
     def steals_before_thaw(self, address: str) -> list[tuple[str, str]]:
         """The steals to ask of `address` as its freeze ends, as the original's stealer

@@ -110,6 +110,15 @@ async def retire_holding_open(address: str, keys: list[str], patience: float,
     return waiting
 
 
+async def remove_retired(address: str, dask_scheduler: Any = None) -> None:
+    """The end of a retirement held open whose original lost what its victim finished
+    as it retired (`Inflictor.retire_holding_open`): remove and close it, as Dask's
+    retirement does once it has moved what it saw, without another look."""
+    if address in dask_scheduler.workers:
+        await dask_scheduler.remove_worker(address, expected=True, close=True,
+                                           stimulus_id=f"chaos-retired-{time.time()}")
+
+
 def dependency_holders(key: str, dask_scheduler: Any = None) -> list[str]:
     task = dask_scheduler.tasks.get(key)
     if task is None:

@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from chaos.campaign import replay_runs
 from chaos.harness import Inflictor
 from chaos.harness.lockstep import Lockstep
@@ -25,11 +27,12 @@ from tests.checker.histories import HistoryBuilder
 SCATTER_CLOSED = "CommClosedError: in <TCP (closed) ConnectionPool.scatter local=a remote=b>"
 
 
-def retiring_as_steps_end(kind: str = "retire") -> list[dict]:
+def retiring_as_steps_end(kind: str = "retire", lost: tuple[str, ...] = ("t1",)) -> list[dict]:
     """A shutdown (`kind`) of worker 0 fires as t0, t1 and t2 run there (one thread a
     worker is not what a history checks). t0 is done and moved; t1 is done and lost in
-    the removal; t2 is done, never reaches the scheduler, and runs again elsewhere.
-    t3 is done on worker 1, which no shutdown hit."""
+    the removal (and so is each other one of `lost`); t2 is done, never reaches the
+    scheduler, and runs again elsewhere. t3 is done on worker 1, which no shutdown
+    hit."""
     history = HistoryBuilder("dask-raw", workers=2)
     for task in ("t0", "t1", "t2", "t3"):
         history.submit(task)
@@ -42,18 +45,20 @@ def retiring_as_steps_end(kind: str = "retire") -> list[dict]:
     history.wait(0.05)
     key = {e["execution"]: e["key"] for e in history.events if e["type"] == "invoke"}
     history.emit("worker-removed", worker=history.workers[0],
-                 lost_computed_keys=[key[runs["t1"]]])
+                 lost_computed_keys=[key[runs[task]] for task in lost])
     history.execute("t1", worker=1)
     history.execute("t2", worker=1)
     history.end()
     return history.events
 
 
-def test_a_retirement_is_held_open_for_the_results_it_moved_as_it_retired():
+def test_a_retirement_is_held_open_for_the_results_that_reached_the_scheduler_as_it_retired():
     races = ReplayOrder.of(retiring_as_steps_end()).death_races
     assert races.moved_late == {"f0": (("t0", (), 0, 1),)}
+    assert races.lost_late == {"f0": (("t1", (), 0, 1),)}  # lost in the removal
     # A nanny's close moves nothing: its late results wait as before.
-    assert ReplayOrder.of(retiring_as_steps_end("nanny-close")).death_races.moved_late == {}
+    closed = ReplayOrder.of(retiring_as_steps_end("nanny-close")).death_races
+    assert (closed.moved_late, closed.lost_late) == ({}, {})
 
 
 def test_the_replay_holds_it_open_for_its_own_keys_of_those_steps():
@@ -63,11 +68,20 @@ def test_the_replay_holds_it_open_for_its_own_keys_of_those_steps():
     writer.emit("run-start", workers=[{"address": "tcp://h:1", "pid": 1}])
     lockstep.start(writer)
     try:
-        assert lockstep.places.held_open("f0") == []  # t0 not submitted here yet
+        assert lockstep.places.held_open("f0") == ([], False)  # not submitted here yet
         writer.emit("submit", task_id="t0", index=[], step=0, key="here-t0")
         writer.emit("submit", task_id="t1", index=[], step=0, key="here-t1")
-        assert lockstep.places.held_open("f0") == ["here-t0"]
-        assert lockstep.places.held_open("f1") == []
+        writer.emit("submit", task_id="t2", index=[], step=0, key="here-t2")
+        # t0's result was moved, t1's lost: moved, as the one the original kept.
+        assert lockstep.places.held_open("f0") == (["here-t0", "here-t1"], False)
+        assert lockstep.places.held_open("f1") == ([], False)
+    finally:
+        lockstep.stop()
+    lockstep = Lockstep(ReplayOrder.of(retiring_as_steps_end(lost=("t0", "t1"))),
+                        shared_board=False)
+    lockstep.start(writer)
+    try:  # both lost in the removal: the retirement ends by removing its victim
+        assert lockstep.places.held_open("f0") == (["here-t0", "here-t1"], True)
     finally:
         lockstep.stop()
 
@@ -81,30 +95,36 @@ def _sleep_and_say(path: str, seconds: float) -> str:
     return "done"
 
 
+@pytest.mark.parametrize("lose", [False, True], ids=["moved", "lost"])
 def test_a_retirement_held_open_lets_the_step_its_victim_runs_finish_there(harness,
-                                                                          tmp_path: Path):
+                                                                          tmp_path: Path,
+                                                                          lose: bool):
     """On the harness cluster: a retirement fired 0.2 s into a 0.4 s step on its victim
-    ends only once the step is done, and moves its result; the step runs once. A plain
-    retirement ends at once, and Dask runs the step again elsewhere."""
+    ends only once the step is done there; then it moves its result, and the step runs
+    once; or, as one whose original lost that result, removes its victim, and Dask runs
+    the step again elsewhere. A plain retirement ends at once, and Dask runs the step
+    again elsewhere before it is done."""
     harness.settle(timeout=30)
     victim = sorted(harness.refresh().workers.values(), key=lambda v: v.address)[0]
     ran = tmp_path / "ran"
     future = harness.client.submit(_sleep_and_say, str(ran), 0.4, workers=[victim.address],
-                                   pure=False)
+                                   allow_other_workers=lose, pure=False)
     deadline = time.monotonic() + 10
     while not harness.client.processing().get(victim.address):
         assert time.monotonic() < deadline, "the step never started on its worker"
         time.sleep(0.01)
     time.sleep(0.2)
-    landing, running = Inflictor(harness.client).retire_holding_open(victim, [future.key],
-                                                                     patience=5.0)
+    landing, running = Inflictor(harness.client).retire_holding_open(
+        victim, [future.key], patience=5.0, lose=lose)
     try:
         assert landing.error is None and landing.landed_at is not None, landing.error
         assert running == []
         assert future.result(timeout=10) == "done"
-        assert ran.read_text().splitlines() == [victim.address]  # once, on the victim
+        runs = ran.read_text().splitlines()
+        assert runs[0] == victim.address  # done there first
         holders = harness.client.who_has(future)[future.key]
-        assert holders and victim.address not in holders  # moved as it retired
+        assert holders and victim.address not in holders  # moved, or made again
+        assert len(runs) == (2 if lose else 1), runs
     finally:
         future.release()
         harness.settle(timeout=30)
@@ -199,7 +219,7 @@ def test_nightly_2525_s008_replays_with_its_retirement_held_open(harness, tmp_pa
     for replay in sorted((tmp_path / "replays" / "s008-dask-raw-scatter").iterdir()):
         history = read_history(replay / HISTORY_FILE)
         [retired] = [e for e in history if e["type"] == "fault" and e["fault_id"] == "f1"]
-        assert len(retired.get("held_open") or ()) == 1, retired
+        assert len(retired["held_open"]["keys"]) == 1 and not retired["held_open"]["lost"]
         runs_of_t2 = [e["worker"] for e in history
                       if e["type"] == "invoke" and (e["task_id"], e["step"]) == ("t2", 0)]
         assert runs_of_t2 == [retired["worker"]]
