@@ -50,9 +50,9 @@ class Places:
     def retire_recipients(self, fault_id: str) -> dict[Role, str]:
         """Where retirement `fault_id`'s keys go here: the workers in the places of those
         its original's went to, by role (`chaos.harness.retire_moves`)."""
-        return {role: self.workers[place]
+        return {role: worker
                 for role, place in self.order.retire_moves.get(fault_id, {}).items()
-                if place < len(self.workers)}
+                if (worker := self.worker(place)) is not None}
 
     def reruns(self, fault_id: str) -> dict[str, int]:
         """The Dask priority, by this replay's key, of each step that fault `fault_id`
